@@ -1,0 +1,5 @@
+import sys
+
+from kanva.cli import main
+
+sys.exit(main())

