@@ -1,0 +1,46 @@
+"""The training forward: LM logits only where a label is supervised.
+
+`LlavaForConditionalGeneration.forward(labels=...)` projects every position through `lm_head`
+(batch x seq x vocab floats, ~49k wide for SmolLM2) although only assistant tokens carry a loss.
+We run the Llava base model for hidden states, gather the positions whose next token is supervised,
+and apply `lm_head` there only. Same loss, a fraction of the head's FLOPs and memory.
+
+This is an `nn.Module` (not a function) so accelerate can wrap it whole: DDP/FSDP/DeepSpeed then
+see `lm_head` used inside the root module's forward, as they require.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE = -100
+
+
+class SupervisedLoss(nn.Module):
+    """forward(batch) -> (sum of token cross-entropies, number of supervised tokens)."""
+
+    def __init__(self, llava: nn.Module):
+        super().__init__()
+        self.llava = llava
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.llava.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state[:, :-1]  # position t predicts token t + 1
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        logits = self.llava.lm_head(hidden[keep]).float()  # [n_supervised, vocab]
+        loss_sum = F.cross_entropy(logits, target[keep], reduction="sum")
+        return loss_sum, keep.sum()
