@@ -1,0 +1,273 @@
+"""The FastAPI app: OpenAI chat completions, model list, stats, and the chat page.
+
+Request flow: read the body under `max_request_bytes` -> JSON -> `parse_request` (schema and limits) ->
+model name -> images (decoded in a thread, within byte/pixel limits) -> a `Job` on the `BatchWorker` ->
+events back through an asyncio.Queue, sent as one JSON response or as server-sent events. Every failure is
+an `APIError` rendered in OpenAI's error schema; anything unexpected becomes a 500 for that request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kanva.serve.errors import APIError, limit_error
+from kanva.serve.images import decode_image, load_image_bytes
+from kanva.serve.limits import Limits
+from kanva.serve.schema import ParsedRequest, parse_request
+from kanva.serve.worker import BatchWorker, Event, Job
+
+log = logging.getLogger("kanva.serve")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` (before it is all in memory)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise limit_error("max_request_bytes", limit, int(declared), status=413)
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise limit_error("max_request_bytes", limit, len(buf), status=413)
+    return bytes(buf)
+
+
+async def wait_disconnect(request: Request) -> None:
+    """Return when the client closes the connection (the body has been read: only disconnect is left)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(
+    worker: BatchWorker,
+    model_id: str,
+    limits: Limits | None = None,
+    api_key: str | None = None,
+    allow_remote_images: bool = False,
+) -> FastAPI:
+    """An app serving `worker`'s model as `model_id`. The app starts and stops the worker (lifespan)."""
+    limits = limits or Limits()
+    created = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(worker.stop)
+
+    app = FastAPI(title="Kanva", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, e: APIError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        message = f"{request.method} {request.url.path}: {e.detail}"
+        return JSONResponse(APIError(e.status_code, message, type=kind).body(), status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = APIError(500, f"internal error: {type(e).__name__}", type="server_error")
+        return JSONResponse(err.body(), status_code=500)
+
+    async def check_key(request: Request) -> None:
+        if api_key is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # compare_digest: the time taken must not reveal how much of the key matched
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+            raise APIError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>' (the server was started with --api-key)",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_key)])
+
+    def model_card() -> dict[str, Any]:
+        return {"id": model_id, "object": "model", "created": created, "owned_by": "kanva"}
+
+    @v1.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_card()]}
+
+    @v1.get("/models/{name:path}")
+    async def get_model(name: str) -> dict[str, Any]:
+        if name != model_id:
+            raise unknown_model(name)
+        return model_card()
+
+    @v1.get("/stats")
+    async def stats() -> dict[str, Any]:
+        return worker.snapshot()
+
+    def unknown_model(name: str) -> APIError:
+        return APIError(
+            404,
+            f"model {name!r} does not exist; this server serves {model_id!r} (see GET /v1/models)",
+            type="not_found_error",
+            param="model",
+            code="model_not_found",
+        )
+
+    @v1.post("/chat/completions")
+    async def chat_completions(request: Request) -> Any:
+        body = await read_body(request, limits.max_request_bytes)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
+        req = parse_request(payload, limits)
+        if req.model != model_id:
+            raise unknown_model(req.model)
+        images = []
+        for url, where in req.image_urls:
+            data = await load_image_bytes(url, where, limits, allow_remote_images)
+            images.append(await asyncio.to_thread(decode_image, data, where, limits))
+
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Event] = asyncio.Queue()
+
+        def send(event: Event) -> None:  # called on the worker thread
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        job = Job(
+            images=images,
+            messages=req.messages,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=req.stop,
+            seed=req.seed,
+            send=send,
+        )
+        worker.submit(job)
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        if req.stream:
+            return StreamingResponse(
+                sse(job, events, rid, req),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return await complete(request, job, events, rid, req)
+
+    async def complete(request: Request, job: Job, events: asyncio.Queue[Event], rid: str, req: ParsedRequest) -> Any:
+        """Gather the whole answer; a client that leaves meanwhile cancels the job."""
+        left = asyncio.ensure_future(wait_disconnect(request))
+        pieces: list[str] = []
+        try:
+            while True:
+                get = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait({get, left}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    worker.cancel(job)
+                    return JSONResponse({}, status_code=499)  # nobody is listening
+                event = get.result()
+                if event[0] == "text":
+                    pieces.append(event[1])
+                elif event[0] == "error":
+                    raise event[1]
+                else:
+                    _, reason, prompt_tokens, completion_tokens = event
+                    break
+        finally:
+            left.cancel()
+            if not job.closed:
+                worker.cancel(job)
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model_id,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(pieces)},
+                    "finish_reason": reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
+
+    async def sse(job: Job, events: asyncio.Queue[Event], rid: str, req: ParsedRequest) -> AsyncIterator[str]:
+        """Server-sent events: a role chunk, content chunks, a finish chunk, optional usage, [DONE].
+
+        If the client disconnects, Starlette cancels this generator; `finally` then frees the job's slot.
+        """
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            body = {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_id,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **extra,
+            }
+            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            while True:
+                event = await events.get()
+                if event[0] == "text":
+                    yield chunk({"content": event[1]})
+                elif event[0] == "error":
+                    yield f"data: {json.dumps(event[1].body())}\n\n"
+                    break
+                else:
+                    _, reason, prompt_tokens, completion_tokens = event
+                    yield chunk({}, reason)
+                    if req.include_usage:
+                        body = {
+                            "id": rid,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model_id,
+                            "choices": [],
+                            "usage": usage(prompt_tokens, completion_tokens),
+                        }
+                        yield f"data: {json.dumps(body)}\n\n"
+                    break
+            yield "data: [DONE]\n\n"
+        finally:
+            if not job.closed:
+                worker.cancel(job)
+
+    def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    app.include_router(v1)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def chat_page() -> HTMLResponse:
+        return HTMLResponse(resources.files("kanva.serve").joinpath("static/chat.html").read_text(encoding="utf-8"))
+
+    return app

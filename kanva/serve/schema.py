@@ -1,0 +1,194 @@
+"""The chat-completions request: validation and conversion to what `kanva.infer.Generator` takes.
+
+Parsing is pydantic (types, ranges); the limits and the OpenAI features this server does not have are checked
+here too, so a request fails before any image is decoded or any slot is taken. Messages become
+`{"role", "content": str}` with one `<image>` per image part, at the position of the part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kanva.serve.errors import APIError, limit_error
+from kanva.serve.limits import Limits
+
+IMAGE_TOKEN = "<image>"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageURL(_Strict):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None  # accepted for compatibility; the processor decides
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(_Strict):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # e.g. `name`, `refusal`: carry no meaning for this model
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[Part] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """The subset of OpenAI's request this server honours; other known fields are accepted and ignored
+    where ignoring them cannot change the answer, refused otherwise (see `UNSUPPORTED`)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    seed: int | None = None
+    n: int = 1
+
+
+# Fields whose non-default value asks for something this server does not do: refuse rather than ignore.
+UNSUPPORTED = {
+    "tools": lambda v: bool(v),
+    "functions": lambda v: bool(v),
+    "tool_choice": lambda v: v not in (None, "none"),
+    "logprobs": lambda v: bool(v),
+    "top_logprobs": lambda v: v not in (None, 0),
+    "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
+    "audio": lambda v: v is not None,
+}
+
+
+@dataclass
+class ParsedRequest:
+    """A validated request: messages in Generator form, image URLs still to load, sampling settings."""
+
+    model: str
+    messages: list[dict[str, str]]
+    image_urls: list[tuple[str, str]]  # (url, where) in prompt order
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str]
+    seed: int | None
+    stream: bool
+    include_usage: bool
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a JSON path (`messages[0].content[1].image_url`).
+
+    Pydantic also puts union branch labels in the path (`str`, `list[...]`, a part's `type` tag); those
+    are not fields of the request, so they are left out.
+    """
+    out = ""
+    skip_tag = False
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        if part == "str" or "[" in part:  # a union branch of `content` or `stop`
+            skip_tag = part.startswith("list[tagged-union")
+            continue
+        if skip_tag and out.endswith("]") and part in ("text", "image_url"):
+            skip_tag = False  # the discriminator tag of a content part
+            continue
+        out += ("." if out else "") + part
+    return out
+
+
+def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
+    """Validate a decoded JSON body. Raises APIError(400) naming the field at fault."""
+    if not isinstance(payload, dict):
+        raise APIError(400, f"request body must be a JSON object, got {type(payload).__name__}")
+    try:
+        req = ChatRequest.model_validate(payload)
+    except ValidationError as e:
+        # For a union (content: str | list of parts) the deepest location is the branch the client meant.
+        first = max(e.errors(), key=lambda err: len(err["loc"]))
+        where = _loc(first["loc"]) or "body"
+        more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        raise APIError(400, f"{where}: {first['msg']}{more}", param=where) from None
+
+    for name, bad in UNSUPPORTED.items():
+        if name in payload and bad(payload[name]):
+            raise APIError(400, f"{name}: not supported by this server", param=name, code="unsupported_parameter")
+    if req.n != 1:
+        raise APIError(400, f"n: only n=1 is supported, got {req.n}", param="n", code="unsupported_parameter")
+
+    max_tokens = req.max_completion_tokens or req.max_tokens or limits.default_max_tokens
+    if max_tokens > limits.max_tokens:
+        raise limit_error("max_tokens", limits.max_tokens, max_tokens, param="max_tokens")
+
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    if len(stop) > limits.max_stop:
+        raise limit_error("max_stop", limits.max_stop, len(stop), param="stop")
+    if any(s == "" for s in stop):
+        raise APIError(400, "stop: stop strings must be non-empty", param="stop")
+
+    messages: list[dict[str, str]] = []
+    image_urls: list[tuple[str, str]] = []
+    n_images = sum(
+        isinstance(p, ImagePart) for m in req.messages if isinstance(m.content, list) for p in m.content
+    )
+    if n_images > limits.max_images:  # counted before any image is decoded
+        raise limit_error("max_images", limits.max_images, n_images, param="messages")
+    for i, m in enumerate(req.messages):
+        role = "system" if m.role == "developer" else m.role
+        parts = [TextPart(type="text", text=m.content)] if isinstance(m.content, str) else (m.content or [])
+        pieces: list[str] = []
+        for j, p in enumerate(parts):
+            where = f"messages[{i}].content" + (f"[{j}]" if isinstance(m.content, list) else "")
+            if isinstance(p, TextPart):
+                if IMAGE_TOKEN in p.text:
+                    raise APIError(
+                        400,
+                        f"{where}: text contains {IMAGE_TOKEN!r}, which marks image positions; send images as image_url parts",
+                        param=where,
+                    )
+                pieces.append(p.text)
+            else:
+                if role != "user":
+                    raise APIError(400, f"{where}: images are only accepted in user messages", param=where)
+                image_urls.append((p.image_url.url, where + ".image_url"))
+                pieces.append(IMAGE_TOKEN)
+        if role == "assistant" and not pieces:
+            raise APIError(400, f"messages[{i}].content: assistant message has no content", param=f"messages[{i}]")
+        messages.append({"role": role, "content": "\n".join(pieces)})
+    if messages[-1]["role"] != "user":
+        raise APIError(400, "messages: the last message must be from the user", param="messages")
+
+    return ParsedRequest(
+        model=req.model,
+        messages=messages,
+        image_urls=image_urls,
+        max_tokens=max_tokens,
+        temperature=1.0 if req.temperature is None else req.temperature,  # OpenAI's default
+        top_p=1.0 if req.top_p is None else req.top_p,
+        stop=stop,
+        seed=req.seed,
+        stream=req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+    )
