@@ -1,0 +1,59 @@
+"""Results dict -> the text table `kanva eval score` prints (the JSON holds every number unrounded)."""
+
+from __future__ import annotations
+
+
+def _rows(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{widths[0]}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [title, fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*map(str, r)) for r in rows]
+    return "\n".join(lines)
+
+
+def format_result(r: dict) -> str:
+    b = r["benchmark"]
+    if b == "mme":
+        rows = [
+            (s, f"{v:.2f}", f"{r['details'][s]['acc']:.2f}", f"{r['details'][s]['acc_plus']:.2f}", r["details"][s]["other"])
+            for s, v in r["subtasks"].items()
+        ]
+        rows += [("perception (total)", f"{r['perception']:.2f}", "", "", ""), ("cognition (total)", f"{r['cognition']:.2f}", "", "", "")]
+        out = _rows("MME (points: 100*acc + 100*acc+ per subtask)", rows, ("subtask", "score", "acc", "acc+", "other"))
+    elif b == "pope":
+        rows = [
+            (s, m["n"], m["tp"], m["fp"], m["tn"], m["fn"], f"{m['accuracy']:.5f}", f"{m['precision']:.5f}",
+             f"{m['recall']:.5f}", f"{m['f1']:.5f}", f"{m['yes_ratio']:.5f}")
+            for s, m in r["splits"].items()
+        ]
+        out = _rows("POPE (fractions; positive = yes)", rows, ("split", "n", "TP", "FP", "TN", "FN", "acc", "prec", "recall", "F1", "yes"))
+        out += f"\nmean F1: {r['mean_f1']:.5f}"
+    elif b == "mmbench":
+        rows = [("overall (circular)", f"{r['overall']:.2f}"), ("circ0 (first pass only)", f"{r['circ0']:.2f}")]
+        rows += [(f"l2: {k}", f"{v:.2f}") for k, v in r["l2"].items()]
+        rows += [(f"category: {k}", f"{v:.2f}") for k, v in r["category"].items()]
+        out = _rows(
+            f"MMBench (percent; CircularEval over {r['questions']} questions, {r['rows']} rows)", rows, ("metric", "acc")
+        )
+        out += f"\nfailed extraction: {r['failed_extraction']} answers"
+    elif b == "sqa":
+        rows = [
+            ("IMG accuracy", f"{r['img_accuracy']:.2f}", r["img_questions"]),
+            ("accuracy (all)", f"{r['accuracy']:.2f}", r["questions"]),
+        ]
+        out = _rows(f"ScienceQA (percent, split {r['split']})", rows, ("metric", "acc", "n"))
+        out += f"\nfailed extraction: {r['failed_extraction']} answers"
+    elif b == "llava-bench":
+        header = ("category", "score", *(f"run {i + 1}" for i in range(len(r["runs"]))))
+        rows = [("overall", f"{r['overall']:.2f}", *(f"{x['overall']:.2f}" for x in r["runs"]))]
+        rows += [(c, f"{v:.2f}", *(f"{x['categories'][c]:.2f}" for x in r["runs"])) for c, v in r["categories"].items()]
+        out = _rows(f"LLaVA-Bench (percent of the reference; judge: {r['judge']})", rows, header)
+    else:
+        raise ValueError(b)
+    if "answers" in r:
+        from kanva.eval.answers import Coverage
+
+        out += "\n" + Coverage(**r["answers"]).line()
+    for note in r.get("notes", []):
+        out += f"\nnote: {note}"
+    return out
