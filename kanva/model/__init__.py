@@ -1,0 +1,68 @@
+"""kanva.model: LLaVA assembly on transformers' LlavaForConditionalGeneration, presets, processor.
+
+    from kanva.model import build_preset, load_model
+    build_preset("tiny", "runs/tiny")                 # -> Path of a plain transformers checkpoint
+    model, proc = load_model("runs/tiny")             # proc: KanvaProcessor
+    enc = proc.encode(sample, image_root=..., max_length=2048, template="chat", source="file.json")
+
+Importing this package is cheap (the CLI imports it for `--help`); torch and transformers load on first
+use of the names below (PEP 562 module `__getattr__`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from kanva.data.llava import SampleError
+from kanva.errors import KanvaError
+
+_LAZY = {
+    "build_preset": "kanva.model.build",
+    "build_model": "kanva.model.build",
+    "ModelSpec": "kanva.model.presets",
+    "PRESETS": "kanva.model.presets",
+    "resolve_preset": "kanva.model.presets",
+    "KanvaProcessor": "kanva.model.processor",
+    "Encoded": "kanva.model.processor",
+    "IGNORE": "kanva.model.processor",
+    "prepared_smollm2_dir": "kanva.model.lm",
+}
+
+__all__ = ["load_model", "SampleError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kanva.model' has no attribute {name!r}")
+
+
+def expected_image_tokens(config) -> int:
+    """Image tokens per image that a LlavaConfig's vision tower + feature selection produce."""
+    v = config.vision_config
+    grid = v.image_size // v.patch_size
+    cls = 1 if v.model_type == "clip_vision_model" else 0
+    return grid * grid + cls - (1 if config.vision_feature_select_strategy == "default" else 0)
+
+
+def load_model(model_dir: str | Path, dtype=None, device: str = "cpu"):
+    """(LlavaForConditionalGeneration in eval mode, KanvaProcessor) from a model directory."""
+    import torch
+    from transformers import LlavaForConditionalGeneration
+
+    from kanva.model.processor import KanvaProcessor
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise KanvaError(f"{model_dir}: not a model directory (no config.json); build one with `kanva model build`")
+    proc = KanvaProcessor.from_pretrained(model_dir)
+    try:
+        model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dtype or torch.float32)
+    except (OSError, ValueError) as e:
+        raise KanvaError(f"{model_dir}: cannot load the model ({e})") from None
+    expected = expected_image_tokens(model.config)
+    if proc.num_image_tokens != expected:
+        raise KanvaError(f"{model_dir}: the processor expands <image> to {proc.num_image_tokens} tokens but the "
+                         f"vision tower produces {expected} features per image")
+    return model.to(device).eval(), proc

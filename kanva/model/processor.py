@@ -1,0 +1,255 @@
+"""KanvaProcessor: a LLaVA sample -> token ids, labels and pixel values, by the model's own saved processor.
+
+Wraps the transformers `LlavaProcessor` saved in a model dir (image processor of the vision checkpoint,
+tokenizer with `<image>`, chat template) and adds LLaVA's training rules:
+- images: loaded from the image folder (missing / corrupt files are SampleErrors naming file and id),
+  then LLaVA-1.5 `pad` (pad to a square with the image processor's mean colour, keeping aspect ratio) or
+  `resize` (squash to the model's input size), then the image processor;
+- prompts: rendered with the tokenizer's chat template; each `<image>` becomes exactly
+  `num_image_tokens` image tokens (the number of features the vision tower + projector produce);
+- labels: only assistant turns and their end-of-turn token are supervised. Each assistant turn's
+  characters are found per message -- render messages[:k] with the generation prompt and messages[:k+1];
+  the turn is what lies between, up to its end-of-turn marker -- and mapped to tokens by offsets.
+  Separator lengths are never counted, so any prefix-stable template works;
+- template "plain" (the align stage): image tokens + caption + EOS, caption and EOS supervised;
+- too long: truncating the tail is fine (Encoded.truncated says how many tokens went) unless it would cut
+  an image or leave nothing supervised: then SampleError("too_long").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from kanva.data.llava import IMAGE_TOKEN, SampleError, sample_images, validate_sample
+from kanva.errors import KanvaError
+
+IGNORE = -100  # label of an unsupervised position (PyTorch cross-entropy's ignore_index)
+
+
+@dataclass
+class Encoded:
+    """One encoded sample. `labels[i]` is the target at position i (already aligned with input_ids; the
+    model shifts internally), IGNORE where unsupervised."""
+
+    input_ids: list[int]
+    labels: list[int]
+    pixel_values: torch.Tensor | None  # [n_images, 3, H, W]
+    id: str
+    truncated: int = 0  # tokens cut from the tail to fit max_length
+
+    @property
+    def num_supervised(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """LLaVA-1.5 `pad`: centre the image on a square canvas of its longer side, filled with `background`."""
+    w, h = image.size
+    if w == h:
+        return image
+    side = max(w, h)
+    canvas = Image.new(image.mode, (side, side), background)
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+class KanvaProcessor:
+    """Encodes LLaVA samples (training) and (images, messages) prompts (generation) for one model."""
+
+    def __init__(self, processor, image_aspect_ratio: str = "pad", end_of_turn: str | None = None):
+        if image_aspect_ratio not in ("pad", "resize"):
+            raise KanvaError(f"image_aspect_ratio must be 'pad' or 'resize', got {image_aspect_ratio!r}")
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.image_processor = processor.image_processor
+        self.image_aspect_ratio = image_aspect_ratio
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        if self.image_token_id is None or self.image_token_id == self.tokenizer.unk_token_id:
+            raise KanvaError(f"the tokenizer has no {IMAGE_TOKEN} token")
+        self.end_of_turn = end_of_turn or self.tokenizer.eos_token
+        self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
+        # The model's input size and token count, measured by running the image processor once.
+        probe = self.image_processor(images=[Image.new("RGB", (7, 5))], return_tensors="pt")["pixel_values"]
+        self.image_size: tuple[int, int] = (int(probe.shape[-2]), int(probe.shape[-1]))
+        patch = processor.patch_size
+        n = (self.image_size[0] // patch) * (self.image_size[1] // patch) + processor.num_additional_image_tokens
+        self.num_image_tokens: int = n - (1 if processor.vision_feature_select_strategy == "default" else 0)
+        mean = getattr(self.image_processor, "image_mean", None) or [0.5, 0.5, 0.5]
+        self.pad_color = tuple(int(round(255 * m)) for m in mean)
+        # Does the tokenizer put a BOS in front of plain text? (Llama: yes; GPT-2/SmolLM2: no.)
+        bos = self.tokenizer.bos_token_id
+        self.adds_bos = bos is not None and self.tokenizer("a").input_ids[:1] == [bos]
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> KanvaProcessor:
+        """Load the processor saved in `model_dir`, with kanva.json's settings (defaults if absent)."""
+        from transformers import AutoProcessor
+
+        model_dir = Path(model_dir)
+        record = {}
+        if (model_dir / "kanva.json").is_file():
+            record = json.loads((model_dir / "kanva.json").read_text())
+        try:
+            processor = AutoProcessor.from_pretrained(model_dir)
+        except (OSError, ValueError) as e:
+            raise KanvaError(f"{model_dir}: cannot load the processor ({e})") from None
+        return cls(processor, image_aspect_ratio=record.get("image_aspect_ratio", "pad"),
+                   end_of_turn=record.get("template", {}).get("end_of_turn"))
+
+    # ---- images --------------------------------------------------------------------------------------
+    def load_image(self, path: Path, sample_id: str | None = None, source: str | None = None) -> Image.Image:
+        """Open and fully decode an image as RGB; missing or undecodable files are SampleErrors."""
+        if not path.is_file():
+            raise SampleError("missing_image", f"image {path} does not exist", source=source, sample_id=sample_id)
+        try:
+            with Image.open(path) as im:
+                im.load()  # decode now: a truncated file fails here, not deep inside a batch
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise SampleError("corrupt_image", f"image {path} cannot be decoded ({e})", source=source,
+                              sample_id=sample_id) from None
+
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor | None:
+        """[n, 3, H, W] for the images after `pad` or `resize`; None for no images."""
+        if not images:
+            return None
+        prepared = []
+        for im in images:
+            im = im.convert("RGB")
+            if self.image_aspect_ratio == "pad":
+                im = expand2square(im, self.pad_color)
+            else:
+                im = im.resize((self.image_size[1], self.image_size[0]), Image.Resampling.BICUBIC)
+            prepared.append(im)
+        return self.image_processor(images=prepared, return_tensors="pt")["pixel_values"]
+
+    # ---- text ----------------------------------------------------------------------------------------
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        """The chat template applied to `messages` (role/content dicts), as text."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def _tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+    def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int], int]:
+        """Replace each `<image>` id by num_image_tokens of them (unsupervised); returns the image count."""
+        out_ids: list[int] = []
+        out_labels: list[int] = []
+        n = 0
+        for tok, lab in zip(ids, labels):
+            if tok == self.image_token_id:
+                out_ids.extend([tok] * self.num_image_tokens)
+                out_labels.extend([IGNORE] * self.num_image_tokens)
+                n += 1
+            else:
+                out_ids.append(tok)
+                out_labels.append(lab)
+        return out_ids, out_labels, n
+
+    def _assistant_spans(self, messages: list[dict], full: str) -> list[tuple[int, int]]:
+        """Character spans [start, end) of each assistant turn in `full`, end-of-turn marker included."""
+        spans = []
+        for k, m in enumerate(messages):
+            if m["role"] != "assistant":
+                continue
+            before = self.render(messages[:k], add_generation_prompt=True)
+            upto = self.render(messages[: k + 1], add_generation_prompt=False)
+            if not (upto.startswith(before) and full.startswith(upto)):
+                raise KanvaError("the chat template is not prefix-stable (rendering fewer messages does not give a "
+                                 "prefix); cannot locate assistant turns")
+            end = upto.rfind(self.end_of_turn)
+            if end < len(before):
+                raise KanvaError(f"the chat template does not close assistant turns with {self.end_of_turn!r}")
+            spans.append((len(before), end + len(self.end_of_turn)))
+        return spans
+
+    def _chat_tokens(self, messages: list[dict]) -> tuple[list[int], list[int]]:
+        full = self.render(messages, add_generation_prompt=False)
+        spans = self._assistant_spans(messages, full)
+        ids, offsets = self._tokenize(full)
+        labels = [IGNORE] * len(ids)
+        j = 0  # spans and tokens are both in text order: one sweep
+        for i, (start, end) in enumerate(offsets):
+            while j < len(spans) and spans[j][1] <= start:
+                j += 1
+            if j < len(spans) and start < spans[j][1] and end > spans[j][0]:
+                labels[i] = ids[i]
+        return ids, labels
+
+    def _plain_tokens(self, sample: dict, n_images: int, source: str | None) -> tuple[list[int], list[int]]:
+        conv = sample["conversations"]
+        if len(conv) != 2:
+            raise SampleError("roles", f"template 'plain' needs one human and one gpt turn, got {len(conv)} turns",
+                              source=source, sample_id=str(sample["id"]))
+        caption = self.tokenizer(conv[1]["value"], add_special_tokens=False).input_ids
+        eos = self.tokenizer.eos_token_id
+        prefix = [self.tokenizer.bos_token_id] if self.adds_bos else []
+        ids = prefix + [self.image_token_id] * n_images + caption + [eos]
+        labels = [IGNORE] * (len(prefix) + n_images) + caption + [eos]
+        return ids, labels
+
+    def encode(self, sample: dict, image_root: str | Path | None = None, max_length: int | None = None,
+               template: str = "chat", source: str | None = None) -> Encoded:
+        """Encode one LLaVA sample for training. Raises SampleError (reason + file + id) on bad input."""
+        validate_sample(sample, source=source)
+        sid = str(sample["id"])
+        paths = sample_images(sample)
+        if template == "chat":
+            messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]}
+                        for t in sample["conversations"]]
+            ids, labels = self._chat_tokens(messages)
+        elif template == "plain":
+            ids, labels = self._plain_tokens(sample, len(paths), source)
+        else:
+            raise KanvaError(f"template must be 'chat' or 'plain', got {template!r}")
+        ids, labels, n_found = self._expand_images(ids, labels)
+        if n_found != len(paths):
+            raise SampleError("image_tokens", f"the prompt has {n_found} {IMAGE_TOKEN} tokens for {len(paths)} "
+                              "image(s)", source=source, sample_id=sid)
+
+        truncated = 0
+        if max_length is not None and len(ids) > max_length:
+            if self.image_token_id in ids[max_length:]:
+                raise SampleError("too_long", f"{len(ids)} tokens > max_length {max_length}, and truncating would "
+                                  "cut an image", source=source, sample_id=sid)
+            truncated = len(ids) - max_length
+            ids, labels = ids[:max_length], labels[:max_length]
+            if all(x == IGNORE for x in labels):
+                raise SampleError("too_long", f"{len(ids) + truncated} tokens > max_length {max_length}, and "
+                                  "truncating leaves no supervised token", source=source, sample_id=sid)
+
+        root = Path(image_root) if image_root is not None else Path(".")
+        images = [self.load_image(root / p, sid, source) for p in paths]
+        return Encoded(ids, labels, self.pixel_values(images), sid, truncated)
+
+    # ---- generation ----------------------------------------------------------------------------------
+    def encode_prompt(self, images: list[Image.Image], messages: list[dict[str, Any]]
+                      ) -> tuple[list[int], torch.Tensor | None]:
+        """Prompt ids (ending with the generation prompt) and pixel values for (images, messages).
+
+        `<image>` in a user message marks where an image goes; when no message has one, one per image is
+        put at the front of the first user message.
+        """
+        messages = [dict(m) for m in messages]
+        count = sum(m["content"].count(IMAGE_TOKEN) for m in messages if isinstance(m.get("content"), str))
+        if count == 0 and images:
+            first = next((m for m in messages if m.get("role") == "user"), None)
+            if first is None:
+                raise KanvaError("a prompt with images needs a user message")
+            first["content"] = IMAGE_TOKEN * len(images) + "\n" + first["content"]
+        text = self.render(messages, add_generation_prompt=True)
+        ids, _ = self._tokenize(text)
+        ids, _, n_found = self._expand_images(ids, [IGNORE] * len(ids))
+        if n_found != len(images):
+            raise KanvaError(f"the prompt has {n_found} {IMAGE_TOKEN} for {len(images)} image(s)")
+        return ids, self.pixel_values(images)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
