@@ -64,13 +64,18 @@ def _check_one(proc, stage: Stage, src: int, sample: dict) -> tuple[int, str | N
 
 def load_stage_data(proc, stage: Stage, skip_invalid: bool, accelerator=None) -> StageData:
     """Read the mixture, encode every sample once (split over processes), return lengths and skips."""
-    from kanva.data.llava import load_llava
+    from kanva.data.llava import load_llava_checked
 
     files: list[list[dict]] = []
+    skipped: Counter = Counter()
     for i, d in enumerate(stage.data):
         if not Path(d.path).is_file():
             raise KanvaError(f"{d.path}: no such data file (stage {stage.name!r}, data[{i}].path)")
-        files.append(load_llava(d.path))  # a broken file (trailing comma, ...) is an error either way
+        # Structure first (roles, empty turns, <image> count); a file that is not valid JSON at all
+        # (a trailing comma, ...) is an error even with skip_invalid: there is nothing to keep.
+        samples, bad = load_llava_checked(d.path, skip_invalid=skip_invalid)
+        files.append(samples)
+        skipped += bad
     flat = [(s, sample) for s, samples in enumerate(files) for sample in samples]
 
     rank = accelerator.process_index if accelerator else 0
@@ -87,7 +92,6 @@ def load_stage_data(proc, stage: Stage, skip_invalid: bool, accelerator=None) ->
     results.sort(key=lambda r: r[0])
 
     items: list[Item] = []
-    skipped: Counter = Counter()
     examples: dict[str, str] = {}
     sizes = [0] * len(files)
     for j, length, reason, message in results:

@@ -12,6 +12,7 @@ file's folder, so a recipe works from any working directory.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -157,7 +158,7 @@ def _resolve(base: Path, p: str | None) -> str | None:
     if p is None:
         return None
     q = Path(p).expanduser()
-    return str(q if q.is_absolute() else (base / q))
+    return os.path.normpath(q if q.is_absolute() else (base / q))
 
 
 def recipe_from_dict(data: dict, source: str = "recipe", base_dir: str | Path = ".") -> Recipe:
@@ -180,7 +181,7 @@ def _checked(recipe: Recipe, source: str, base_dir: str | Path) -> Recipe:
     names = [s.name for s in recipe.stages]
     for i, stage in enumerate(recipe.stages):
         where = f"{source}.stages[{i}]"
-        if not stage.name or "/" in stage.name or stage.name in ("base",) or names.count(stage.name) > 1:
+        if not stage.name or "/" in stage.name or stage.name == "base" or stage.name in names[:i]:
             raise KanvaError(f"{where}.name: {stage.name!r} must be unique, non-empty, not 'base', without '/'")
         _check_stage(stage, where)
         for d in stage.data:

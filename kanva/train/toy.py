@@ -8,7 +8,6 @@ length-grouped batching has something to group. Deterministic for a given seed.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -58,22 +57,25 @@ def _caption(objs: list[dict], bg: str) -> str:
 
 
 def _qa(rng: random.Random, objs: list[dict], bg: str) -> list[tuple[str, str]]:
-    pos = {0: "left", 1: "middle", 2: "right"} if len(objs) == 3 else {0: "left", 1: "right"}
+    pos = {0: "on the left", 1: "in the middle", 2: "on the right"} if len(objs) == 3 else {0: "on the left", 1: "on the right"}
     o = rng.choice(objs)
+    n_colour = sum(x["colour"] == o["colour"] for x in objs)
+    n_same = sum(x["colour"] == o["colour"] and x["shape"] == o["shape"] for x in objs)
+    detail = " ".join(f"{pos[x['x']].capitalize()} is a {x['colour']} {x['shape']}." for x in objs) if len(objs) > 1 else ""
     pool = [
         ("How many shapes are in the image?", f"There {'is' if len(objs) == 1 else 'are'} {_plural(len(objs), 'shape')}."),
         ("What colour is the background?", f"The background is {bg}."),
         (f"Is there a {o['colour']} {o['shape']}?", f"Yes, there is a {o['colour']} {o['shape']}."),
-        ("Describe the image in detail.", _caption(objs, bg) + " " + " ".join(
-            f"The {x['shape']} is {x['colour']}." for x in objs)),
-        (f"What shape is {o['colour']}?", f"The {o['colour']} shape is a {o['shape']}."),
+        ("Describe the image in detail.", (_caption(objs, bg) + " " + detail).strip()),
     ]  # fmt: skip
+    if n_colour == 1:
+        pool.append((f"What shape is {o['colour']}?", f"The {o['colour']} shape is a {o['shape']}."))
     absent = [c for c in COLOURS if c not in {x["colour"] for x in objs}]
     if absent:
         c = rng.choice(absent)
         pool.append((f"Is there anything {c}?", f"No, nothing in the image is {c}."))
-    if len(objs) > 1:
-        pool.append((f"Where is the {o['colour']} {o['shape']}?", f"It is on the {pos[o['x']]}."))
+    if len(objs) > 1 and n_same == 1:
+        pool.append((f"Where is the {o['colour']} {o['shape']}?", f"It is {pos[o['x']]}."))
     rng.shuffle(pool)
     return pool[: rng.randint(1, 4)]
 
@@ -106,8 +108,9 @@ def make_toy_data(out_dir: str | Path, n_images: int = 48, seed: int = 0, size: 
         instruct.append({"id": f"ins-{i:04d}", "image": name, "conversations": conv})
     for j, (q, a) in enumerate(TEXT_ONLY):
         instruct.append({"id": f"txt-{j:04d}", "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]})
+    from kanva.data.llava import save_llava  # validates against the data contract while writing
+
     paths = {"captions": out / "captions.json", "instruct": out / "instruct.json", "images": out / "images"}
-    for key in ("captions", "instruct"):
-        data = captions if key == "captions" else instruct
-        paths[key].write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    save_llava(captions, paths["captions"])
+    save_llava(instruct, paths["instruct"])
     return paths
