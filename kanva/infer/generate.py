@@ -1,0 +1,87 @@
+"""Batched generation for LLaVA models: left padding, KV cache, greedy or sampled, stop strings.
+
+Everything goes through `model.generate` (transformers' KV cache, logits processors, streamers); what is
+ours is turning (images, messages) rows into one left-padded batch with the model's own processor, so
+that `kanva chat`, evaluation and serving all prompt the model exactly the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from kanva.errors import KanvaError
+
+Row = tuple[list[Image.Image], list[dict[str, Any]]]
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """`text` up to (not including) the earliest occurrence of any stop string."""
+    hits = [i for s in stop or [] if s and (i := text.find(s)) != -1]
+    return text[: min(hits)] if hits else text
+
+
+class Generator:
+    """Generates answers for batches of (images, messages) with one model."""
+
+    def __init__(self, model, proc):
+        self.model = model
+        self.proc = proc
+
+    @classmethod
+    def load(cls, model_dir: str | Path, dtype=None, device: str = "cpu") -> Generator:
+        from kanva.model import load_model
+
+        model, proc = load_model(model_dir, dtype=dtype, device=device)
+        return cls(model, proc)
+
+    def _batch(self, rows: list[Row]) -> dict[str, torch.Tensor]:
+        """Encode rows and left-pad them: every row's last prompt token sits at the same position, so
+        one decoding step appends to all rows at once."""
+        encoded = [self.proc.encode_prompt(list(images), messages) for images, messages in rows]
+        width = max(len(ids) for ids, _ in encoded)
+        pad = self.proc.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (ids, _) in enumerate(encoded):
+            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[i, width - len(ids):] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        pixels = [pv for _, pv in encoded if pv is not None]
+        if pixels:  # image features fill <image> positions in row-major order: concatenate by row
+            batch["pixel_values"] = torch.cat(pixels).to(self.model.dtype)
+        device = self.model.device
+        return {k: v.to(device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def generate(self, rows: list[Row], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                 stop: list[str] | None = None, seed: int | None = None, streamer=None) -> list[str]:
+        """One answer per row. temperature 0 is greedy; otherwise sampling with temperature/top_p, seeded
+        by `seed` (the caller's global RNG state is left as it was). `stop` strings end a row and are cut
+        from its answer. `streamer` (a transformers BaseStreamer) is passed to `model.generate`."""
+        if not rows:
+            return []
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise KanvaError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
+        batch = self._batch(rows)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=max_new_tokens,
+            eos_token_id=self.proc.end_of_turn_id,
+            pad_token_id=self.proc.tokenizer.pad_token_id,
+            streamer=streamer,
+        )
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=None)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.proc.tokenizer)
+        with torch.random.fork_rng(devices=[] if self.model.device.type == "cpu" else [self.model.device]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            out = self.model.generate(**batch, **kwargs)
+        new = out[:, batch["input_ids"].shape[1]:].tolist()
+        return [cut_at_stop(self.proc.decode(ids), stop) for ids in new]
