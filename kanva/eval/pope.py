@@ -131,12 +131,32 @@ def load_pope(paths: list[Path]) -> PopeData:
             split = _need_str(row, "category", where)
             asked.append(PopeQuestion(split, _need_str(row, "image", where), _need_str(row, "text", where), None, qid, qid, where))
         # The run asks these; their labels come from the annotation files by split + image + text.
-        index = {(q.split, q.image, q.core): q for q in labelled}
+        find = _text_index(labelled)
+        labels = [find(q.split, q.image, q.question) for q in asked]
         asked = [
-            PopeQuestion(q.split, q.image, q.question, index[(q.split, q.image, q.core)].label if (q.split, q.image, q.core) in index else None, q.qid, q.uid, q.where)
-            for q in asked
+            PopeQuestion(q.split, q.image, q.question, labelled[i].label if i is not None else None, q.qid, q.uid, q.where)
+            for q, i in zip(asked, labels)
         ]
     return PopeData(labelled, asked, sources, ignored)
+
+
+def _text_index(qs: list[PopeQuestion]):
+    """find(split, image, text) -> index of the question: the same text once suffixes are stripped, else
+    the longest question of that image the text starts with (a prompt may carry a suffix we do not know)."""
+    by_image: dict[tuple[str, str], list[int]] = {}
+    for i, q in enumerate(qs):
+        by_image.setdefault((q.split, q.image), []).append(i)
+
+    def find(split: str, image: str, text: str) -> int | None:
+        core = normalize_question(text)
+        cands = by_image.get((split, image), [])
+        for i in cands:
+            if qs[i].core == core:
+                return i
+        prefix = [i for i in cands if core.startswith(qs[i].core)]
+        return max(prefix, key=lambda i: len(qs[i].core)) if prefix else None
+
+    return find
 
 
 def _check_unique(qs: list[PopeQuestion]) -> None:
@@ -156,7 +176,7 @@ def parse_pope(prediction: str) -> str:
 
 
 def _locator(data: PopeData):
-    by_text = {(q.split, q.image, q.core): i for i, q in enumerate(data.questions)}
+    find = _text_index(data.questions)
     by_split_id = {(q.split, q.qid): i for i, q in enumerate(data.questions)}
     by_uid = {q.uid: i for i, q in enumerate(data.questions)}
     asked = {q.uid: q for q in data.question_file}
@@ -170,7 +190,7 @@ def _locator(data: PopeData):
         image = a.image or (q.image if q is not None else None)
         text = a.prompt if a.prompt is not None else (q.question if q is not None else None)
         if split is not None and image is not None and text is not None:
-            i = by_text.get((split, image, normalize_question(text)))
+            i = find(split, image, text)
             if i is not None:
                 return i
         if a.question_id in by_uid:
