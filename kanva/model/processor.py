@@ -9,8 +9,9 @@ tokenizer with `<image>`, chat template) and adds LLaVA's training rules:
   `num_image_tokens` image tokens (the number of features the vision tower + projector produce);
 - labels: only assistant turns and their end-of-turn token are supervised. Each assistant turn's
   characters are found per message -- render messages[:k] with the generation prompt and messages[:k+1];
-  the turn is what lies between, up to its end-of-turn marker -- and mapped to tokens by offsets.
-  Separator lengths are never counted, so any prefix-stable template works;
+  the turn is what lies between, up to its end-of-turn marker. Prompt and answer segments are tokenized
+  separately at those boundaries, so no token straddles them. Separator lengths are never counted, so
+  any prefix-stable template works;
 - template "plain" (the align stage): image tokens + caption + EOS, caption and EOS supervised;
 - too long: truncating the tail is fine (Encoded.truncated says how many tokens went) unless it would cut
   an image or leave nothing supervised: then SampleError("too_long").
@@ -134,9 +135,9 @@ class KanvaProcessor:
         """The chat template applied to `messages` (role/content dicts), as text."""
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-    def _tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    def _tokenize(self, text: str) -> list[int]:
+        # The template writes any BOS itself, so the tokenizer must not add one.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int], int]:
         """Replace each `<image>` id by num_image_tokens of them (unsupervised); returns the image count."""
@@ -172,15 +173,24 @@ class KanvaProcessor:
 
     def _chat_tokens(self, messages: list[dict]) -> tuple[list[int], list[int]]:
         full = self.render(messages, add_generation_prompt=False)
-        spans = self._assistant_spans(messages, full)
-        ids, offsets = self._tokenize(full)
-        labels = [IGNORE] * len(ids)
-        j = 0  # spans and tokens are both in text order: one sweep
-        for i, (start, end) in enumerate(offsets):
-            while j < len(spans) and spans[j][1] <= start:
-                j += 1
-            if j < len(spans) and start < spans[j][1] and end > spans[j][0]:
-                labels[i] = ids[i]
+        # Tokenize prompt and answer segments separately, cut at the assistant-span boundaries: a token
+        # can never straddle prompt and answer, and each prompt segment is tokenized exactly as the
+        # generation prompt is at inference (which ends where the answer starts).
+        segments: list[tuple[int, int, bool]] = []
+        pos = 0
+        for start, end in self._assistant_spans(messages, full):
+            if start > pos:
+                segments.append((pos, start, False))
+            segments.append((start, end, True))
+            pos = end
+        if pos < len(full):
+            segments.append((pos, len(full), False))
+        ids: list[int] = []
+        labels: list[int] = []
+        for start, end, supervised in segments:
+            seg = self._tokenize(full[start:end])
+            ids += seg
+            labels += seg if supervised else [IGNORE] * len(seg)
         return ids, labels
 
     def _plain_tokens(self, sample: dict, n_images: int, source: str | None) -> tuple[list[int], list[int]]:
@@ -245,7 +255,7 @@ class KanvaProcessor:
                 raise KanvaError("a prompt with images needs a user message")
             first["content"] = IMAGE_TOKEN * len(images) + "\n" + first["content"]
         text = self.render(messages, add_generation_prompt=True)
-        ids, _ = self._tokenize(text)
+        ids = self._tokenize(text)
         ids, _, n_found = self._expand_images(ids, [IGNORE] * len(ids))
         if n_found != len(images):
             raise KanvaError(f"the prompt has {n_found} {IMAGE_TOKEN} for {len(images)} image(s)")
