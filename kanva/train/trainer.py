@@ -58,15 +58,10 @@ class StageResult:
 
 
 def make_accelerator(recipe: Recipe):
-    """One Accelerator per run. `find_unused_parameters`: a text-only micro-batch leaves the
-    projector (and vision tower) without gradients, which plain DDP would reject."""
+    """One Accelerator per run (its DDP options are set per stage, see `run_stage`)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
 
-    return Accelerator(
-        mixed_precision=recipe.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
+    return Accelerator(mixed_precision=recipe.mixed_precision)
 
 
 def run_recipe(
@@ -127,10 +122,7 @@ def _base_model(recipe: Recipe, out: Path, acc) -> Path:
     if not (base / "config.json").is_file() and acc.is_main_process:
         from kanva.model import build_preset
 
-        tmp = out / "base.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_preset(recipe.model.preset, tmp)
-        tmp.rename(base)  # atomic: a half-built base is never mistaken for a finished one
+        build_preset(recipe.model.preset, base)  # atomic: a half-built base never looks finished
     acc.wait_for_everyone()
     return base
 
@@ -153,7 +145,7 @@ def run_stage(
     skip_invalid: bool,
     max_steps: int | None,
 ) -> StageResult:
-    from accelerate.utils import DistributedType, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 
     from kanva.model import load_model
 
@@ -192,6 +184,11 @@ def run_stage(
     acc.gradient_accumulation_steps = stage.grad_accum
     if acc.distributed_type == DistributedType.DEEPSPEED:  # DeepSpeed cannot infer it without a prepared loader
         acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = stage.batch_size
+    # A text-only micro-batch leaves the projector (and vision tower) without gradients, which DDP
+    # rejects unless told to look for unused parameters (an extra graph walk: only when it can happen).
+    text_only = any(not it.sample.get("image") for it in data.items)
+    unused = text_only and bool({"vision", "projector"} & set(stage.trainable))
+    acc.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=unused)
     model, optimizer = acc.prepare(SupervisedLoss(llava), optimizer)
     hook = ckpt.register_trainable_only(acc)
 
@@ -338,7 +335,7 @@ def _save_final(acc, model, peft_model, proc, src: Path, final: Path, result: St
 
 def _save_processor(proc, src: Path, dst: Path) -> None:
     """The processor does not change in training: save it as loaded, with the build record beside it."""
-    proc.save_pretrained(dst)
+    proc.processor.save_pretrained(dst)  # the transformers LlavaProcessor (tokenizer, image processor, template)
     if (src / "kanva.json").is_file():
         shutil.copy2(src / "kanva.json", dst / "kanva.json")
 

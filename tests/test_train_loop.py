@@ -1,0 +1,171 @@
+"""The training loop end to end on the tiny preset and the toy data (seconds each, on CPU)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kanva.cli import main
+from kanva.errors import KanvaError
+from kanva.train.metrics import read_metrics
+from kanva.train.recipe import recipe_from_dict
+from kanva.train.toy import make_toy_data
+from kanva.train.trainer import TrainingDiverged, run_recipe
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    from kanva.model import build_preset
+
+    return build_preset("tiny", tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> dict:
+    return make_toy_data(tmp_path_factory.mktemp("toy"), n_images=16)
+
+
+def _align(toy, **kw):
+    s = {"name": "align", "trainable": ["projector"], "lr": {"projector": 1e-2}, "template": "plain",
+         "data": [{"path": str(toy["captions"])}], "steps": 4, "batch_size": 4, "max_length": 128}  # fmt: skip
+    s.update(kw)
+    return s
+
+
+def _instruct(toy, **kw):
+    s = {"name": "instruct", "trainable": ["projector", "lm"], "lr": {"projector": 1e-3, "lm": 1e-3},
+         "data": [{"path": str(toy["instruct"])}, {"path": str(toy["captions"]), "ratio": 0.5}],
+         "steps": 4, "batch_size": 2, "grad_accum": 2, "max_length": 128}  # fmt: skip
+    s.update(kw)
+    return s
+
+
+def _recipe(base, *stages, seed=0):
+    return recipe_from_dict({"model": {"path": str(base)}, "seed": seed, "stages": list(stages)}, source="test.yaml")
+
+
+def _weights(d) -> dict:
+    return load_file(str(Path(d) / "model.safetensors"))
+
+
+def test_two_stages_write_plain_models(base, toy, tmp_path):
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    out = tmp_path / "run"
+    res = run_recipe(_recipe(base, _align(toy), _instruct(toy)), out)
+    assert [r.name for r in res] == ["align", "instruct"] and all(r.final_dir for r in res)
+
+    b, a, i = _weights(base), _weights(out / "align" / "final"), _weights(out / "instruct" / "final")
+    changed = lambda x, y: {k for k in x if not torch.equal(x[k], y[k])}  # noqa: E731
+    # align trains the projector only; instruct (which starts from align's final) also trains the LM
+    assert changed(b, a) and all(k.startswith("multi_modal_projector.") for k in changed(b, a))
+    assert any(k.startswith("language_model.") for k in changed(a, i))
+    assert not any(k.startswith("vision_tower.") for k in changed(b, i))
+
+    # a final dir is a plain transformers checkpoint + processor
+    final = out / "instruct" / "final"
+    model = LlavaForConditionalGeneration.from_pretrained(final)
+    proc = AutoProcessor.from_pretrained(final)
+    assert proc.tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
+
+    rows = read_metrics(out / "instruct" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"step", "loss", "lr", "tokens", "tokens_per_s", "time"} <= set(rows[0])
+    assert all(math.isfinite(r["loss"]) and r["tokens"] > 0 for r in rows)
+    # warmup then cosine: lr peaks early and falls
+    lrs = [r["lr"] for r in rows]
+    assert max(lrs) == pytest.approx(1e-3) and lrs[-1] < lrs[1]
+
+
+def test_align_loss_goes_down(base, toy, tmp_path):
+    run_recipe(_recipe(base, _align(toy, steps=12, lr={"projector": 3e-2}, warmup_ratio=0.0)), tmp_path / "run")
+    loss = [r["loss"] for r in read_metrics(tmp_path / "run" / "align" / "metrics.jsonl")]
+    assert sum(loss[-3:]) / 3 < sum(loss[:3]) / 3
+
+
+def test_resume_matches_uninterrupted_run(base, toy, tmp_path):
+    stage = _instruct(toy, steps=6, save_every=2, lr={"projector": 1e-2, "lm": 1e-2})
+    r = _recipe(base, stage)
+    run_recipe(r, tmp_path / "full")
+    # stop at step 3 (a checkpoint is written there), then continue to the end
+    first = run_recipe(r, tmp_path / "cut", max_steps=3)
+    assert first[0].final_dir is None and first[0].steps_done == 3
+    assert (tmp_path / "cut" / "instruct" / "checkpoints" / "step-0000003").is_dir()
+    second = run_recipe(r, tmp_path / "cut", resume=True)
+    assert second[0].resumed_from == 3 and second[0].final_dir
+    a, b = _weights(tmp_path / "full" / "instruct" / "final"), _weights(tmp_path / "cut" / "instruct" / "final")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    # the metrics file reads as one run
+    la = [x["loss"] for x in read_metrics(tmp_path / "full" / "instruct" / "metrics.jsonl")]
+    lb = [x["loss"] for x in read_metrics(tmp_path / "cut" / "instruct" / "metrics.jsonl")]
+    assert len(lb) == 6 and lb == pytest.approx(la, rel=1e-5)
+
+
+def test_same_seed_same_losses_other_seed_differs(base, toy, tmp_path):
+    stage = _instruct(toy, steps=3)
+    losses = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run_recipe(_recipe(base, stage, seed=seed), tmp_path / name)
+        losses.append([x["loss"] for x in read_metrics(tmp_path / name / "instruct" / "metrics.jsonl")])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert losses[0] != pytest.approx(losses[2], rel=1e-6)  # another seed, another data order
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(base, toy, tmp_path):
+    r = _recipe(base, _align(toy, lr={"projector": 1e30}, steps=5, save_every=1))
+    with pytest.raises(TrainingDiverged, match=r"stage 'align', step \d+: (loss|gradient norm) is (nan|inf)") as e:
+        run_recipe(r, tmp_path / "run")
+    assert "last good checkpoint" in str(e.value)
+    ckpts = sorted((tmp_path / "run" / "align" / "checkpoints").iterdir())
+    assert ckpts and all((c / "trainer_state.json").is_file() for c in ckpts)
+    assert not (tmp_path / "run" / "align" / "final").exists()
+
+
+def test_cli_exit_code_on_nan(base, toy, tmp_path):
+    import yaml
+
+    p = tmp_path / "r.yaml"
+    p.write_text(yaml.safe_dump({"model": {"path": str(base)}, "stages": [_align(toy, lr={"projector": 1e30})]}))
+    assert main(["train", "--recipe", str(p), "--out", str(tmp_path / "run")]) == 2
+
+
+def test_lora_stage_is_merged_into_a_plain_model(base, toy, tmp_path):
+    stage = _instruct(toy, trainable=["projector", "lm_lora"], lr={"projector": 1e-3, "lm_lora": 1e-2},
+                      lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})  # fmt: skip
+    run_recipe(_recipe(base, stage), tmp_path / "run")
+    b, f = _weights(base), _weights(tmp_path / "run" / "instruct" / "final")
+    assert set(b) == set(f)  # no adapter tensors left
+    changed = {k for k in b if not torch.equal(b[k], f[k])}
+    assert any(".q_proj." in k for k in changed) and any(".v_proj." in k for k in changed)
+    assert not any(".k_proj." in k or "vision_tower" in k for k in changed)
+
+
+def test_invalid_samples_error_or_are_counted(base, toy, tmp_path):
+    good = json.loads(Path(toy["instruct"]).read_text())[:6]
+    bad = [
+        {"id": "lost", "image": "images/nope.png", "conversations": good[0]["conversations"]},
+        {"id": "gpt-first", "conversations": [{"from": "gpt", "value": "hi"}, {"from": "human", "value": "?"}]},
+    ]
+    data = Path(toy["images"]).parent / "mixed.json"
+    data.write_text(json.dumps(good + bad))
+    r = _recipe(base, _instruct(toy, data=[{"path": str(data)}], steps=1))
+    with pytest.raises(KanvaError, match=r"mixed\.json.*'lost'.*\[missing_image\]|mixed\.json.*'gpt-first'.*\[roles\]"):
+        run_recipe(r, tmp_path / "strict")
+    res = run_recipe(r, tmp_path / "skip", skip_invalid=True)
+    assert res[0].skipped == {"missing_image": 1, "roles": 1}
+    assert json.loads((tmp_path / "skip" / "instruct" / "summary.json").read_text())["skipped"] == res[0].skipped
+
+
+def test_existing_run_needs_resume(base, toy, tmp_path):
+    r = _recipe(base, _align(toy, steps=1))
+    run_recipe(r, tmp_path / "run")
+    with pytest.raises(KanvaError, match="--resume"):
+        run_recipe(r, tmp_path / "run")
+    assert run_recipe(r, tmp_path / "run", resume=True)[0].already_done
+    other = _recipe(base, _align(toy, steps=2))
+    with pytest.raises(KanvaError, match="different recipe"):
+        run_recipe(other, tmp_path / "run", resume=True)

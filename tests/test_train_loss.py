@@ -1,0 +1,85 @@
+"""The supervised-positions loss equals transformers' full-logits loss; frozen modules build no graph."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kanva.data.llava import load_llava
+from kanva.train.data import Collator
+from kanva.train.loss import SupervisedLoss
+from kanva.train.modules import add_lora, param_groups, set_trainable
+from kanva.train.recipe import LoraSpec, recipe_from_dict
+from kanva.train.toy import make_toy_data
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from kanva.model import build_preset, load_model
+
+    d = tmp_path_factory.mktemp("m")
+    model_dir = build_preset("tiny", d / "tiny")
+    toy = make_toy_data(d / "toy", n_images=6)
+    model, proc = load_model(model_dir)
+    samples = load_llava(toy["instruct"])
+    root = Path(toy["instruct"]).parent
+    encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
+    encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
+    batch = Collator(proc.tokenizer.pad_token_id)(encs)
+    return model_dir, batch
+
+
+def _stage(trainable, lr):
+    d = {"model": {"preset": "tiny"}, "stages": [{"name": "s", "trainable": trainable, "lr": lr,
+         "data": [{"path": "x"}], "steps": 1}]}  # fmt: skip
+    return recipe_from_dict(d).stages[0]
+
+
+def test_matches_full_logits_loss(setup):
+    from kanva.model import load_model
+
+    model_dir, batch = setup
+    model, _ = load_model(model_dir)
+    assert (batch["attention_mask"] == 0).any()  # the batch is padded: padding must not count
+    with torch.no_grad():
+        ref = model(**batch).loss  # transformers: logits everywhere, mean over supervised tokens
+        loss_sum, n = SupervisedLoss(model)(**batch)
+    assert int(n) == int((batch["labels"][:, 1:] != -100).sum())
+    torch.testing.assert_close(loss_sum / n, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_vision_tower_gets_no_grad_and_builds_no_graph(setup):
+    from kanva.model import load_model
+
+    model_dir, batch = setup
+    model, _ = load_model(model_dir)
+    groups = set_trainable(model, _stage(["projector"], {"projector": 1e-3}), [])
+    seen = {}
+    hook = model.model.vision_tower.register_forward_hook(
+        lambda m, i, o: seen.update(grad_fn=o.last_hidden_state.grad_fn, requires_grad=o.last_hidden_state.requires_grad)
+    )
+    loss_sum, n = SupervisedLoss(model.train())(**batch)
+    (loss_sum / n).backward()
+    hook.remove()
+    assert "requires_grad" in seen and not seen["requires_grad"] and seen["grad_fn"] is None  # no stored graph
+    assert all(p.grad is None for p in model.model.vision_tower.parameters())
+    assert all(p.grad is None for p in model.model.language_model.parameters())
+    assert all(p.grad is not None for p in groups["projector"])
+    assert [g["module"] for g in param_groups(groups, _stage(["projector"], {"projector": 1e-3}))] == ["projector"] * 2
+
+
+def test_lora_targets_only_the_language_model(setup):
+    from kanva.model import load_model
+
+    model_dir, batch = setup
+    model, _ = load_model(model_dir)
+    peft_model = add_lora(model, LoraSpec(r=2, alpha=4, dropout=0.0, target_modules=["q_proj"]))
+    lora = [p for p in model.parameters() if p.requires_grad]
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all(".language_model." in n and "q_proj" in n for n in names)  # SigLIP's q_proj untouched
+    stage = _stage(["lm_lora"], {"lm_lora": 1e-3})
+    groups = set_trainable(model, stage, lora)
+    assert sum(p.numel() for p in groups["lm_lora"]) == sum(p.numel() for p in lora)
+    assert not any(p.requires_grad for p in model.model.vision_tower.parameters())
+    assert peft_model.merge_and_unload() is model  # the plain model comes back
+
