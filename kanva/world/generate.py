@@ -1,0 +1,228 @@
+"""Generate a world: images under `OUT/{split}/`, COCO files under `OUT/annotations/`, `OUT/world.json`.
+
+Workers render images in parallel (each image depends only on its seed, so the bytes are the same for any
+number of workers); the main process appends each image's record, in index order, to
+`OUT/.progress/{split}.jsonl`. An interrupted run continues from there with `resume=True`; the COCO files
+are written from those records once a split is complete, and `.progress` is removed at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import functools
+import multiprocessing
+import shutil
+from pathlib import Path
+
+from kanva.errors import KanvaError
+from kanva.world.coco_export import captions_json, instances_json, write_json
+from kanva.world.config import WorldConfig
+from kanva.world.seeds import SPLITS, held_out_pairs, image_id, image_seed
+
+MANIFEST = "world.json"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class _Job:
+    """What a worker needs to render any image of the run (pickled once per worker)."""
+
+    out: str
+    cfg: WorldConfig
+    size: int
+    seed: int
+    forbidden: set
+    pairs: list[tuple[str, str]]
+
+
+def _render_one(job: _Job, renderer, task: tuple[str, int]) -> dict:
+    """Render image `index` of `split` with `renderer` (a WorldRenderer), write its file, return its record."""
+    from PIL import Image
+
+    split, index = task
+    cfg = job.cfg
+    seed = image_seed(job.seed, split, index)
+    pixels, rec = renderer.render(seed, job.forbidden, job.pairs if split == "novel" else None)
+    rec["id"] = image_id(split, index)
+    rec["file_name"] = f"{rec['id']:012d}.{cfg.image_format}"
+    path = Path(job.out) / split / rec["file_name"]
+    tmp = path.with_name(path.name + ".tmp")
+    if cfg.image_format == "png":
+        Image.fromarray(pixels).save(tmp, format="PNG", compress_level=1)
+    else:
+        Image.fromarray(pixels).save(tmp, format="JPEG", quality=cfg.jpeg_quality)
+    tmp.replace(path)
+    return rec
+
+
+# A pool worker's render function, bound once per worker process by _init_worker (the multiprocessing
+# initializer idiom: the fonts and glyph cache are built once per process, not once per image).
+_worker_render = None
+
+
+def _init_worker(job: _Job) -> None:
+    global _worker_render
+    from kanva.world.render import WorldRenderer
+
+    _worker_render = functools.partial(_render_one, job, WorldRenderer(job.cfg, job.size))
+
+
+def _worker_task(task: tuple[str, int]) -> dict:
+    return _worker_render(task)
+
+
+def _manifest(cfg: WorldConfig, counts: dict[str, int], seed: int, size: int, pairs) -> dict:
+    return {
+        "kanva_world": FORMAT_VERSION,
+        "seed": seed,
+        "size": size,
+        "splits": {s: counts.get(s, 0) for s in SPLITS},
+        "held_out_pairs": [list(p) for p in pairs],
+        "categories_drawn": cfg.drawn_categories(),
+        "config": dataclasses.asdict(cfg),
+        "complete": False,
+    }
+
+
+def _read_progress(path: Path, split: str) -> list[dict]:
+    """Records written so far; a torn last line (the run died mid-write) is dropped and redone."""
+    if not path.is_file():
+        return []
+    records = []
+    lines = path.read_text().split("\n")
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if n >= len(lines) - 2:  # only the last line may be torn
+                break
+            raise KanvaError(f"{path}:{n + 1}: corrupt progress record; rerun with --overwrite") from None
+        if rec.get("id") != image_id(split, len(records)):
+            raise KanvaError(f"{path}:{n + 1}: record out of order; rerun with --overwrite")
+        records.append(rec)
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    return records
+
+
+def _prepare_out(out: Path, manifest: dict, overwrite: bool, resume: bool) -> None:
+    ours = [out / MANIFEST, out / ".progress", out / "annotations", *(out / s for s in SPLITS)]
+    if out.exists() and not out.is_dir():
+        raise KanvaError(f"{out}: exists and is not a directory")
+    if resume and (out / MANIFEST).is_file():
+        try:
+            old = json.loads((out / MANIFEST).read_text())
+        except json.JSONDecodeError:
+            raise KanvaError(f"{out / MANIFEST}: not valid JSON; rerun with --overwrite") from None
+        for key in ("seed", "size", "splits", "config"):
+            if old.get(key) != manifest[key]:
+                raise KanvaError(
+                    f"{out / MANIFEST}: cannot resume, {key} differs (was {old.get(key)!r}); "
+                    "use the same options or --overwrite"
+                )
+        return
+    if resume:
+        raise KanvaError(f"{out}: nothing to resume (no {MANIFEST}); drop --resume")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise KanvaError(f"{out}: already exists; pass --overwrite to replace it or --resume to finish it")
+        for p in ours:  # only what a world run writes: never a user's other files
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    elif out.exists() and not overwrite:
+        raise KanvaError(f"{out}: already exists (empty); pass --overwrite to use it")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(manifest, out / MANIFEST)
+
+
+def generate_world(
+    out: str | Path,
+    counts: dict[str, int],
+    seed: int,
+    cfg: WorldConfig,
+    size: int = 224,
+    workers: int = 2,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write a world to `out` with `counts[split]` images per split; return `out`.
+
+    Raises KanvaError for bad counts or sizes, an existing `out` without `overwrite`/`resume`,
+    or a novel split the config cannot hold out pairs for.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    unknown = sorted(set(counts) - set(SPLITS))
+    if unknown:
+        raise KanvaError(f"unknown split(s) {unknown}; splits: {list(SPLITS)}")
+    for split, n in counts.items():
+        if n < 0:
+            raise KanvaError(f"--{split}: must be >= 0, got {n}")
+    if sum(counts.values()) == 0:
+        raise KanvaError("--train/--val/--test/--novel: all are 0; nothing to generate")
+    if not 64 <= size <= 2048:
+        raise KanvaError(f"--size: must be in 64..2048, got {size}")
+    if workers < 1:
+        raise KanvaError(f"--workers: must be >= 1, got {workers}")
+    pairs = held_out_pairs(cfg, seed)
+    if counts.get("novel", 0) > 0 and not pairs:
+        raise KanvaError("--novel: the config holds out no category pairs (novel_pairs: 0, or no scene pairs two categories)")
+    manifest = _manifest(cfg, counts, seed, size, pairs)
+    _prepare_out(out, manifest, overwrite, resume)
+    if resume and load_manifest(out).get("complete"):
+        return out
+    (out / ".progress").mkdir(exist_ok=True)
+    (out / "annotations").mkdir(exist_ok=True)
+    job = _Job(str(out), cfg, size, seed, {frozenset(p) for p in pairs}, pairs)
+    meta = {"seed": seed, "size": size, "held_out_pairs": manifest["held_out_pairs"]}
+
+    pool = None
+    local = None  # the in-process renderer when workers == 1
+    try:
+        for split in SPLITS:
+            n = counts.get(split, 0)
+            if n == 0:
+                continue
+            (out / split).mkdir(exist_ok=True)
+            prog = out / ".progress" / f"{split}.jsonl"
+            records = _read_progress(prog, split)
+            todo = [(split, i) for i in range(len(records), n)]
+            if todo:
+                if workers > 1 and pool is None:
+                    ctx = multiprocessing.get_context("spawn")  # no fork: safe even after torch is imported
+                    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
+                elif workers == 1 and local is None:
+                    from kanva.world.render import WorldRenderer
+
+                    local = functools.partial(_render_one, job, WorldRenderer(cfg, size))
+                results = pool.imap(_worker_task, todo, chunksize=8) if pool else map(local, todo)
+                with prog.open("a") as f, tqdm(total=n, initial=len(records), desc=f"world {split}", unit="img", disable=not progress) as bar:
+                    for rec in results:
+                        f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+                        f.flush()
+                        records.append(rec)
+                        bar.update(1)
+            write_json(instances_json(split, records, meta), out / "annotations" / f"instances_{split}.json")
+            write_json(captions_json(split, records, meta), out / "annotations" / f"captions_{split}.json")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    manifest["complete"] = True
+    write_json(manifest, out / MANIFEST)
+    shutil.rmtree(out / ".progress")
+    return out
+
+
+def load_manifest(world: str | Path) -> dict:
+    path = Path(world) / MANIFEST
+    if not path.is_file():
+        raise KanvaError(f"{path}: not a Kanva world (no {MANIFEST}); make one with `kanva world generate`")
+    return json.loads(path.read_text())
+
