@@ -53,6 +53,51 @@ def _score(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    from kanva.eval.run import run_benchmark
+    from kanva.eval.table import format_result
+
+    result = run_benchmark(
+        args.bench,
+        args.model,
+        args.data,
+        args.out,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        style=args.prompt_style,
+        max_new_tokens=args.max_new_tokens,
+        image_root=args.image_root,
+        split=args.split,
+        device=args.device,
+        judge=_judge(args),
+        judge_runs=args.judge_runs,
+        reviews_dir=args.reviews_dir,
+        results_path=args.results,
+    )
+    run = result["run"]
+    qps = f"{run['questions_per_second']:.2f} questions/s" if run["questions_per_second"] else "nothing to generate"
+    print(f"{run['generated']} answers generated, {run['resumed']} resumed ({qps}); prompt style {run['prompt_style']}")
+    if "answers" in result:
+        print(format_result(result))
+    for note in result.get("notes", []) if "answers" not in result else []:
+        print(f"note: {note}")
+    print(f"wrote {args.out} and {run['results']}")
+    return 0
+
+
+def _make_synthetic(args) -> int:
+    from kanva.eval.synthetic import make_synthetic
+
+    m = make_synthetic(args.world, args.out, split=args.split, seed=args.seed)
+    print(f"{m['images']} images of split {m['split']} (seed {m['seed']}) -> {args.out}")
+    print("MME questions: " + ", ".join(f"{k} {v}" for k, v in m["mme"].items()))
+    print(f"MMBench: {m['mmbench']['questions']} questions in {m['mmbench']['rows']} circular rows")
+    print("POPE questions: " + ", ".join(f"{k} {v}" for k, v in m["pope"].items()))
+    for note in m["notes"]:
+        print(f"note: {note}")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="score, run and report benchmarks (MME, MMBench, POPE, ScienceQA, LLaVA-Bench)")
     sub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
@@ -83,3 +128,36 @@ def register(subparsers) -> None:
     s.add_argument("--split", default="test", help="ScienceQA split (default test)")
     _add_judge_args(s)
     s.set_defaults(func=_score)
+
+    r = sub.add_parser(
+        "run",
+        help="answer a benchmark with a model (batched greedy), then score",
+        description="Generate answers with batched greedy decoding, append them to ANSWERS as they come "
+        "(a rerun resumes, skipping answered ids), then score and write ANSWERS' .results.json.",
+    )
+    r.add_argument("bench", metavar="BENCH", help=BENCHES)
+    r.add_argument("--model", type=Path, required=True, help="model directory (kanva model build / kanva train)")
+    r.add_argument("--data", type=Path, nargs="+", required=True, help="benchmark data, as for `score`")
+    r.add_argument("--out", type=Path, required=True, help="answer file (JSON lines) to write or resume")
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--limit", type=int, help="only the first N questions (whole MME images / MMBench groups)")
+    r.add_argument("--prompt-style", choices=("llava", "lmms-eval"), default="llava")
+    r.add_argument("--max-new-tokens", type=int, help="default 128 (1024 for llava-bench), as LLaVA")
+    r.add_argument("--image-root", type=Path, help="folder of the images when not beside the data")
+    r.add_argument("--split", default="test", help="ScienceQA split (default test)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--results", type=Path, help="results JSON (default: ANSWERS with .results.json)")
+    _add_judge_args(r)
+    r.set_defaults(func=_run)
+
+    m = sub.add_parser(
+        "make-synthetic",
+        help="MME/MMBench/POPE-format sets from a world's held-out split",
+        description="Write MME (template layout), MMBench (TSV, circular rows) and POPE (3 annotation files) "
+        "sets whose answers follow from the world's annotations and the knowledge base.",
+    )
+    m.add_argument("--world", type=Path, required=True, help="world folder (kanva world generate)")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--split", default="test", help="world split to draw images from (default test)")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=_make_synthetic)

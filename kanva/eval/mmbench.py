@@ -153,6 +153,8 @@ def extract_choice(answer: str, options: dict[str, str]) -> str | None:
 
 def score_mmbench(data: MMBData, answers: list[Answer]) -> dict:
     """CircularEval accuracy overall, per l2-category and per category (percent), and circ0."""
+    if not data.rows:
+        raise KanvaError(f"{data.source}: no questions")
     missing_gt = [r for r in data.rows if r.answer is None]
     if missing_gt:
         raise KanvaError(f"{missing_gt[0].where}: no ground-truth 'answer' (a test split cannot be scored locally)")

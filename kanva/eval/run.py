@@ -1,0 +1,157 @@
+"""`kanva eval run`: batched greedy answers for a benchmark, written incrementally, resumed, then scored.
+
+The answer file is LLaVA's format (JSON lines: question_id, prompt, text, model_id, plus category/image
+where the scorer can use them). Each batch is appended and flushed as soon as it is generated, so an
+interrupted run resumes where it stopped: answered question ids are skipped. Rows record the model and
+prompt style, and resuming with another model or style is refused rather than mixed. The results JSON
+holds the scores plus `run`: model, prompt style, decoding settings, timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from kanva.errors import KanvaError
+from kanva.eval.answers import load_answers, read_jsonl
+from kanva.eval.prompts import check_style
+from kanva.eval.tasks import get_task, limit_items
+
+
+def _repair_tail(path: Path) -> bool:
+    """Cuts a partial last line (a write interrupted mid-row); returns whether it did."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return False
+        f.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
+def _previous(path: Path, model_id: str, style: str) -> set[str]:
+    done = set()
+    for n, row in read_jsonl(path):
+        where = f"{path}:{n}"
+        for key, want in (("model_id", model_id), ("prompt_style", style)):
+            if key in row and row[key] != want:
+                raise KanvaError(
+                    f"{where}: this answer file was written with {key} {row[key]!r}, not {want!r}; "
+                    "resume with the same settings or write to a new --out"
+                )
+    done.update(a.question_id for a in load_answers(path))
+    return done
+
+
+def model_id_of(model_dir: Path) -> str:
+    """The name answers are attributed to: the model directory's name (and its parent for `.../final`)."""
+    p = Path(model_dir).resolve()
+    return f"{p.parent.name}/{p.name}" if p.name in ("final", "model") else p.name
+
+
+def run_benchmark(
+    bench: str,
+    model_dir: Path,
+    data: Sequence[Path],
+    out: Path,
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    style: str = "llava",
+    max_new_tokens: int | None = None,
+    image_root: Path | None = None,
+    split: str = "test",
+    device: str = "cpu",
+    generator: Any = None,
+    judge: Any = None,
+    judge_runs: int = 3,
+    reviews_dir: Path | None = None,
+    results_path: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Generates missing answers into `out`, scores them and writes the results JSON; returns it."""
+    from tqdm import tqdm
+
+    check_style(style)
+    if batch_size < 1:
+        raise KanvaError(f"--batch-size must be at least 1, got {batch_size}")
+    task = get_task(bench)
+    paths = [Path(p) for p in data]
+    loaded = task.load(paths, split)
+    items = limit_items(task.items(loaded, style, image_root), limit)
+    max_new = max_new_tokens or task.max_new_tokens
+    model_id = model_id_of(model_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if _repair_tail(out):
+        print(f"{out}: removed a partial last line (an interrupted write); that question is asked again")
+    done = _previous(out, model_id, style) if out.is_file() else set()
+    todo = [it for it in items if it.uid not in done]
+    started = time.time()
+    gen_seconds = 0.0
+    if todo:
+        if generator is None:
+            from kanva.infer import Generator
+
+            generator = Generator.load(model_dir, device=device)
+        bar = tqdm(total=len(todo), desc=f"{bench} answers", unit="q", disable=not progress)
+        with open(out, "a", encoding="utf-8") as f:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                rows = [([it.image()] if it.image else [], [{"role": "user", "content": it.prompt}]) for it in batch]
+                t0 = time.perf_counter()
+                texts = generator.generate(rows, max_new_tokens=max_new, temperature=0.0)
+                gen_seconds += time.perf_counter() - t0
+                for it, text in zip(batch, texts):
+                    row = {"question_id": it.uid, "prompt": it.prompt, "text": text.strip(), **it.fields,
+                           "model_id": model_id, "prompt_style": style}
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                bar.update(len(batch))
+        bar.close()
+    answers = load_answers(out)
+    scored = task.subset(loaded, {it.uid for it in items}) if limit is not None else loaded
+    result = task.score(scored, answers, judge=judge, judge_runs=judge_runs, reviews_dir=reviews_dir, answers_path=out)
+    result["run"] = {
+        "benchmark": bench,
+        "model": str(Path(model_dir)),
+        "model_id": model_id,
+        "model_info": _model_info(Path(model_dir)),
+        "prompt_style": style,
+        "data": [str(p) for p in paths],
+        "answers": str(out),
+        "questions": len(items),
+        "generated": len(todo),
+        "resumed": len(items) - len(todo),
+        "limit": limit,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new,
+        "decoding": "greedy",
+        "device": device,
+        "generation_seconds": gen_seconds,
+        "questions_per_second": len(todo) / gen_seconds if gen_seconds else None,
+        "wall_seconds": time.time() - started,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    results_path = Path(results_path) if results_path else out.with_name(out.stem + ".results.json")
+    result["run"]["results"] = str(results_path)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+def _model_info(model_dir: Path) -> dict | None:
+    """The `kanva.json` build record beside the checkpoint, if any (preset, parts, seed)."""
+    p = model_dir / "kanva.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None

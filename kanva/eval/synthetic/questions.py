@@ -1,0 +1,193 @@
+"""Questions about one scene, true or false by construction from its annotations and the KB.
+
+`yes_no(scene, ...)` gives per MME subtask one question whose answer is yes and one whose answer is no
+(MME pairs two questions per image); `choices(scene, ...)` gives MMBench-style multiple choice questions.
+A subtask the scene cannot support (no text for OCR, no single-instance pair for position, ...) is left
+out for that scene; the caller counts what it wrote.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from kanva.eval.synthetic.knowledge import KnowledgeIndex
+from kanva.eval.synthetic.language import article, counted, number, plural
+from kanva.eval.synthetic.scenes import VISIBLE, Scene, WorldSplit
+
+MME_SUBTASKS = ("existence", "count", "position", "color", "OCR", "knowledge")
+
+
+@dataclass(frozen=True)
+class Choice:
+    question: str
+    options: tuple[str, ...]
+    answer: int  # index into options
+    category: str
+    l2: str
+
+
+def _rng(seed: int, scene: Scene, what: str) -> random.Random:
+    # Seeded per (seed, image, subtask): a scene's questions do not change when other scenes do.
+    return random.Random(f"{seed}:{scene.file_name}:{what}")
+
+
+def _absent(scene: Scene, world: WorldSplit) -> list[str]:
+    return [c for c in world.vocabulary if c not in scene.present]
+
+
+def _clear_counts(scene: Scene) -> dict[str, int]:
+    """Categories whose every instance is clearly visible: their count is unambiguous."""
+    out = {}
+    for c in scene.present:
+        inst = scene.instances(c)
+        if all(o.visible >= VISIBLE for o in inst):
+            out[c] = len(inst)
+    return dict(sorted(out.items()))
+
+
+def _left_pairs(scene: Scene) -> list[tuple[str, str]]:
+    """(a, b): single-instance, clearly visible categories with a wholly left of b."""
+    single = [c for c in scene.shown if len(scene.instances(c)) == 1]
+    pairs = []
+    for a in single:
+        for b in single:
+            oa, ob = scene.instances(a)[0], scene.instances(b)[0]
+            if a != b and oa.bbox[0] + oa.bbox[2] <= ob.bbox[0]:
+                pairs.append((a, b))
+    return pairs
+
+
+def _colored(scene: Scene) -> list[tuple[str, str]]:
+    """(category, colour) for clearly visible instances with a recorded colour."""
+    return sorted({(o.category, o.color) for o in scene.objects if o.color and o.visible >= VISIBLE})
+
+
+def _knowledge(scene: Scene, kx: KnowledgeIndex | None, rng: random.Random):
+    """(kind, yes value, no value) or None: kind "kind" (hypernym) or "use"."""
+    if kx is None or not scene.present <= kx.known:
+        return None  # a category the KB does not know could make a "no" false
+    options = []
+    kinds_all = sorted(kx.under)
+    for c in scene.shown:
+        for h in kx.kinds.get(c, []):
+            nos = [h2 for h2 in kinds_all if not (kx.under[h2] & scene.present)]
+            if nos:
+                options.append(("kind", h, nos))
+        for u in kx.uses.get(c, []):
+            all_uses = sorted({x for us in kx.uses.values() for x in us})
+            nos = [u2 for u2 in all_uses if not (kx.users(u2) & scene.present)]
+            if nos:
+                options.append(("use", u, nos))
+    if not options:
+        return None
+    kind, yes, nos = rng.choice(sorted(options))
+    return kind, yes, rng.choice(nos)
+
+
+def _knowledge_question(kind: str, value: str) -> str:
+    if kind == "kind":
+        return f"Is there {article(value)} {value} in this image?"
+    return f"Is there something used for {value} in this image?"
+
+
+def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int) -> dict[str, tuple[str, str]]:
+    """subtask -> (question whose answer is yes, question whose answer is no)."""
+    out: dict[str, tuple[str, str]] = {}
+    absent = _absent(scene, world)
+    if scene.shown and absent:
+        r = _rng(seed, scene, "existence")
+        yes, no = r.choice(scene.shown), r.choice(absent)
+        out["existence"] = (f"Is there {article(yes)} {yes} in this image?", f"Is there {article(no)} {no} in this image?")
+    counts = _clear_counts(scene)
+    if counts:
+        r = _rng(seed, scene, "count")
+        c = r.choice(sorted(counts))
+        n = counts[c]
+        wrong = r.choice([m for m in (n - 1, n + 1, n + 2) if m >= 1 and m != n])
+        out["count"] = (f"Are there {counted(n, c)} in this image?" if n > 1 else f"Is there only one {c} in this image?",
+                        f"Are there {counted(wrong, c)} in this image?" if wrong > 1 else f"Is there only one {c} in this image?")
+    pairs = _left_pairs(scene)
+    if pairs:
+        r = _rng(seed, scene, "position")
+        a, b = r.choice(pairs)
+        out["position"] = (f"Is the {a} on the left of the {b} in this image?", f"Is the {b} on the left of the {a} in this image?")
+    colored = _colored(scene)
+    if colored:
+        r = _rng(seed, scene, "color")
+        c, col = r.choice(colored)
+        # "no" only for a colour no instance of c has, and only when every instance has a recorded colour
+        if all(o.color for o in scene.instances(c)):
+            wrong = [x for x in world.colors if x not in {o.color for o in scene.instances(c)}]
+            if wrong:
+                col2 = r.choice(wrong)
+                out["color"] = (f"Is there {article(col)} {col} {c} in this image?", f"Is there {article(col2)} {col2} {c} in this image?")
+    if scene.texts:
+        others = [t for t in world.texts if t not in scene.texts]
+        if others:
+            r = _rng(seed, scene, "OCR")
+            yes, no = r.choice(sorted(scene.texts)), r.choice(others)
+            out["OCR"] = (f'Is the text "{yes}" written in this image?', f'Is the text "{no}" written in this image?')
+    k = _knowledge(scene, kx, _rng(seed, scene, "knowledge"))
+    if k is not None:
+        kind, yes, no = k
+        out["knowledge"] = (_knowledge_question(kind, yes), _knowledge_question(kind, no))
+    return out
+
+
+def _mc(rng: random.Random, right: str, wrong: list[str], k: int, question: str, category: str, l2: str) -> Choice:
+    opts = [right] + rng.sample(wrong, min(k - 1, len(wrong)))
+    rng.shuffle(opts)
+    return Choice(question, tuple(opts), opts.index(right), category, l2)
+
+
+def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int) -> list[Choice]:
+    out = []
+    absent = _absent(scene, world)
+    if scene.shown and len(absent) >= 3:
+        r = _rng(seed, scene, "mc-existence")
+        out.append(_mc(r, r.choice(scene.shown), absent, 4, "Which of these objects is in the image?", "object_existence", "coarse_perception"))
+    counts = _clear_counts(scene)
+    if counts:
+        r = _rng(seed, scene, "mc-count")
+        c = r.choice(sorted(counts))
+        n = counts[c]
+        lo = max(1, n - r.randint(0, 3))
+        nums = [number(m) for m in range(lo, lo + 4)]
+        out.append(_mc(r, number(n), [x for x in nums if x != number(n)], 4, f"How many {plural(c)} are in the image?",
+                       "object_counting", "fine-grained_single_instance"))
+    colored = [(c, col) for c, col in _colored(scene) if len(scene.instances(c)) == 1]
+    if colored and len(world.colors) >= 3:
+        r = _rng(seed, scene, "mc-color")
+        c, col = r.choice(colored)
+        out.append(_mc(r, col, [x for x in world.colors if x != col], 4, f"What color is the {c}?",
+                       "attribute_recognition", "fine-grained_single_instance"))
+    pairs = _left_pairs(scene)
+    if pairs:
+        r = _rng(seed, scene, "mc-position")
+        a, b = r.choice(pairs)
+        if r.random() < 0.5:  # ask about either object, so "left" is not always the answer
+            out.append(_mc(r, f"on the left of the {b}", [f"on the right of the {b}"], 2, f"Where is the {a}?",
+                           "spatial_relationship", "fine-grained_cross_instance"))
+        else:
+            out.append(_mc(r, f"on the right of the {a}", [f"on the left of the {a}"], 2, f"Where is the {b}?",
+                           "spatial_relationship", "fine-grained_cross_instance"))
+    if scene.texts:
+        others = [t for t in world.texts if t not in scene.texts]
+        if len(others) >= 2:
+            r = _rng(seed, scene, "mc-ocr")
+            out.append(_mc(r, r.choice(sorted(scene.texts)), others, 4, "Which text is written in the image?", "ocr",
+                           "fine-grained_single_instance"))
+    if kx is not None and scene.present <= kx.known:
+        r = _rng(seed, scene, "mc-knowledge")
+        cands = []
+        for c in scene.shown:
+            for h in kx.kinds.get(c, []):
+                # distractors: present objects that are not an h (needs knowledge), absent ones that are (needs the image)
+                wrong = sorted((scene.present - kx.under[h]) | (kx.under[h] & set(absent)))
+                if wrong:
+                    cands.append((c, h, wrong))
+        if cands:
+            c, h, wrong = r.choice(cands)
+            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {article(h)} {h}?", "hypernym", "knowledge_reasoning"))
+    return out

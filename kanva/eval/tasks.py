@@ -1,0 +1,273 @@
+"""What `kanva eval run` needs from each benchmark: the questions to ask, and how to score a subset.
+
+A `Task` turns loaded data into `RunItem`s (unique id, prompt, image, extra answer fields, and the
+unit that `--limit` must keep whole: an MME image's two questions, an MMBench question's circular
+passes), and restricts data to the items that were run so `--limit` scores what it ran.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from kanva.errors import KanvaError
+
+
+@dataclass
+class RunItem:
+    uid: str  # the answer's question_id
+    prompt: str
+    image: Callable[[], Any] | None  # () -> PIL.Image, loaded lazily; None for text-only questions
+    fields: dict[str, Any] = field(default_factory=dict)  # category, image: written into the answer row
+    unit: str = ""  # --limit keeps units whole
+
+
+def _open_image(path: Path, where: str):
+    from PIL import Image, UnidentifiedImageError
+
+    def load():
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except FileNotFoundError:
+            raise KanvaError(f"{where}: image {path} not found") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise KanvaError(f"{where}: image {path} cannot be read ({e})") from None
+
+    return load
+
+
+def _b64_image(data: str, where: str):
+    from PIL import Image, UnidentifiedImageError
+
+    def load():
+        try:
+            return Image.open(io.BytesIO(base64.b64decode(data, validate=False))).convert("RGB")
+        except (binascii.Error, UnidentifiedImageError, OSError) as e:
+            raise KanvaError(f"{where}: the base64 image cannot be decoded ({e})") from None
+
+    return load
+
+
+def _first_file(cands: list[Path]) -> Path:
+    return next((c for c in cands if c.is_file()), cands[0])
+
+
+@dataclass
+class Task:
+    name: str
+    max_new_tokens: int  # default answer budget (LLaVA uses 128 for short answers, 1024 for open ones)
+    load: Callable[..., Any]
+    items: Callable[..., list[RunItem]]
+    subset: Callable[[Any, set[str]], Any]
+    score: Callable[..., dict]
+
+
+# --- MME -----------------------------------------------------------------------------------------------
+def _mme_load(paths, split):
+    from kanva.eval.mme import load_mme
+
+    return load_mme(paths[0])
+
+
+def _mme_items(data, style, image_root):
+    from kanva.eval.prompts import short_answer_prompt
+
+    roots = [Path(image_root)] if image_root else [data.root]
+    out = []
+    for q in data.questions:
+        cands = [r / rel for r in roots for rel in (q.image_rel, f"images/{q.image}", f"{q.subtask}/images/{q.image}", q.image)]
+        out.append(
+            RunItem(
+                q.uid,
+                short_answer_prompt(q.question, style),
+                _open_image(_first_file(cands), q.where),
+                {"category": q.subtask, "image": q.image_rel},
+                unit=f"{q.subtask}/{q.image}",
+            )
+        )
+    return out
+
+
+def _mme_subset(data, uids):
+    return replace(data, questions=[q for q in data.questions if q.uid in uids])
+
+
+def _mme_score(data, answers, **_):
+    from kanva.eval.mme import score_mme
+
+    return score_mme(data, answers)
+
+
+# --- POPE ----------------------------------------------------------------------------------------------
+def _pope_load(paths, split):
+    from kanva.eval.pope import load_pope
+
+    return load_pope(paths)
+
+
+def _pope_items(data, style, image_root):
+    from kanva.eval.prompts import short_answer_prompt
+
+    folders = sorted({Path(s).parent for s in data.sources})
+    roots = [Path(image_root)] if image_root else [d / "images" for d in folders] + folders
+    return [
+        RunItem(
+            q.uid,
+            short_answer_prompt(q.question, style),
+            _open_image(_first_file([r / q.image for r in roots]), q.where),
+            {"category": q.split, "image": q.image},
+            unit=q.uid,
+        )
+        for q in data.asked
+    ]
+
+
+def _pope_subset(data, uids):
+    from kanva.eval.pope import _text_index
+
+    asked = [q for q in data.asked if q.uid in uids]
+    if not data.question_file:
+        return replace(data, questions=asked)
+    find = _text_index(data.questions)
+    keep = {find(q.split, q.image, q.question) for q in asked}
+    return replace(data, questions=[q for i, q in enumerate(data.questions) if i in keep], question_file=asked)
+
+
+def _pope_score(data, answers, **_):
+    from kanva.eval.pope import score_pope
+
+    return score_pope(data, answers)
+
+
+# --- MMBench -------------------------------------------------------------------------------------------
+def _mmb_load(paths, split):
+    from kanva.eval.mmbench import load_mmbench
+
+    return load_mmbench(paths[0])
+
+
+def _mmb_items(data, style, image_root):
+    from kanva.eval.prompts import choice_prompt
+
+    return [
+        RunItem(
+            str(r.index),
+            choice_prompt(r.question, r.options, r.hint, style, context_label=False),
+            _b64_image(r.image, r.where),
+            {"category": r.category},
+            unit=str(r.group),
+        )
+        for r in data.rows
+    ]
+
+
+def _mmb_subset(data, uids):
+    return replace(data, rows=[r for r in data.rows if str(r.index) in uids])
+
+
+def _mmb_score(data, answers, **_):
+    from kanva.eval.mmbench import score_mmbench
+
+    return score_mmbench(data, answers)
+
+
+# --- ScienceQA -----------------------------------------------------------------------------------------
+def _sqa_load(paths, split):
+    from kanva.eval.sqa import load_sqa
+
+    return load_sqa(paths[0], split)
+
+
+def _sqa_items(data, style, image_root):
+    from kanva.eval.sqa import build_prompt, image_path
+
+    out = []
+    for q in data.questions:
+        path = image_path(data, q, image_root) if q.image else None
+        out.append(RunItem(q.pid, build_prompt(q, style), _open_image(path, q.where) if path else None, {}, unit=q.pid))
+    return out
+
+
+def _sqa_subset(data, uids):
+    return replace(data, questions=[q for q in data.questions if q.pid in uids])
+
+
+def _sqa_score(data, answers, **_):
+    from kanva.eval.sqa import score_sqa
+
+    return score_sqa(data, answers)
+
+
+# --- LLaVA-Bench ---------------------------------------------------------------------------------------
+def _lb_load(paths, split):
+    from kanva.eval.llava_bench import load_llava_bench
+
+    return load_llava_bench(paths[0])
+
+
+def _lb_items(data, style, image_root):
+    root = Path(image_root) if image_root else data.root / "images"
+    return [
+        RunItem(q.qid, q.question, _open_image(root / q.image, q.where), {"category": q.category, "image": q.image}, unit=q.qid)
+        for q in data.questions
+    ]
+
+
+def _lb_subset(data, uids):
+    return replace(data, questions=[q for q in data.questions if q.qid in uids])
+
+
+def _lb_score(data, answers, judge=None, judge_runs=3, reviews_dir=None, answers_path=None):
+    from kanva.eval.llava_bench import judge_answers, score_llava_bench
+
+    if judge is None:
+        return {"benchmark": "llava-bench", "notes": ["not scored: give --judge-model (and --judge-base-url) to judge"]}
+    out_dir = Path(reviews_dir) if reviews_dir else Path(answers_path).with_name(Path(answers_path).stem + "_reviews")
+    files, coverage = judge_answers(data, answers, judge, out_dir, runs=judge_runs)
+    result = score_llava_bench(files)
+    result.update(answers=coverage, judge=judge.model)
+    return result
+
+
+TASKS = {
+    "mme": Task("mme", 128, _mme_load, _mme_items, _mme_subset, _mme_score),
+    "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
+    "mmbench": Task("mmbench", 128, _mmb_load, _mmb_items, _mmb_subset, _mmb_score),
+    "sqa": Task("sqa", 128, _sqa_load, _sqa_items, _sqa_subset, _sqa_score),
+    "llava-bench": Task("llava-bench", 1024, _lb_load, _lb_items, _lb_subset, _lb_score),
+}
+
+
+def get_task(name: str) -> Task:
+    from kanva.eval.score import check_bench
+
+    return TASKS[check_bench(name)]
+
+
+def limit_items(items: list[RunItem], limit: int | None) -> list[RunItem]:
+    """The first `limit` items, extended to the end of the last unit so no unit is cut."""
+    if limit is None or limit >= len(items):
+        return items
+    if limit <= 0:
+        raise KanvaError(f"--limit must be positive, got {limit}")
+    units: list[str] = []
+    seen = set()
+    for it in items:
+        if it.unit not in seen:
+            seen.add(it.unit)
+            units.append(it.unit)
+    keep, n = set(), 0
+    by_unit: dict[str, int] = {}
+    for it in items:
+        by_unit[it.unit] = by_unit.get(it.unit, 0) + 1
+    for u in units:
+        if n >= limit:
+            break
+        keep.add(u)
+        n += by_unit[u]
+    return [it for it in items if it.unit in keep]

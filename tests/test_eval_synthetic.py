@@ -1,0 +1,170 @@
+"""`kanva eval make-synthetic` on a tiny COCO world written here: official formats, true answers, determinism."""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from PIL import Image
+
+from kanva.cli import main
+from kanva.eval.answers import Answer
+from kanva.eval.mmbench import load_mmbench, score_mmbench
+from kanva.eval.mme import load_mme, score_mme
+from kanva.eval.pope import load_pope, score_pope
+from kanva.eval.synthetic import make_synthetic
+
+CATS = ["person", "car", "dog", "horse", "sheep", "cow", "giraffe", "bus", "cat"]
+
+# image -> (objects: (category, bbox, color, visible), texts)
+SCENES = {
+    "a.png": ([("giraffe", [2, 10, 10, 10], None, 1.0), ("cow", [30, 10, 10, 10], "brown", 1.0)], ["EXIT"]),
+    "b.png": ([("horse", [2, 2, 8, 8], None, 1.0), ("dog", [20, 2, 5, 5], None, 1.0), ("dog", [30, 2, 5, 5], None, 0.9),
+               ("car", [40, 30, 10, 8], "red", 1.0)], []),
+    "c.png": ([("person", [5, 5, 5, 20], None, 1.0), ("car", [20, 20, 15, 8], "blue", 1.0), ("dog", [40, 5, 5, 5], None, 0.2)],
+              ["STOP", "BUS"]),
+    "d.png": ([("cow", [2, 2, 10, 10], "black", 1.0), ("sheep", [20, 2, 10, 10], None, 1.0), ("person", [40, 2, 5, 20], None, 1.0)],
+              ["FARM"]),
+}
+
+
+@dataclass
+class Concept:
+    name: str
+    supercategory: str
+    hypernyms: list = field(default_factory=list)
+    uses: list = field(default_factory=list)
+
+
+class TinyKB:
+    """The KB API of docs/design.md over a handful of hand-written facts."""
+
+    def __init__(self):
+        H = {
+            "giraffe": ["ruminant", "herbivore", "mammal"], "cow": ["ruminant", "herbivore", "mammal"],
+            "sheep": ["ruminant", "herbivore", "mammal"], "horse": ["equine", "herbivore", "mammal"],
+            "dog": ["canine", "carnivore", "mammal"], "cat": ["feline", "carnivore", "mammal"],
+            "person": ["human", "mammal"], "car": ["motor vehicle"], "bus": ["motor vehicle"],
+        }
+        U = {"car": ["commuting"], "bus": ["commuting"], "horse": ["riding"]}
+        sup = {"car": "vehicle", "bus": "vehicle", "person": "person"}
+        self.c = {n: Concept(n, sup.get(n, "animal"), H[n], U.get(n, [])) for n in CATS}
+
+    def concept(self, name):
+        return self.c[name]
+
+    def categories_under(self, h):
+        return [n for n, c in self.c.items() if h in c.hypernyms]
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = tmp_path / "world"
+    (w / "annotations").mkdir(parents=True)
+    (w / "test").mkdir()
+    images, anns = [], []
+    for i, (name, (objs, texts)) in enumerate(sorted(SCENES.items()), 1):
+        Image.new("RGB", (64, 48), (10 * i, 100, 200)).save(w / "test" / name)
+        images.append({"id": i, "file_name": name, "width": 64, "height": 48, "scene": "field", "seed": i,
+                       "texts": [{"text": t, "bbox": [0, 0, 5, 5]} for t in texts]})
+        for cat, bbox, color, vis in objs:
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": CATS.index(cat) + 1, "bbox": bbox,
+                         "area": bbox[2] * bbox[3], "iscrowd": 0, "color": color, "visible": vis})
+    coco = {"images": images, "annotations": anns,
+            "categories": [{"id": i + 1, "name": n, "supercategory": "x"} for i, n in enumerate(CATS)]}
+    (w / "annotations" / "instances_test.json").write_text(json.dumps(coco))
+    return w
+
+
+def _gt_answers_mme(data):
+    return [Answer(q.uid, q.gt.capitalize()) for q in data.questions]
+
+
+def test_mme_set_is_true_by_construction(world, tmp_path):
+    m = make_synthetic(world, tmp_path / "out", kb=TinyKB(), seed=1)
+    data = load_mme(tmp_path / "out" / "mme")
+    assert data.layout == "template"
+    assert set(data.subtasks()) == {"existence", "count", "position", "color", "OCR", "knowledge"}
+    assert m["mme"]["existence"] == 8  # every image: one yes, one no
+    by_image = {}
+    for q in data.questions:
+        by_image.setdefault((q.subtask, q.image), []).append(q.gt)
+        assert q.question.endswith("Please answer yes or no.")
+        assert (tmp_path / "out" / "mme" / "images" / q.image).is_file()
+    assert all(sorted(v) == ["no", "yes"] for v in by_image.values())
+    r = score_mme(data, _gt_answers_mme(data))
+    assert all(v == 200.0 for v in r["subtasks"].values())
+    # The knowledge facts: every yes names a kind/use of a visible object, every no none of the image's objects.
+    kb = TinyKB()
+    knowledge = [q for q in data.questions if q.subtask == "knowledge"]
+    assert len(knowledge) == 8
+    for q in knowledge:
+        m = re.fullmatch(r"Is there (?:an? (.+)|something used for (.+)) in this image\?", q.core)
+        value = m.group(1) or m.group(2)
+        hit = [c for c, _, _, _ in SCENES[q.image][0] if value in kb.c[c].hypernyms + kb.c[c].uses]
+        assert bool(hit) == (q.gt == "yes"), q
+
+
+def test_count_color_position_facts(world, tmp_path):
+    make_synthetic(world, tmp_path / "out", kb=TinyKB(), seed=0)
+    qs = load_mme(tmp_path / "out" / "mme").questions
+    count_b = [q for q in qs if q.subtask == "count" and q.image == "b.png"]
+    # b.png: two clearly visible dogs, one horse, one car; c.png's dog is mostly hidden and never counted
+    for q in count_b:
+        if "dog" in q.core:
+            assert ("two dogs" in q.core) == (q.gt == "yes")
+    assert not any(q.subtask == "count" and q.image == "c.png" and "dog" in q.core for q in qs)
+    for q in qs:
+        if q.subtask == "position" and q.image == "a.png":
+            assert (q.core == "Is the giraffe on the left of the cow in this image?") == (q.gt == "yes")
+        if q.subtask == "color" and q.image == "b.png":
+            assert ("red car" in q.core) == (q.gt == "yes")
+        if q.subtask == "OCR" and q.image == "c.png" and q.gt == "yes":
+            assert '"STOP"' in q.core or '"BUS"' in q.core
+
+
+def test_mmbench_tsv_circular_rows(world, tmp_path):
+    make_synthetic(world, tmp_path / "out", kb=TinyKB(), seed=0)
+    data = load_mmbench(tmp_path / "out" / "mmbench" / "mmbench_synthetic.tsv")
+    groups = {}
+    for r in data.rows:
+        groups.setdefault(r.group, []).append(r)
+    for rows in groups.values():
+        assert len(rows) == len(rows[0].options)  # one pass per option
+        # the right option's text is the same in every pass
+        assert len({r.options[r.answer] for r in rows}) == 1
+    assert any(len(rows) == 2 for rows in groups.values())  # position questions have two options
+    perfect = score_mmbench(data, [Answer(str(r.index), r.answer) for r in data.rows])
+    assert perfect["overall"] == 100.0
+    always_a = score_mmbench(data, [Answer(str(r.index), "A") for r in data.rows])
+    assert always_a["overall"] == 0.0  # every group has a pass whose answer is not A
+    assert always_a["circ0"] > 0.0
+
+
+def test_pope_negatives(world, tmp_path):
+    make_synthetic(world, tmp_path / "out", kb=TinyKB(), seed=0)
+    data = load_pope([tmp_path / "out" / "pope"])
+    assert data.splits() == ["random", "popular", "adversarial"]
+    for split in data.splits():
+        labels = [q.label for q in data.questions if q.split == split]
+        assert labels.count("yes") == labels.count("no") > 0
+    present = {name: {o[0] for o in objs} for name, (objs, _) in SCENES.items()}
+    for q in data.questions:
+        cat = q.core.split(" ", 3)[3].removesuffix(" in the image?")
+        assert (cat in present[q.image]) == (q.label == "yes")
+    # popular on a.png: the absent categories seen in most images are dog, car, person (2 images each)
+    pop_a = {q.core for q in data.questions if q.split == "popular" and q.image == "a.png" and q.label == "no"}
+    assert pop_a <= {f"Is there a {c} in the image?" for c in ("car", "dog", "person")}
+    r = score_pope(data, [Answer(q.uid, q.label) for q in data.questions])
+    assert r["mean_f1"] == 1.0
+
+
+def test_deterministic_for_a_seed_and_cli(world, tmp_path, capsys):
+    a = make_synthetic(world, tmp_path / "a", kb=TinyKB(), seed=3)
+    b = make_synthetic(world, tmp_path / "b", kb=TinyKB(), seed=3)
+    for rel in ("mme/existence.txt", "mme/knowledge.txt", "mmbench/mmbench_synthetic.tsv", "pope/coco_pope_random.json"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    assert a["mme"] == b["mme"]
+    # The CLI runs with the package's own KB (or without one, saying so) and errors cleanly on a bad world.
+    assert main(["eval", "make-synthetic", "--world", str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    assert "instances_test.json" in capsys.readouterr().err
