@@ -1,0 +1,57 @@
+import pytest
+
+from kanva.errors import KanvaError
+from kanva.quickstart.steps import Step, StepRunner
+
+
+def _runner(tmp_path, calls, cfg_b=1):
+    def mk(name):
+        return lambda: calls.append(name) or {"name": name}
+
+    return StepRunner(tmp_path, [
+        Step("a", mk("a")),
+        Step("b", mk("b"), after=["a"], config={"x": cfg_b}),
+        Step("c", mk("c"), after=["b"]),
+    ], log=lambda s: None)
+
+
+def test_rerun_skips_finished_steps(tmp_path):
+    calls = []
+    _runner(tmp_path, calls).run()
+    _runner(tmp_path, calls).run()
+    assert calls == ["a", "b", "c"]
+
+
+def test_force_redoes_the_step_and_what_depends_on_it(tmp_path):
+    calls = []
+    _runner(tmp_path, calls).run()
+    _runner(tmp_path, calls).run(force=["b"])
+    assert calls == ["a", "b", "c", "b", "c"]
+
+
+def test_config_change_redoes_downstream(tmp_path):
+    calls = []
+    _runner(tmp_path, calls).run()
+    _runner(tmp_path, calls, cfg_b=2).run()
+    assert calls == ["a", "b", "c", "b", "c"]
+
+
+def test_interrupted_step_is_redone(tmp_path):
+    calls = []
+
+    def boom():
+        raise RuntimeError("killed")
+
+    r = StepRunner(tmp_path, [Step("a", lambda: calls.append("a")), Step("b", boom, after=["a"])], log=lambda s: None)
+    with pytest.raises(RuntimeError):
+        r.run()
+    assert r.done("a") and not r.done("b")
+    r2 = StepRunner(tmp_path, [Step("a", lambda: calls.append("a")), Step("b", lambda: calls.append("b"), after=["a"])],
+                    log=lambda s: None)
+    r2.run()
+    assert calls == ["a", "b"]
+
+
+def test_unknown_force_is_an_error(tmp_path):
+    with pytest.raises(KanvaError, match="unknown step"):
+        _runner(tmp_path, []).run(force=["nope"])
