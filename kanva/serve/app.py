@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kanva.errors import KanvaError
 from kanva.serve.errors import APIError, limit_error
 from kanva.serve.images import decode_image, load_image_bytes
 from kanva.serve.limits import Limits
@@ -144,6 +145,20 @@ def create_app(
         for url, where in req.image_urls:
             data = await load_image_bytes(url, where, limits, allow_remote_images)
             images.append(await asyncio.to_thread(decode_image, data, where, limits))
+        # Encode once here: a prompt the model cannot take fails now, as a 400 for this request alone.
+        engine = worker.engine
+        try:
+            prompt_tokens = await asyncio.to_thread(engine.prompt_tokens, images, req.messages)
+        except KanvaError as e:
+            raise APIError(400, f"messages: {e}", param="messages") from None
+        if prompt_tokens + req.max_tokens > engine.context_length:
+            raise APIError(
+                400,
+                f"context_length exceeded: the prompt is {prompt_tokens} tokens (images included) and max_tokens "
+                f"is {req.max_tokens}, together over the model's context of {engine.context_length} tokens",
+                param="messages",
+                code="context_length_exceeded",
+            )
 
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Event] = asyncio.Queue()
@@ -160,6 +175,7 @@ def create_app(
             stop=req.stop,
             seed=req.seed,
             send=send,
+            prompt_tokens=prompt_tokens,
         )
         worker.submit(job)
         rid = f"chatcmpl-{uuid.uuid4().hex}"

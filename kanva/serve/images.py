@@ -78,8 +78,14 @@ def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
     """An RGB image from encoded bytes; the pixel cap is checked on the header, before decoding."""
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)  # lazy: reads the header only
-    except Image.DecompressionBombError as e:  # Pillow's own, much higher, ceiling
-        raise APIError(400, f"{where}: {e}", param=where, code="max_image_pixels_exceeded") from None
+    except Image.DecompressionBombError as e:  # Pillow's own ceiling, above ours, trips while opening
+        raise APIError(
+            400,
+            f"{where}: max_image_pixels exceeded: {e} (the limit is {limits.max_image_pixels}, "
+            "server flag --max-image-pixels)",
+            param=where,
+            code="max_image_pixels_exceeded",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise APIError(400, f"{where}: not a decodable image (accepted formats: {', '.join(FORMATS)})", param=where) from None
     width, height = im.size

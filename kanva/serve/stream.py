@@ -85,44 +85,40 @@ class RowDecoder:
 class BatchStreamer(BaseStreamer):
     """Routes each step's tokens to per-row decoders and reports text and finishes through callbacks.
 
-    on_text(row, text), on_finish(row, reason, prompt_tokens, completion_tokens); is_cancelled(row) lets a
-    row whose client left stop taking part. Runs on the generation thread.
+    on_text(row, text), on_finish(row, reason, completion_tokens); is_cancelled(row) lets a
+    row whose client left stop taking part; on_step() counts decoding steps. Runs on the generation thread.
     """
 
     def __init__(
         self,
         rows: Sequence[RowDecoder],
         eos_ids: set[int],
-        pad_id: int | None,
         on_text: Callable[[int, str], None],
-        on_finish: Callable[[int, str, int, int], None],
+        on_finish: Callable[[int, str, int], None],
         is_cancelled: Callable[[int], bool],
+        on_step: Callable[[], None] = lambda: None,
     ) -> None:
         self.rows = list(rows)
         self.eos_ids = set(eos_ids)
-        self.pad_id = pad_id
         self.on_text = on_text
         self.on_finish = on_finish
         self.is_cancelled = is_cancelled
-        self.prompt_tokens = [0] * len(self.rows)
+        self.on_step = on_step
         self.started = [False] * len(self.rows)  # whether the row has sent any text (for error handling)
         self._seen_prompt = False
 
     def put(self, value: Any) -> None:
-        if not self._seen_prompt and value.dim() == 2:  # the prompt, left-padded
+        if not self._seen_prompt and value.dim() == 2:  # the prompt [B, L]: nothing to send
             self._seen_prompt = True
-            for r, ids in enumerate(value.tolist()):
-                lead = 0
-                while lead < len(ids) and ids[lead] == self.pad_id:
-                    lead += 1
-                self.prompt_tokens[r] = len(ids) - lead
             return
+        self.on_step()
         for r, token in enumerate(value.reshape(-1).tolist()):
             row = self.rows[r]
             if row.finished:
                 continue
             if self.is_cancelled(r):
                 row.finish_reason = "cancelled"
+                self._report(r)
                 continue
             if token in self.eos_ids:
                 self._finish(r, "stop")
@@ -142,6 +138,7 @@ class BatchStreamer(BaseStreamer):
             if not row.finished:
                 if self.is_cancelled(r):
                     row.finish_reason = "cancelled"
+                    self._report(r)
                 else:
                     self._finish(r, "length")
 
@@ -154,4 +151,4 @@ class BatchStreamer(BaseStreamer):
 
     def _report(self, r: int) -> None:
         row = self.rows[r]
-        self.on_finish(r, row.finish_reason or "stop", self.prompt_tokens[r], len(row.ids))
+        self.on_finish(r, row.finish_reason or "stop", len(row.ids))

@@ -33,9 +33,11 @@ class Engine(Protocol):
     """What the worker needs from a model: `kanva.serve.engine.Engine` wraps `kanva.infer.Generator`."""
 
     eos_ids: set[int]
-    pad_id: int | None
+    context_length: int
 
     def decode(self, ids: list[int]) -> str: ...
+
+    def prompt_tokens(self, images: list[Any], messages: list[dict[str, str]]) -> int: ...
 
     def generate(self, batch: list[tuple[list[Any], list[dict[str, str]]]], **kwargs: Any) -> list[str]: ...
 
@@ -52,6 +54,7 @@ class Job:
     stop: list[str]
     seed: int | None
     send: Callable[[Event], None]
+    prompt_tokens: int = 0  # as counted by Engine.prompt_tokens, for usage
     arrived: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
@@ -75,6 +78,7 @@ class Stats:
     images: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    decode_steps: int = 0  # batched forward passes after the prompt; stops growing when generation stops
     batch_sizes: Counter = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class Stats:
             "images": self.images,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "decode_steps": self.decode_steps,
             "max_batch_size_seen": max(self.batch_sizes, default=0),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
         }
@@ -206,26 +211,26 @@ class BatchWorker:
     def _run(self, batch: list[Job]) -> None:
         rows = [RowDecoder(self.engine.decode, j.stop, j.max_tokens) for j in batch]
 
-        def on_finish(r: int, reason: str, prompt_tokens: int, completion_tokens: int) -> None:
+        def on_finish(r: int, reason: str, completion_tokens: int) -> None:
             job = batch[r]
             with self._cond:
                 if reason == "cancelled":
                     self.stats.cancelled += 1
                 else:
                     self.stats.completed += 1
-                    self.stats.prompt_tokens += prompt_tokens
+                    self.stats.prompt_tokens += job.prompt_tokens
                     self.stats.completion_tokens += completion_tokens
                 if reason != "cancelled":
-                    self._send(job, ("finish", reason, prompt_tokens, completion_tokens))
+                    self._send(job, ("finish", reason, job.prompt_tokens, completion_tokens))
                 self._close(job)
 
         streamer = BatchStreamer(
             rows,
             eos_ids=self.engine.eos_ids,
-            pad_id=self.engine.pad_id,
             on_text=lambda r, text: self._send(batch[r], ("text", text)),
             on_finish=on_finish,
             is_cancelled=lambda r: batch[r].cancelled.is_set(),
+            on_step=self._count_step,
         )
         first = batch[0]
         try:
@@ -273,6 +278,10 @@ class BatchWorker:
                 self.stats.errors += 1
                 self._send(job, ("error", err))
                 self._close(job)
+
+    def _count_step(self) -> None:
+        with self._cond:
+            self.stats.decode_steps += 1
 
     def _send(self, job: Job, event: Event) -> None:
         if job.cancelled.is_set():

@@ -1,0 +1,374 @@
+"""The OpenAI-compatible API, driven by the official `openai` client against a live server on 127.0.0.1
+serving the `tiny` preset: answers, streaming, images, stop, auth, batching, every bad input of issue 7."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import struct
+import zlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from kanva.serve.app import create_app
+from kanva.serve.engine import Engine
+from kanva.serve.limits import MiB, Limits
+from kanva.serve.server import ServerThread, free_port
+from kanva.serve.worker import BatchWorker
+
+MODEL = "kanva-tiny"
+KEY = "test-key-123"
+
+
+def png(color=(200, 30, 30), size=(40, 40), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color if mode == "RGB" else 0).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid 1-bit PNG of width x height zeros: ~50 KB on the wire, width*height pixels once decoded.
+    Written chunk by chunk with zlib (Pillow would first allocate the whole canvas to save it)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def data_url(data: bytes, media: str = "image/png") -> str:
+    return f"data:{media};base64," + base64.b64encode(data).decode()
+
+
+def image_msg(url: str, text: str = "What is in the image?") -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]}]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from kanva.model import build_preset
+
+    return build_preset("tiny", tmp_path_factory.mktemp("serve") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir):
+    return Engine.load(tiny_dir)
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    worker = BatchWorker(engine, max_batch_size=8, batch_wait_s=0.05)
+    with ServerThread(create_app(worker, MODEL, Limits(), api_key=KEY)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server):
+    return openai.OpenAI(base_url=server + "/v1", api_key=KEY, max_retries=0, timeout=60)
+
+
+def stats(server) -> dict:
+    return httpx.get(server + "/v1/stats", headers={"Authorization": f"Bearer {KEY}"}).json()
+
+
+def reference(engine, image_bytes: bytes | None, text: str, max_tokens: int) -> str:
+    """What kanva.infer.Generator answers for the same single request (greedy)."""
+    images = [Image.open(io.BytesIO(image_bytes)).convert("RGB")] if image_bytes else []
+    content = ("<image>\n" if image_bytes else "") + text
+    return engine.generator.generate([(images, [{"role": "user", "content": content}])], max_new_tokens=max_tokens)[0]
+
+
+# -- answers ---------------------------------------------------------------------------------------------
+def test_models(client):
+    assert [m.id for m in client.models.list().data] == [MODEL]
+    assert client.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("other")
+
+
+def test_image_answer_is_the_generator_answer(client, engine):
+    r = client.chat.completions.create(model=MODEL, messages=image_msg(data_url(png())), max_tokens=24, temperature=0)
+    answer = r.choices[0].message.content
+    assert answer == reference(engine, png(), "What is in the image?", 24)
+    assert r.choices[0].finish_reason in ("stop", "length") and r.choices[0].message.role == "assistant"
+    images = [Image.open(io.BytesIO(png())).convert("RGB")]
+    assert r.usage.prompt_tokens == engine.prompt_tokens(images, [{"role": "user", "content": "<image>\nWhat is in the image?"}])
+    assert 0 < r.usage.completion_tokens <= 24
+    # a different image gives a different prompt, hence (for this random model) a different answer
+    other = client.chat.completions.create(model=MODEL, messages=image_msg(data_url(png((10, 10, 240)))),
+                                           max_tokens=24, temperature=0).choices[0].message.content
+    assert other == reference(engine, png((10, 10, 240)), "What is in the image?", 24)
+
+
+def test_stream_adds_up_to_the_same_answer(client):
+    kw = dict(model=MODEL, messages=image_msg(data_url(png()), "Describe the image."), max_tokens=32, temperature=0)
+    whole = client.chat.completions.create(**kw)
+    chunks = list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    deltas = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert len([d for d in deltas if d]) > 1  # it really streamed, in several pieces
+    assert "".join(deltas) == whole.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [whole.choices[0].finish_reason]
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_stop_and_max_tokens(client):
+    kw = dict(model=MODEL, messages=[{"role": "user", "content": "Where is the cat?"}], temperature=0)
+    full = client.chat.completions.create(**kw, max_tokens=40).choices[0].message.content
+    assert len(full) > 12
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
+    cut = client.chat.completions.create(**kw, max_tokens=40, stop=[stop, "never-there"]).choices[0]
+    assert cut.message.content == full[: full.find(stop)] and cut.finish_reason == "stop"
+    streamed = client.chat.completions.create(**kw, max_tokens=40, stop=stop, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == full[: full.find(stop)]
+    short = client.chat.completions.create(**kw, max_tokens=3)
+    assert short.usage.completion_tokens <= 3
+    assert short.choices[0].finish_reason == "stop" or short.usage.completion_tokens == 3
+    assert full.startswith(short.choices[0].message.content)
+
+
+def test_concurrent_requests_are_batched(client, server, engine):
+    prompts = [f"How many {o}s are there?" for o in ("cat", "dog", "cup", "car", "bus", "kite")]
+    before = stats(server)
+    answers: dict[int, object] = {}
+    gate = threading.Barrier(len(prompts))
+
+    def ask(i: int) -> None:
+        gate.wait()
+        answers[i] = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": prompts[i]}], max_tokens=8 + 2 * i, temperature=0)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    after = stats(server)
+    grown = {int(k): v - before["batch_sizes"].get(k, 0) for k, v in after["batch_sizes"].items()}
+    assert any(size > 1 and n > 0 for size, n in grown.items()), (before, after)
+    assert after["batches"] - before["batches"] < len(prompts)
+    for i, r in answers.items():  # batching changes nothing in any row, budgets included
+        assert r.choices[0].message.content == reference(engine, None, prompts[i], 8 + 2 * i)
+        assert r.usage.completion_tokens <= 8 + 2 * i
+
+
+# -- auth ------------------------------------------------------------------------------------------------
+def test_api_key_required(server):
+    for key in ("wrong", ""):
+        c = openai.OpenAI(base_url=server + "/v1", api_key=key or "x", max_retries=0,
+                          default_headers={} if key else {"Authorization": ""})
+        with pytest.raises(openai.AuthenticationError) as e:
+            c.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert e.value.status_code == 401 and "API key" in e.value.message
+    r = httpx.get(server + "/v1/models")
+    assert r.status_code == 401 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(server + "/").status_code == 200  # the page itself is static; its requests carry the key
+
+
+# -- bad input -------------------------------------------------------------------------------------------
+def expect_error(client, status: int, needle: str, **kw):
+    base = dict(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(**{**base, **kw})
+    assert e.value.status_code == status, e.value.message
+    assert needle in e.value.message, e.value.message
+    assert set(e.value.body) == {"message", "type", "param", "code"}
+    return e.value
+
+
+def test_50mb_image_is_refused_by_request_size(client):
+    big = data_url(b"\x89PNG\r\n\x1a\n" + b"\0" * (50 * MiB))
+    expect_error(client, 413, "max_request_bytes", messages=image_msg(big))
+
+
+def test_data_url_that_is_not_an_image(client):
+    expect_error(client, 400, "media type 'text/plain'", messages=image_msg(data_url(b"hello", "text/plain")))
+    expect_error(client, 400, "not a decodable image", messages=image_msg(data_url(b"hello, not a png")))
+    expect_error(client, 400, "not valid base64", messages=image_msg("data:image/png;base64,%%%"))
+
+
+def test_1000_images(client):
+    parts = [{"type": "image_url", "image_url": {"url": data_url(png(size=(2, 2)))}}] * 1000
+    e = expect_error(client, 400, "max_images", messages=[{"role": "user", "content": parts}])
+    assert "got 1000" in e.message
+
+
+@pytest.mark.parametrize("url, needle", [
+    ("file:///etc/passwd", "scheme 'file'"),
+    ("/etc/passwd", "a local path"),
+    ("../../etc/passwd", "a local path"),
+    ("ftp://example.com/a.png", "scheme 'ftp'"),
+    ("http://127.0.0.1:1/a.png", "--allow-remote-images"),
+    ("https://example.com/a.png", "--allow-remote-images"),
+])
+def test_image_url_policy(client, url, needle):
+    e = expect_error(client, 400, needle, messages=image_msg(url))
+    assert "root:" not in e.message  # nothing of the file came back
+
+
+def test_decompression_bomb(client):
+    with Image.open(io.BytesIO(png_bomb(5000, 5000))) as im:  # the generator writes real, decodable PNGs
+        im.load()
+        assert im.size == (5000, 5000)
+    bomb = png_bomb()
+    assert len(bomb) < 200_000
+    expect_error(client, 400, "max_image_pixels", messages=image_msg(data_url(bomb)))
+    # below Pillow's own ceiling, our (lower) cap is what refuses it
+    expect_error(client, 400, "max_image_pixels exceeded: got 25000000", messages=image_msg(data_url(png_bomb(5000, 5000))))
+
+
+def test_unknown_model(client):
+    e = expect_error(client, 404, "does not exist", model="gpt-4o")
+    assert e.code == "model_not_found"
+
+
+def test_caps_and_bad_fields(client):
+    expect_error(client, 400, "max_tokens exceeded", max_tokens=10**6)
+    expect_error(client, 400, "temperature", temperature=5)
+    expect_error(client, 400, "messages[0].role", messages=[{"role": "robot", "content": "hi"}])
+    expect_error(client, 400, "context_length", messages=[{"role": "user", "content": "the red cat " * 3000}])
+    expect_error(client, 400, "only accepted in user messages", messages=[
+        {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": data_url(png())}}]},
+        {"role": "user", "content": "hi"}])
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", "\u00e9".encode("latin-1"), b'{"model": 1}'])
+def test_invalid_json(server, body):
+    r = httpx.post(server + "/v1/chat/completions", content=body,
+                   headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"]
+
+
+def test_client_disconnect_mid_stream_frees_its_slot(client, server):
+    # Find a prompt whose full answer is long, so a stopped generation is visible in the step count.
+    for text in ("hi", "Describe the image.", "What can you see?", "Where is the dog?", "Tell me about the kitchen."):
+        kw = dict(model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=1024, temperature=0)
+        full = client.chat.completions.create(**kw).usage.completion_tokens
+        if full >= 150:
+            break
+    else:
+        pytest.fail("no prompt gave a long answer to cut short")
+    before = stats(server)
+    stream = client.chat.completions.create(**kw, stream=True)
+    got = [next(iter(stream)) for _ in range(3)]
+    assert got[0].choices[0].delta.role == "assistant"
+    stream.close()
+    deadline = time.monotonic() + 10
+    while (now := stats(server))["open"] or now["cancelled"] == before["cancelled"]:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.02)
+    steps = now["decode_steps"] - before["decode_steps"]
+    time.sleep(0.3)
+    assert stats(server)["decode_steps"] == now["decode_steps"]  # generation really stopped
+    assert steps < full // 2, (steps, full)
+    assert now["cancelled"] == before["cancelled"] + 1 and now["completed"] == before["completed"]
+    # and the server goes on serving
+    assert client.chat.completions.create(**{**kw, "max_tokens": 4}).usage.completion_tokens <= 4
+
+
+def test_still_serving_after_bad_input(client, server):
+    assert client.chat.completions.create(model=MODEL, messages=image_msg(data_url(png())), max_tokens=4,
+                                          temperature=0).choices[0].message.content is not None
+    assert stats(server)["errors"] == 0  # no bad input ever reached generation
+
+
+# -- remote images (opt-in) --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def image_host():
+    """A loopback HTTP server with /red.png, /huge.png (declares 64 MiB) and nothing else."""
+    red = png()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/red.png":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(red)))
+                self.end_headers()
+                self.wfile.write(red)
+            elif self.path == "/huge.png":
+                self.send_response(200)
+                self.send_header("Content-Length", str(64 * MiB))
+                self.end_headers()
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def remote_client(engine):
+    worker = BatchWorker(engine, max_batch_size=4, batch_wait_s=0.01)
+    limits = Limits(max_request_bytes=128 * MiB)  # let a 50 MB image through to the image cap
+    with ServerThread(create_app(worker, MODEL, limits, allow_remote_images=True)) as url:
+        yield openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_remote_images_with_the_flag(remote_client, client, image_host):
+    remote = remote_client.chat.completions.create(model=MODEL, messages=image_msg(image_host + "/red.png"),
+                                                   max_tokens=16, temperature=0)
+    local = client.chat.completions.create(model=MODEL, messages=image_msg(data_url(png())), max_tokens=16,
+                                           temperature=0)
+    assert remote.choices[0].message.content == local.choices[0].message.content
+    expect_error(remote_client, 413, "max_image_bytes", messages=image_msg(image_host + "/huge.png"))
+    expect_error(remote_client, 400, "HTTP 404", messages=image_msg(image_host + "/missing.png"))
+    expect_error(remote_client, 400, "scheme 'file'", messages=image_msg("file:///etc/passwd"))
+
+
+def test_50mb_image_is_refused_by_image_size(remote_client):
+    big = data_url(b"\x89PNG\r\n\x1a\n" + b"\0" * (50 * MiB))
+    expect_error(remote_client, 413, "max_image_bytes", messages=image_msg(big))
+
+
+# -- the CLI ---------------------------------------------------------------------------------------------
+def test_kanva_serve_cli(tiny_dir):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kanva", "serve", "--model", str(tiny_dir), "--port", str(port),
+                             "--api-key", KEY, "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert r.json()["data"][0]["id"] == str(tiny_dir)
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0) as c:
+            assert c.chat.completions.create(model=str(tiny_dir), messages=[{"role": "user", "content": "hi"}],
+                                             max_tokens=4).usage.completion_tokens <= 4
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down cleanly on SIGTERM, then re-raises the signal (exit status -SIGTERM)
+    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in out, out
+    assert f"http://127.0.0.1:{port}" in out
+
+
+def test_kanva_serve_cli_rejects_bad_limits(tiny_dir):
+    out = subprocess.run([sys.executable, "-m", "kanva", "serve", "--model", str(tiny_dir), "--max-images", "0"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--max-images must be >= 1" in out.stderr
