@@ -98,6 +98,14 @@ def _make_synthetic(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from kanva.eval.report import write_report
+
+    written = write_report(args.runs, args.out)
+    print(f"wrote {written['markdown']}, {written['html']} and {len(written) - 2} chart(s) in {args.out}")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="score, run and report benchmarks (MME, MMBench, POPE, ScienceQA, LLaVA-Bench)")
     sub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
@@ -161,3 +169,12 @@ def register(subparsers) -> None:
     m.add_argument("--split", default="test", help="world split to draw images from (default test)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=_make_synthetic)
+
+    rp = sub.add_parser(
+        "report",
+        help="compare runs side by side (markdown + HTML, bar charts)",
+        description="Compare results JSONs (from `eval run`, or `eval score --json`) side by side per benchmark.",
+    )
+    rp.add_argument("runs", metavar="RUN", type=Path, nargs="+", help="results JSON files")
+    rp.add_argument("--out", type=Path, required=True, help="report folder")
+    rp.set_defaults(func=_report)

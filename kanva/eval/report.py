@@ -1,0 +1,170 @@
+"""`kanva eval report RUN... --out DIR`: runs side by side, as markdown and HTML, with bar charts.
+
+A RUN is a results JSON (`kanva eval run` writes one beside its answers; `kanva eval score --json` too).
+Runs are grouped by benchmark; for each benchmark a table puts every metric of every run side by side
+and a grouped bar chart (matplotlib, Agg backend) shows each subtask / category / split per run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from kanva.errors import KanvaError
+
+TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
+          "llava-bench": "LLaVA-Bench (% of reference)"}
+
+
+def load_run(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise KanvaError(f"{path}: no such results file")
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KanvaError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(r, dict) or r.get("benchmark") not in TITLES:
+        raise KanvaError(f"{path}: not a kanva results JSON (no known 'benchmark')")
+    return {**r, "_path": str(path)}
+
+
+def _label(r: dict) -> str:
+    run = r.get("run") or {}
+    if run.get("model_id"):
+        return f"{run['model_id']} ({run.get('prompt_style', '?')})"
+    return Path(r["_path"]).stem
+
+
+def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """(table metrics, chart metrics) of one result, names -> values."""
+    b = r["benchmark"]
+    if b == "mme":
+        table = {**r["subtasks"], "perception": r["perception"], "cognition": r["cognition"]}
+        return table, dict(r["subtasks"])
+    if b == "pope":
+        table = {}
+        for s, m in r["splits"].items():
+            table.update({f"{s} F1": m["f1"], f"{s} accuracy": m["accuracy"], f"{s} yes-ratio": m["yes_ratio"]})
+        table["mean F1"] = r["mean_f1"]
+        return table, {**{s: m["f1"] for s, m in r["splits"].items()}, "mean": r["mean_f1"]}
+    if b == "mmbench":
+        table = {"overall (circular)": r["overall"], "circ0 (first pass)": r["circ0"]}
+        table.update({f"l2: {k}": v for k, v in r["l2"].items()})
+        table.update({f"category: {k}": v for k, v in r["category"].items()})
+        return table, {"overall": r["overall"], **r["category"]}
+    if b == "sqa":
+        table = {"IMG accuracy": r["img_accuracy"], "accuracy (all)": r["accuracy"]}
+        return table, dict(table)
+    table = {"overall": r["overall"], **r["categories"]}
+    return table, dict(table)
+
+
+def _chart(bench: str, runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    per_run = [metrics(r)[1] for r in runs]
+    names = _order(bench, list(dict.fromkeys(k for m in per_run for k in m)))
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, len(names) * (0.35 + 0.2 * len(runs)) + 2)), 4.2))
+    for i, (r, m) in enumerate(zip(runs, per_run)):
+        xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(names))]
+        ax.bar(xs, [m.get(n, 0.0) for n in names], width, label=_label(r))
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_title(TITLES[bench])
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(v: Any, bench: str) -> str:
+    """POPE metrics are fractions (5 decimals, as its F1 is quoted); the rest points or percent."""
+    if v is None:
+        return ""
+    return f"{v:.5f}" if bench == "pope" else f"{v:.2f}"
+
+
+def _order(bench: str, names: list[str]) -> list[str]:
+    if bench != "mme":
+        return names
+    from kanva.eval.mme import SUBTASKS
+
+    rank = {n: i for i, n in enumerate([*SUBTASKS, "perception", "cognition"])}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
+
+
+def _info(r: dict) -> list[str]:
+    run = r.get("run") or {}
+    a = r.get("answers") or {}
+    out = [f"results: {r['_path']}"]
+    if run:
+        out.append(f"model {run.get('model')}, prompt style {run.get('prompt_style')}, "
+                   f"{run.get('questions')} questions, batch {run.get('batch_size')}, finished {run.get('finished')}")
+    if a:
+        out.append(f"answers: {a.get('matched')}/{a.get('expected')}, missing {a.get('missing')}, "
+                   f"duplicate {a.get('duplicates')}, unmatched {a.get('unmatched')}")
+    if r.get("judge"):
+        out.append(f"judge: {r['judge']}")
+    return out
+
+
+def write_report(paths: list[Path], out: Path) -> dict[str, Path]:
+    """Writes OUT/report.md, OUT/report.html and OUT/<bench>.png; returns their paths."""
+    if not paths:
+        raise KanvaError("give at least one results JSON")
+    runs = [load_run(p) for p in paths]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_bench: dict[str, list[dict]] = {}
+    for r in runs:
+        by_bench.setdefault(r["benchmark"], []).append(r)
+    md = ["# Kanva evaluation report", ""]
+    body = []
+    written = {}
+    for bench in [b for b in TITLES if b in by_bench]:
+        rs = by_bench[bench]
+        labels = [_label(r) for r in rs]
+        if len(set(labels)) < len(labels):  # same model and style twice: tell them apart by file
+            labels = [f"{lab} [{Path(r['_path']).stem}]" for lab, r in zip(labels, rs)]
+            for r, lab in zip(rs, labels):
+                r["run"] = {**(r.get("run") or {}), "model_id": lab, "prompt_style": (r.get("run") or {}).get("prompt_style", "?")}
+        tables = [metrics(r)[0] for r in rs]
+        names = _order(bench, list(dict.fromkeys(k for t in tables for k in t)))
+        chart = out / f"{bench}.png"
+        _chart(bench, rs, chart)
+        written[bench] = chart
+        md += [f"## {TITLES[bench]}", "", "| metric | " + " | ".join(labels) + " |", "|---|" + "---|" * len(rs)]
+        md += [f"| {n} | " + " | ".join(_fmt(t.get(n), bench) for t in tables) + " |" for n in names]
+        md += ["", f"![{bench}]({chart.name})", ""]
+        for lab, r in zip(labels, rs):
+            md += [f"- **{lab}**: " + "; ".join(_info(r))]
+        md.append("")
+        rows = "".join(
+            "<tr><td>" + html.escape(n) + "</td>" + "".join(f"<td>{_fmt(t.get(n), bench)}</td>" for t in tables) + "</tr>"
+            for n in names
+        )
+        head = "".join(f"<th>{html.escape(lab)}</th>" for lab in labels)
+        info = "".join(f"<li><b>{html.escape(lab)}</b>: {html.escape('; '.join(_info(r)))}</li>" for lab, r in zip(labels, rs))
+        body.append(
+            f"<h2>{html.escape(TITLES[bench])}</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>"
+            f'<p><img src="{chart.name}" alt="{bench} chart"></p><ul>{info}</ul>'
+        )
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+             "img{max-width:100%}")
+    (out / "report.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Kanva evaluation report</title><style>{style}</style>"
+        f"</head><body><h1>Kanva evaluation report</h1>{''.join(body)}</body></html>\n",
+        encoding="utf-8",
+    )
+    written.update(markdown=out / "report.md", html=out / "report.html")
+    return written

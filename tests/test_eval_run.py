@@ -1,0 +1,89 @@
+"""`kanva eval run` with the tiny preset on a synthetic set: answers, resume, --limit, batching, report."""
+
+import json
+
+import pytest
+
+from kanva.cli import main
+from kanva.errors import KanvaError
+from kanva.eval.answers import load_answers
+from kanva.eval.run import run_benchmark
+from kanva.eval.synthetic import make_synthetic
+
+from test_eval_synthetic import TinyKB, world  # noqa: F401  (the tiny world fixture)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from kanva.model import build_preset
+
+    return build_preset("tiny", tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model):
+    from kanva.infer import Generator
+
+    return Generator.load(tiny_model)
+
+
+@pytest.fixture
+def synth(world, tmp_path):  # noqa: F811
+    make_synthetic(world, tmp_path / "synth", kb=TinyKB(), seed=0)
+    return tmp_path / "synth"
+
+
+def test_run_writes_resumes_and_scores(synth, tiny_model, generator, tmp_path):
+    out = tmp_path / "answers" / "mme.jsonl"
+    kw = dict(batch_size=4, max_new_tokens=3, generator=generator, progress=False, limit=14)
+    r = run_benchmark("mme", tiny_model, [synth / "mme"], out, **kw)
+    n = r["run"]["questions"]
+    assert r["run"]["generated"] == n == 14 == r["answers"]["expected"] == r["answers"]["matched"]
+    assert r["run"]["prompt_style"] == "llava" and r["run"]["decoding"] == "greedy"
+    saved = json.loads((tmp_path / "answers" / "mme.results.json").read_text())
+    assert saved["subtasks"] == r["subtasks"] and saved["run"]["model_id"] == "tiny"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(row["prompt"].endswith("\nAnswer the question using a single word or phrase.") for row in rows)
+    # Interrupt: drop the last 5 answers and leave half a line, as a killed writer would.
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:-5]) + lines[-5][: len(lines[-5]) // 2])
+    r2 = run_benchmark("mme", tiny_model, [synth / "mme"], out, **kw)
+    assert r2["run"]["generated"] == 5 and r2["run"]["resumed"] == n - 5
+    assert [a.text for a in load_answers(out)] == [row["text"] for row in rows]  # greedy: same answers again
+    # Another prompt style on the same file is refused.
+    with pytest.raises(KanvaError, match="prompt_style 'llava'"):
+        run_benchmark("mme", tiny_model, [synth / "mme"], out, **{**kw, "style": "lmms-eval"})
+
+
+def test_batched_answers_equal_single(synth, tiny_model, generator, tmp_path):
+    kw = dict(max_new_tokens=5, generator=generator, progress=False, limit=8)
+    one = run_benchmark("pope", tiny_model, [synth / "pope"], tmp_path / "b1.jsonl", batch_size=1, **kw)
+    many = run_benchmark("pope", tiny_model, [synth / "pope"], tmp_path / "b8.jsonl", batch_size=8, **kw)
+    assert [a.text for a in load_answers(tmp_path / "b1.jsonl")] == [a.text for a in load_answers(tmp_path / "b8.jsonl")]
+    assert one["splits"] == many["splits"]
+
+
+def test_limit_keeps_circular_groups_whole_and_scores_the_subset(synth, tiny_model, generator, tmp_path):
+    r = run_benchmark("mmbench", tiny_model, [synth / "mmbench" / "mmbench_synthetic.tsv"], tmp_path / "m.jsonl",
+                      limit=5, max_new_tokens=2, generator=generator, progress=False, style="lmms-eval")
+    # first questions have 4 passes each: 5 rows -> two whole groups (8 rows)
+    assert r["run"]["questions"] == 8 and r["rows"] == 8 and r["questions"] == 2
+    assert r["answers"]["missing"] == 0
+    row = json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0])
+    assert "There are several options:\nA. " in row["prompt"]
+
+
+def test_cli_run_and_report(synth, tiny_model, tmp_path, capsys):
+    out = tmp_path / "pope.jsonl"
+    assert main(["eval", "run", "pope", "--model", str(tiny_model), "--data", str(synth / "pope"), "--out", str(out),
+                 "--limit", "6", "--max-new-tokens", "2", "--batch-size", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "6 answers generated" in text and "mean F1" in text
+    res = tmp_path / "pope.results.json"
+    rep = tmp_path / "report"
+    assert main(["eval", "report", str(res), str(res), "--out", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "## POPE" in md and md.count("tiny (llava)") >= 2
+    assert (rep / "pope.png").stat().st_size > 1000
+    assert "<table>" in (rep / "report.html").read_text()
+    assert main(["eval", "report", str(out), "--out", str(rep)]) == 2  # an answer file is not a results JSON
