@@ -1,5 +1,144 @@
-"""CLI for kanva.data (placeholder until its issue lands: registers nothing)."""
+"""`kanva data seed|evolve|merge|report`: instruction data from annotations, evolved with world knowledge.
+
+Heavy modules (numpy, transformers, matplotlib) are imported inside the handlers so `kanva --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> None:
+    p.add_argument("--llm", default=default, help=f"{choices_help} (default: {default})")
+    p.add_argument("--llm-model", default=None, help="model name for an OpenAI-compatible URL (default: the "
+                   "endpoint's first model)")
+    p.add_argument("--llm-cache", default=None, help="disk cache of LLM replies (default: OUT's llm_cache)")
+    p.add_argument("--workers", type=int, default=8, help="concurrent requests to an LLM URL (default: 8)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
+    p.add_argument("--retries", type=int, default=3, help="retries per LLM request, with backoff (default: 3)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size of the local model (default: 8)")
 
 
 def register(subparsers) -> None:
-    pass
+    data = subparsers.add_parser("data", help="seed, evolve and report instruction data",
+                                 description=__doc__.splitlines()[0])
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("seed", help="seed instructions (conversation, detail, reasoning, align) from annotations")
+    p.add_argument("--coco", required=True, help="annotation root: DIR/annotations/{instances,captions}_SPLIT.json")
+    p.add_argument("--split", required=True, help="split name, e.g. train or train2017")
+    p.add_argument("--out", required=True, help="output LLaVA JSON (provenance goes to OUT.provenance.jsonl)")
+    p.add_argument("--types", default="conversation,detail,reasoning",
+                   help="comma-separated: conversation,detail,reasoning,align (default: the first three)")
+    _llm_args(p, "rules", "rules, local, local:DIR or an OpenAI-compatible URL")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude", action="append", default=[], help="file of images to leave out (repeatable)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (by id)")
+    p.set_defaults(func=_seed)
+
+    p = sub.add_parser("evolve", help="evolve instructions with rules, the KB and optionally an LLM")
+    p.add_argument("--input", required=True, help="LLaVA JSON/JSONL to evolve (e.g. from `kanva data seed`)")
+    p.add_argument("--coco", required=True, help="annotation root of the input's images")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", required=True, help="output directory (evolved.json, provenance.jsonl, ...)")
+    p.add_argument("--rounds", type=int, default=3)
+    _llm_args(p, "none", "none, local, local:DIR or an OpenAI-compatible URL")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard", default="0/1", help="i/N: evolve only shard i (0-based) of N; merge with `data merge`")
+    p.add_argument("--exclude", action="append", default=[],
+                   help="images never to output: image list, LLaVA file or POPE/MME question file (repeatable)")
+    p.add_argument("--config", default=None, help="YAML overriding evolution settings (kanva/data/config.py)")
+    p.add_argument("--judge", action="store_true", help="have the LLM judge every LLM-made candidate")
+    p.add_argument("--mc-circular", action="store_true", help="emit all 4 rotations of multiple-choice questions")
+    p.add_argument("--pack", type=int, default=None, help="units per output sample (multi-turn), default 1")
+    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming a run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_evolve)
+
+    p = sub.add_parser("merge", help="merge finished shard directories into one output")
+    p.add_argument("shards", nargs="+", help="the --out directories of the shards")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_merge)
+
+    p = sub.add_parser("report", help="quality report (markdown, HTML, summary.json) of an evolve directory")
+    p.add_argument("dir", help="a `kanva data evolve` output directory")
+    p.add_argument("--baseline", default=None, help="LLaVA file to compare with (default: the evolve input)")
+    p.add_argument("--coco", default=None, help="annotation root (default: the one recorded in run.json)")
+    p.add_argument("--split", default=None)
+    p.set_defaults(func=_report)
+
+    data.set_defaults(func=lambda a: (data.print_help(), 1)[1])
+
+
+def _backend(args: argparse.Namespace, default_cache):
+    from kanva.data.llm import make_backend
+
+    cache = args.llm_cache or default_cache
+    return make_backend(args.llm, cache_dir=cache, model=args.llm_model, workers=args.workers,
+                        timeout=args.timeout, retries=args.retries, batch_size=args.batch_size)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kanva.data.coco import load_coco
+    from kanva.data.exclude import read_excludes
+    from kanva.data.runner import load_knowledge
+    from kanva.data.seed import make_seeds, provenance_path, write_seeds
+
+    coco = load_coco(args.coco, args.split)
+    if args.limit is not None:
+        keep = sorted(coco.images)[: args.limit]
+        coco.images = {i: coco.images[i] for i in keep}
+    kb = load_knowledge(None, coco.category_names)
+    out = Path(args.out)
+    backend = _backend(args, out.parent / "llm_cache")
+    types = [t.strip() for t in args.types.split(",") if t.strip()]
+    samples, prov = make_seeds(coco, kb, types, seed=args.seed, backend=backend,
+                               exclude=read_excludes(args.exclude))
+    write_seeds(samples, prov, out)
+    rejected = sum(r["status"] == "rejected" for r in prov)
+    print(f"wrote {len(samples)} samples to {out} ({rejected} candidates rejected; see {provenance_path(out)})")
+    return 0
+
+
+def _evolve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kanva.config import load_yaml
+    from kanva.data.config import EvolveConfig
+    from kanva.data.join import parse_shard
+    from kanva.data.runner import run_evolve
+
+    shard = parse_shard(args.shard)
+    cfg = load_yaml(EvolveConfig, args.config) if args.config else EvolveConfig()
+    if args.judge:
+        cfg.judge = True
+    if args.mc_circular:
+        cfg.mc_circular = True
+    if args.pack is not None:
+        cfg.pack = args.pack
+    out = Path(args.out)
+    backend = _backend(args, out / "llm_cache")
+    path = run_evolve(args.input, args.coco, args.split, out, rounds=args.rounds, seed=args.seed, shard=shard,
+                      exclude=args.exclude, cfg=cfg, backend=backend, llm_spec=args.llm, overwrite=args.overwrite,
+                      progress=not args.quiet)
+    print(f"wrote {path} and {out / 'provenance.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from kanva.data.runner import merge_runs
+
+    path = merge_runs(args.shards, args.out)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kanva.data.report import write_report
+
+    paths = write_report(args.dir, baseline=args.baseline, coco_dir=args.coco, split=args.split)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0

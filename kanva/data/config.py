@@ -1,0 +1,52 @@
+"""Evolution settings: operator weights, thresholds, caps and balance. Defaults here; `--config FILE.yaml`
+overrides any subset (strict: an unknown key is an error naming it). The whole config is hashed into run.json
+and every provenance record, so a changed setting never mixes into a resumed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+RULE_OPERATORS = ("count", "exist", "position", "size", "choice", "knowledge", "multihop", "premise", "ocr",
+                  "color")
+LLM_OPERATORS = ("llm_knowledge", "llm_deepen", "llm_format", "llm_breadth", "llm_paraphrase")
+
+
+def _default_weights() -> dict[str, float]:
+    # Knowledge-bearing operators weigh most: they are what Kanva adds over plain annotation templates.
+    return {
+        "count": 1.0, "exist": 1.0, "position": 1.0, "size": 0.6, "choice": 1.0, "knowledge": 2.0,
+        "multihop": 1.5, "premise": 0.6, "ocr": 1.0, "color": 0.8,
+        "llm_knowledge": 1.0, "llm_deepen": 1.0, "llm_format": 0.6, "llm_breadth": 0.6, "llm_paraphrase": 0.6,
+    }
+
+
+@dataclass
+class EvolveConfig:
+    weights: dict[str, float] = field(default_factory=_default_weights)
+    # POPE's three ways to draw an absent object; each existence pair draws one of them.
+    exist_strategies: list[str] = field(default_factory=lambda: ["random", "popular", "adversarial"])
+    mc_circular: bool = False  # emit all four circular rotations of each multiple-choice question
+    focus_bias: float = 0.7  # probability to ask about the parent's objects when they qualify
+    min_visible: float = 0.3  # objects less visible than this are not counted or referred to
+    max_count: int = 10  # counting questions up to this many instances
+    size_ratio: float = 2.0  # "which looks larger" only when the areas differ at least this much
+    no_gain_jaccard: float = 0.85  # child vs parent token Jaccard at or above this: no gain
+    near_dup_jaccard: float = 0.8  # MinHash estimate at or above this: near duplicate (same image)
+    minhash_perms: int = 128
+    cap_per_template_per_image: int = 3
+    cap_per_image: int = 40  # evolved units per image
+    max_template_share: float = 0.25  # no template above this share of all evolved units
+    balance_yes_no: bool = True
+    balance_letters: bool = True
+    keep_seeds: bool = True  # the input samples go to the output too
+    pack: int = 1  # evolved units per output sample (turns of one conversation, same image)
+    judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
+    llm_max_tokens: int = 160
+    llm_temperature: float = 0.0
+    chunk_size: int = 64  # images per resumable chunk
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,73 @@
+"""Images that must never appear in training data (evaluation sets), read from lists or question files.
+
+Accepted files, told apart by content, never by path:
+- a JSON array of objects with an `image` field (a LLaVA file, or POPE/MME-style question lists);
+- JSON lines, one object per line with an `image` field (POPE question files, LLaVA answer-file inputs);
+- plain text: one image per line; tab-separated lines use their first column (MME's `image<TAB>question<TAB>answer`).
+Images are compared by file base name, which is how LLaVA samples join to COCO images as well.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path
+
+from kanva.errors import KanvaError
+
+
+def image_key(path: str) -> str:
+    return posixpath.basename(path.strip().replace("\\", "/"))
+
+
+def _images_of(record: object, where: str) -> list[str]:
+    if not isinstance(record, dict):
+        raise KanvaError(f"{where}: expected an object with an 'image' field, got {type(record).__name__}")
+    image = record.get("image")
+    if isinstance(image, str) and image.strip():
+        return [image]
+    if isinstance(image, list) and image and all(isinstance(i, str) for i in image):
+        return list(image)
+    raise KanvaError(f"{where}: field 'image' must be a path or a list of paths, got {image!r}")
+
+
+def read_exclude(path: str | Path) -> set[str]:
+    """Base names of the images listed in `path` (see the module docstring for the formats)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KanvaError(f"{path}: no such exclude file")
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    keys: set[str] = set()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise KanvaError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        for i, rec in enumerate(data):
+            keys.update(image_key(p) for p in _images_of(rec, f"{path}: [{i}]"))
+    elif stripped.startswith("{"):
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise KanvaError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from None
+            keys.update(image_key(p) for p in _images_of(rec, f"{path}:{lineno}"))
+    else:
+        for line in text.splitlines():
+            first = line.split("\t", 1)[0].strip()
+            if first and not first.startswith("#"):
+                keys.add(image_key(first))
+    if not keys:
+        raise KanvaError(f"{path}: lists no images (an empty exclude file is almost certainly a mistake)")
+    return keys
+
+
+def read_excludes(paths: Iterable[str | Path]) -> set[str]:
+    keys: set[str] = set()
+    for p in paths:
+        keys |= read_exclude(p)
+    return keys

@@ -1,0 +1,81 @@
+"""Global balance over all kept units, then the output LLaVA samples.
+
+Runs on the whole set (after all chunks, or after merging shards), and depends only on the set, never on its
+order: units are sorted by (image id, unit id) and every choice of what to drop uses a hash-derived key. So
+a sharded run merged equals an unsharded run, byte for byte.
+
+1. Template share cap: no template above `max_template_share` of the evolved units.
+2. Yes:no balance: drop the excess of the majority answer among yes/no units.
+3. Letter balance: multiple-choice answers are spread exactly uniformly over A-D by rotating options
+   (a rotation keeps the options' circular order; circular-evaluation groups already cover every letter).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from kanva.data.config import EvolveConfig
+from kanva.data.rng import stable_order_key
+from kanva.data.unit import LETTERS, Unit, turns
+
+
+def _drop(units: list[Unit], n: int, reason: str, records: list[dict]) -> set[str]:
+    """Drop n of `units`: the ones with the highest order keys."""
+    if n <= 0:
+        return set()
+    ranked = sorted(units, key=lambda u: stable_order_key(u.id))
+    gone = {u.id for u in ranked[len(ranked) - n :]}
+    records += [{"stage": "finalize", "id": uid, "status": "rejected", "reason": reason} for uid in sorted(gone)]
+    return gone
+
+
+def balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict]]:
+    units = sorted(units, key=lambda u: (u.image_id, u.id))
+    records: list[dict] = []
+    if units and cfg.max_template_share < 1.0:
+        limit = max(1, int(cfg.max_template_share * len(units)))
+        by_t: dict[str, list[Unit]] = defaultdict(list)
+        for u in units:
+            by_t[u.template].append(u)
+        gone: set[str] = set()
+        for t in sorted(by_t):
+            gone |= _drop(by_t[t], len(by_t[t]) - limit, "cap_template_share", records)
+        units = [u for u in units if u.id not in gone]
+    if cfg.balance_yes_no:
+        yes = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("yes")]
+        no = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("no")]
+        more = yes if len(yes) > len(no) else no
+        gone = _drop(more, abs(len(yes) - len(no)), "balance_yes_no", records)
+        units = [u for u in units if u.id not in gone]
+    if cfg.balance_letters:
+        mc = [u for u in units if u.fmt == "mc" and "rotation" not in u.params and len(u.options) == 4]
+        for i, u in enumerate(sorted(mc, key=lambda u: stable_order_key("letter", u.id))):
+            target = i % 4
+            have = LETTERS.index(u.answer)
+            if have != target:
+                shift = have - target  # rotate left by `shift`: the correct option moves to `target`
+                u.options = u.options[shift:] + u.options[:shift]
+                records.append({"stage": "finalize", "id": u.id, "op": "reletter", "from": u.answer,
+                                "to": LETTERS[target]})
+                u.answer = LETTERS[target]
+    return units, records
+
+
+def to_samples(units: list[Unit], pack: int) -> list[dict]:
+    """One sample per unit, or up to `pack` units of the same image as turns of one conversation."""
+    if pack <= 1:
+        return [u.to_sample() for u in units]
+    by_image: dict[int, list[Unit]] = defaultdict(list)
+    for u in units:
+        by_image[u.image_id].append(u)
+    out = []
+    for iid in sorted(by_image):
+        group = by_image[iid]
+        for k in range(0, len(group), pack):
+            chunk = group[k : k + pack]
+            out.append(turns(chunk, f"{chunk[0].id}+{len(chunk)}"))
+    return out
+
+
+def letter_counts(units: list[Unit]) -> Counter:
+    return Counter(u.answer for u in units if u.fmt == "mc")

@@ -1,0 +1,61 @@
+"""Counting: "How many dogs are there?" answered with the annotation count (and "0" for a truly absent object).
+
+Only categories whose every instance is a usable, visible object are counted: a half-hidden instance makes
+the count a guess. The zero variant uses an absent object that no caption mentions either.
+"""
+
+from __future__ import annotations
+
+import random
+
+from kanva.data.ops.base import Context, Draft, Operator
+from kanva.data.unit import Unit
+from kanva.data.vocab import plural
+
+QUESTIONS = (
+    "How many {p} are there in the image?",
+    "How many {p} can you see in this picture?",
+    "How many {p} are visible in the photo?",
+    "What is the number of {p} in the image?",
+    "Count the {p} in this image. How many are there?",
+)
+ZERO_SHARE = 0.15  # share of counting questions about an absent object (answer 0)
+
+
+def wrong_counts(n: int) -> list[str]:
+    """Plausible wrong counts near n (for multiple-choice recasts)."""
+    out = []
+    for d in (1, -1, 2, -2, 3, 4):
+        m = n + d
+        if m >= 0 and str(m) not in out:
+            out.append(str(m))
+    return out
+
+
+class Count(Operator):
+    name = "count"
+
+    def options(self, ctx: Context, parent: Unit) -> list:
+        if not ctx.countable:
+            return []
+        opts = [(1.0 - ZERO_SHARE, self._present)]
+        if ctx.absent_pool:
+            opts.append((ZERO_SHARE, self._zero))
+        return opts
+
+    def _present(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        cat = ctx.pick(rng, sorted(ctx.countable), parent)
+        n = ctx.countable[cat]
+        if parent.template.startswith("count") and cat in parent.objects:
+            return []  # the parent already counted this: no gain
+        q = rng.choice(QUESTIONS).format(p=plural(cat))
+        return [Draft(q, str(n), "short", "count", objects=[cat], slots={"object": plural(cat), "count": n},
+                      params={"wrong": wrong_counts(n)})]
+
+    def _zero(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        cat = ctx.draw_absent(rng, rng.choice(ctx.cfg.exist_strategies))
+        if cat is None:
+            return []
+        q = rng.choice(QUESTIONS).format(p=plural(cat))
+        return [Draft(q, "0", "short", "count.zero", absent=[cat], slots={"object": plural(cat), "count": 0},
+                      params={"wrong": ["1", "2", "3", "4"]})]

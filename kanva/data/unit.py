@@ -1,0 +1,117 @@
+"""The question-answer unit: what evolution draws an operator for, what elimination judges, what the output holds.
+
+A unit is one human question and its answer about one image, with the structure rules need to check it: the
+answer format (open, short, yes/no, multiple choice with options), the categories it is about (`objects`), the
+categories it names on purpose as absent (`absent`: existence "no" questions, false premises, MC distractors),
+the slot values a paraphrase must keep, and the knowledge facts it used. LLaVA turns are made from it with
+the fixed answer-format suffixes, and seed LLaVA samples are parsed back into units.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from kanva.data.llava import IMAGE_TOKEN
+
+SHORT_SUFFIX = "Answer the question using a single word or phrase."
+MC_SUFFIX = "Answer with the option's letter from the given choices directly."
+LETTERS = ("A", "B", "C", "D")
+FORMATS = ("open", "short", "yesno", "mc")
+
+_OPTION = re.compile(r"^([A-Z])\. (.+)$")
+
+
+@dataclass(slots=True)
+class Unit:
+    """One question-answer unit (see module docstring). `question` has no suffix, options or image token."""
+
+    id: str
+    image: str  # the image path as the LLaVA sample has it (copied to children)
+    image_id: int
+    question: str
+    answer: str
+    fmt: str = "open"
+    options: list[str] = field(default_factory=list)
+    lineage: str = ""  # the seed unit this one descends from
+    parent: str | None = None
+    round: int = 0
+    operator: str = "seed"
+    template: str = "seed"
+    objects: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+    facts: list[list[str]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    prompt_hash: str | None = None
+
+    def human(self) -> str:
+        """The human turn text (without the image token): question, options, format suffix."""
+        if self.fmt == "mc":
+            opts = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(self.options))
+            return f"{self.question}\n{opts}\n{MC_SUFFIX}"
+        if self.fmt in ("short", "yesno"):
+            return f"{self.question}\n{SHORT_SUFFIX}"
+        return self.question
+
+    def text(self) -> str:
+        """Question, options and answer in one string (for dedup, Jaccard and the report)."""
+        opts = " ".join(self.options)
+        return f"{self.question} {opts} {self.answer}" if opts else f"{self.question} {self.answer}"
+
+    def to_sample(self) -> dict:
+        """A one-turn LLaVA sample."""
+        return {
+            "id": self.id,
+            "image": self.image,
+            "conversations": [
+                {"from": "human", "value": f"{IMAGE_TOKEN}\n{self.human()}"},
+                {"from": "gpt", "value": self.answer},
+            ],
+        }
+
+    def to_dict(self) -> dict:
+        # By hand: dataclasses.asdict deep-copies every value, which dominated the rule-only run time.
+        return {
+            "id": self.id, "image": self.image, "image_id": self.image_id, "question": self.question,
+            "answer": self.answer, "fmt": self.fmt, "options": list(self.options), "lineage": self.lineage,
+            "parent": self.parent, "round": self.round, "operator": self.operator, "template": self.template,
+            "objects": list(self.objects), "absent": list(self.absent), "slots": dict(self.slots),
+            "facts": [list(f) for f in self.facts], "params": dict(self.params), "model": self.model,
+            "prompt_hash": self.prompt_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Unit:
+        return cls(**d)
+
+
+def turns(units: list[Unit], sample_id: str) -> dict:
+    """A multi-turn LLaVA sample from units of the same image (the image token goes in the first turn)."""
+    conv = []
+    for i, u in enumerate(units):
+        q = f"{IMAGE_TOKEN}\n{u.human()}" if i == 0 else u.human()
+        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": u.answer}]
+    return {"id": sample_id, "image": units[0].image, "conversations": conv}
+
+
+def parse_human(text: str, answer: str) -> tuple[str, str, list[str]]:
+    """(question, fmt, options) from a human turn; the inverse of `Unit.human` for texts it made."""
+    text = text.replace(IMAGE_TOKEN, "").strip()
+    if text.endswith(MC_SUFFIX):
+        lines = text[: -len(MC_SUFFIX)].rstrip().split("\n")
+        options: list[str] = []
+        while lines and (m := _OPTION.match(lines[-1].strip())):
+            options.insert(0, m.group(2).strip())
+            lines.pop()
+        stem = "\n".join(lines).strip()
+        if len(options) >= 2 and stem:
+            return stem, "mc", options
+        return text, "open", []
+    if text.endswith(SHORT_SUFFIX):
+        q = text[: -len(SHORT_SUFFIX)].strip()
+        fmt = "yesno" if answer.strip().lower().rstrip(".") in ("yes", "no") else "short"
+        return q, fmt, []
+    return text, "open", []
