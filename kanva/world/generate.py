@@ -9,8 +9,8 @@ are written from those records once a split is complete, and `.progress` is remo
 from __future__ import annotations
 
 import dataclasses
-import json
 import functools
+import json
 import multiprocessing
 import shutil
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 from kanva.errors import KanvaError
 from kanva.world.coco_export import captions_json, instances_json, write_json
 from kanva.world.config import WorldConfig
+from kanva.world.glyphs import font_path, sign_font_path
 from kanva.world.seeds import SPLITS, held_out_pairs, image_id, image_seed
 
 MANIFEST = "world.json"
@@ -170,6 +171,7 @@ def generate_world(
         raise KanvaError(f"--size: must be in 64..2048, got {size}")
     if workers < 1:
         raise KanvaError(f"--workers: must be >= 1, got {workers}")
+    font_path(), sign_font_path()  # a missing font package fails here, before anything is written
     pairs = held_out_pairs(cfg, seed)
     if counts.get("novel", 0) > 0 and not pairs:
         raise KanvaError("--novel: the config holds out no category pairs (novel_pairs: 0, or no scene pairs two categories)")
