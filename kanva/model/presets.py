@@ -69,7 +69,7 @@ PRESETS: dict[str, ModelSpec] = {
         ),
         vision_feature_layer=-1,
         lm="smollm2",
-        system_prompt="You are a helpful vision assistant.",
+        system_prompt="You are a helpful assistant.",  # 6 tokens; SmolLM2 answers well with it
         notes="SmolLM2-135M-Instruct (embedded GGUF) + a 4-layer SigLIP-shaped encoder from scratch",
     ),
     "llava-1.5-7b": ModelSpec(
