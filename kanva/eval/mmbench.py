@@ -125,12 +125,16 @@ def load_mmbench(path: Path) -> MMBData:
                 where=where,
             )
         )
-    # Some TSVs store each image once: later rows hold the index of the row with the data.
+    # Released TSVs store each image once: other rows hold the index of the row with the data (a short
+    # digit string, never valid base64 image data).
     resolved = []
     for row in rows:
         img = row.image.strip()
-        if img.isdigit() and len(img) < 16 and int(img) in images and not images[int(img)].strip().isdigit():
-            row = MMBRow(**{**row.__dict__, "image": images[int(img)]})
+        if img.isdigit() and len(img) <= 64:
+            target = images.get(int(img), "").strip()
+            if not target or (target.isdigit() and len(target) <= 64):
+                raise KanvaError(f"{row.where}: image refers to row {img}, which holds no image data")
+            row = MMBRow(**{**row.__dict__, "image": target})
         resolved.append(row)
     return MMBData(resolved, str(path), header)
 

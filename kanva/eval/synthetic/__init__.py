@@ -85,15 +85,19 @@ def write_mmbench(world: WorldSplit, kx, seed: int, out: Path, split: str) -> di
             qs = choices(scene, world, kx, seed)
             if not qs:
                 continue
+            # The image is stored once, on the scene's first row; later rows hold that row's index instead
+            # (the convention of MMBench's released TSVs, which the loader resolves).
             image = base64.b64encode(scene.path.read_bytes()).decode("ascii")
+            first = base
             for q in qs:
                 n = len(q.options)
                 for k in range(n):  # circular passes: rotate the options, the answer follows
                     opts = q.options[k:] + q.options[:k]
                     letters = [opts[i] if i < n else "" for i in range(4)]
                     answer = "ABCD"[opts.index(q.options[q.answer])]
-                    w.writerow([base + k * 1_000_000, q.question, "", *letters, answer, q.category, image,
-                                "kanva-synthetic", q.l2, scene.file_name, split])
+                    index = base + k * 1_000_000
+                    w.writerow([index, q.question, "", *letters, answer, q.category,
+                                image if index == first else str(first), "kanva-synthetic", q.l2, scene.file_name, split])
                     rows += 1
                 per_category[q.category] = per_category.get(q.category, 0) + 1
                 base += 1

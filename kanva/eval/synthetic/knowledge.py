@@ -1,8 +1,15 @@
-"""Knowledge the synthetic `knowledge` questions ask about: what kind of thing a visible object is
-(its KB hypernyms, e.g. "ruminant", "herbivore") and what it is used for (its KB uses).
+"""Knowledge the synthetic `knowledge` questions ask about, as yes/no-decidable properties of categories.
 
 A question needs a fact about an object in the picture, so answering takes both seeing the object and
-knowing the fact: "Is there a ruminant in this image?" is yes for a giraffe and no for a horse.
+knowing the fact: "Is there an animal that eats only plants in this image?" is yes for a giraffe and no
+for a dog. Two sources in the KB (docs/design.md API):
+- hypernyms: "Is there any ruminant in this image?" (members: `kb.categories_under(h)`, a closed set);
+- facts of a known kind and value, phrased by FACT_PHRASES (our wording) for a domain (a COCO
+  supercategory), e.g. diet = herbivore -> "an animal that eats only plants".
+
+A "no" must be certain, so a property is asked as absent only when no object present holds it (in any
+domain) and every present object of its domain has the fact's kind recorded; free-text fields (uses,
+places) are not asked, since a missing entry there does not mean the object lacks the property.
 """
 
 from __future__ import annotations
@@ -10,47 +17,92 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# A hypernym that covers more categories than this is too generic to be a question ("object", "entity").
+from kanva.errors import KanvaError
+
+# A hypernym that covers more categories than this is too generic to be a question ("artifact"); one that
+# covers a single category is a synonym ("bat" for baseball bat), which asks no knowledge.
 MAX_UNDER = 16
+MIN_UNDER = 2
+
+# (fact kind, value) -> (domain supercategory, noun phrase). Kinds chosen because the KB records them for
+# every category of their domain, so an absent value is a real "no".
+FACT_PHRASES: dict[tuple[str, str], tuple[str, str]] = {
+    ("diet", "herbivore"): ("animal", "an animal that eats only plants"),
+    ("diet", "carnivore"): ("animal", "an animal that eats mainly meat"),
+    ("diet", "omnivore"): ("animal", "an animal that eats both plants and meat"),
+    ("can_fly", "yes"): ("animal", "an animal that can fly"),
+    ("lays_eggs", "yes"): ("animal", "an animal that lays eggs"),
+    ("wild_or_domestic", "wild"): ("animal", "a wild animal"),
+    ("wild_or_domestic", "domestic"): ("animal", "a domestic animal"),
+    ("travels_on", "water"): ("vehicle", "a vehicle that travels on water"),
+    ("travels_on", "air"): ("vehicle", "a vehicle that travels through the air"),
+    ("food_group", "fruit"): ("food", "a fruit"),
+    ("food_group", "vegetable"): ("food", "a vegetable"),
+    ("food_group", "dessert"): ("food", "a dessert"),
+}
+
+
+@dataclass(frozen=True)
+class Property:
+    phrase: str  # after "Is there": "any ruminant", "an animal that eats only plants"
+    predicate: str  # after "Which object in the image is": "a kind of ruminant", "an animal that eats only plants"
+    members: frozenset[str]  # categories a "yes" may rest on
+    holders: frozenset[str]  # categories that have it in any domain (a "no" needs none of them present)
+    kind: str | None = None  # fact kind, for the coverage check
+    domain: str | None = None
 
 
 @dataclass
 class KnowledgeIndex:
-    kinds: dict[str, list[str]]  # category -> usable hypernyms, nearest first
-    uses: dict[str, list[str]]  # category -> uses
-    under: dict[str, frozenset[str]]  # hypernym -> categories under it (of all the KB knows)
+    properties: list[Property]
     known: frozenset[str]  # categories the KB knows
+    supercategory: dict[str, str]
+    recorded: dict[str, frozenset[str]]  # category -> fact kinds the KB records for it
 
-    def users(self, use: str) -> set[str]:
-        """Categories the KB lists `use` for."""
-        return {c for c, us in self.uses.items() if use in us}
+    def decidable(self, p: Property, present: set[str]) -> bool:
+        """Whether "no present object has p" is certain for these categories."""
+        if not present <= self.known:
+            return False
+        if p.kind is None:
+            return True
+        return all(p.kind in self.recorded[c] for c in present if self.supercategory.get(c) == p.domain)
+
+
+def _has(fact: Any, value: str) -> bool:
+    """A fact value matches exactly or as one of its "a or b" alternatives."""
+    s = str(fact).strip()
+    return s == value or value in [x.strip() for x in s.split(" or ")]
 
 
 def build_index(kb: Any, categories: list[str]) -> KnowledgeIndex:
-    """Asks the KB once per category (API of docs/design.md: concept, categories_under)."""
+    """Asks the KB once per category."""
     names = set(categories)
-    kinds: dict[str, list[str]] = {}
-    uses: dict[str, list[str]] = {}
-    under: dict[str, frozenset[str]] = {}
-    known = set()
+    concepts = {}
     for cat in sorted(names):
         try:
             c = kb.concept(cat)
-        except (KeyError, LookupError, ValueError):
+        except (KanvaError, KeyError, LookupError, ValueError):
             continue
-        if c is None:
-            continue
-        known.add(cat)
-        supercategory = str(getattr(c, "supercategory", "") or "")
-        usable = []
+        if c is not None:
+            concepts[cat] = c
+    sup = {cat: str(getattr(c, "supercategory", "") or "") for cat, c in concepts.items()}
+    facts = {cat: dict(getattr(c, "facts", None) or {}) for cat, c in concepts.items()}
+    props: list[Property] = []
+    seen: set[str] = set()
+    for cat, c in concepts.items():
         for h in getattr(c, "hypernyms", None) or []:
             h = str(h).strip()
-            if not h or h in names or h == supercategory or h in usable:
+            if not h or h in seen or h in names or h in sup.values():
                 continue
-            if h not in under:
-                under[h] = frozenset(kb.categories_under(h))
-            if 1 <= len(under[h]) <= MAX_UNDER:
-                usable.append(h)
-        kinds[cat] = usable
-        uses[cat] = [str(u).strip() for u in getattr(c, "uses", None) or [] if str(u).strip()]
-    return KnowledgeIndex(kinds, uses, {h: v for h, v in under.items() if 1 <= len(v) <= MAX_UNDER}, frozenset(known))
+            seen.add(h)
+            under = frozenset(kb.categories_under(h)) & names
+            if MIN_UNDER <= len(under) <= MAX_UNDER:
+                # "any"/"a kind of" read right for count and mass nouns alike (a ruminant, equipment)
+                props.append(Property(f"any {h}", f"a kind of {h}", under, under))
+    for (kind, value), (domain, phrase) in FACT_PHRASES.items():
+        holders = frozenset(cat for cat, f in facts.items() if kind in f and _has(f[kind], value))
+        members = frozenset(cat for cat in holders if sup[cat] == domain)
+        if members:
+            props.append(Property(phrase, phrase, members, holders, kind, domain))
+    recorded = {cat: frozenset(f) for cat, f in facts.items()}
+    return KnowledgeIndex(props, frozenset(concepts), sup, recorded)

@@ -63,32 +63,22 @@ def _colored(scene: Scene) -> list[tuple[str, str]]:
     return sorted({(o.category, o.color) for o in scene.objects if o.color and o.visible >= VISIBLE})
 
 
-def _knowledge(scene: Scene, kx: KnowledgeIndex | None, rng: random.Random):
-    """(kind, yes value, no value) or None: kind "kind" (hypernym) or "use"."""
-    if kx is None or not scene.present <= kx.known:
-        return None  # a category the KB does not know could make a "no" false
-    options = []
-    kinds_all = sorted(kx.under)
-    for c in scene.shown:
-        for h in kx.kinds.get(c, []):
-            nos = [h2 for h2 in kinds_all if not (kx.under[h2] & scene.present)]
-            if nos:
-                options.append(("kind", h, nos))
-        for u in kx.uses.get(c, []):
-            all_uses = sorted({x for us in kx.uses.values() for x in us})
-            nos = [u2 for u2 in all_uses if not (kx.users(u2) & scene.present)]
-            if nos:
-                options.append(("use", u, nos))
-    if not options:
+def _knowledge(scene: Scene, kx: KnowledgeIndex | None, rng: random.Random) -> tuple[str, str] | None:
+    """(phrase present, phrase absent) for one knowledge question pair, or None."""
+    if kx is None:
         return None
-    kind, yes, nos = rng.choice(sorted(options))
-    return kind, yes, rng.choice(nos)
-
-
-def _knowledge_question(kind: str, value: str) -> str:
-    if kind == "kind":
-        return f"Is there {article(value)} {value} in this image?"
-    return f"Is there something used for {value} in this image?"
+    present, shown = scene.present, set(scene.shown)
+    yes = [p for p in kx.properties if p.members & shown]
+    no = [p for p in kx.properties if not (p.holders & present) and kx.decidable(p, present)]
+    if not yes or not no:
+        return None
+    # A pair of the same sort (two facts, or two hypernyms) so the wording does not give the answer away;
+    # facts first: they read naturally ("an animal that eats only plants"), WordNet hypernyms less so.
+    facts = [(a, b) for a in yes for b in no if a.kind is not None and b.kind is not None]
+    kinds = [(a, b) for a in yes for b in no if a.kind is None and b.kind is None]
+    pairs = facts or kinds
+    a, b = rng.choice(pairs) if pairs else (rng.choice(yes), rng.choice(no))
+    return a.phrase, b.phrase
 
 
 def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int) -> dict[str, tuple[str, str]]:
@@ -130,8 +120,7 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
             out["OCR"] = (f'Is the text "{yes}" written in this image?', f'Is the text "{no}" written in this image?')
     k = _knowledge(scene, kx, _rng(seed, scene, "knowledge"))
     if k is not None:
-        kind, yes, no = k
-        out["knowledge"] = (_knowledge_question(kind, yes), _knowledge_question(kind, no))
+        out["knowledge"] = (f"Is there {k[0]} in this image?", f"Is there {k[1]} in this image?")
     return out
 
 
@@ -178,16 +167,19 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
             r = _rng(seed, scene, "mc-ocr")
             out.append(_mc(r, r.choice(sorted(scene.texts)), others, 4, "Which text is written in the image?", "ocr",
                            "fine-grained_single_instance"))
-    if kx is not None and scene.present <= kx.known:
+    if kx is not None:
         r = _rng(seed, scene, "mc-knowledge")
         cands = []
-        for c in scene.shown:
-            for h in kx.kinds.get(c, []):
-                # distractors: present objects that are not an h (needs knowledge), absent ones that are (needs the image)
-                wrong = sorted((scene.present - kx.under[h]) | (kx.under[h] & set(absent)))
+        for p in kx.properties:
+            if not kx.decidable(p, scene.present):
+                continue
+            # right: a visible member; distractors: present objects without the property (needs the
+            # knowledge) and absent members (needs the image). No other present holder is offered.
+            wrong = sorted((scene.present - p.holders) | (p.members - scene.present))
+            for c in sorted(p.members & set(scene.shown)):
                 if wrong:
-                    cands.append((c, h, wrong))
+                    cands.append((c, p, wrong))
         if cands:
-            c, h, wrong = r.choice(cands)
-            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {article(h)} {h}?", "hypernym", "knowledge_reasoning"))
+            c, p, wrong = r.choice(cands)
+            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {p.predicate}?", "world_knowledge", "knowledge_reasoning"))
     return out
