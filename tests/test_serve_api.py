@@ -341,6 +341,7 @@ def test_50mb_image_is_refused_by_image_size(remote_client):
 
 
 # -- the CLI ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # a fresh interpreter importing torch + transformers and loading the model
 def test_kanva_serve_cli(tiny_dir):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kanva", "serve", "--model", str(tiny_dir), "--port", str(port),
