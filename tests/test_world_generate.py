@@ -44,7 +44,9 @@ def test_same_bytes_for_any_worker_count(world, tmp_path):
 
 def test_other_seed_gives_other_images(world, tmp_path):
     other = generate_world(tmp_path / "w", {"train": 2}, seed=4, cfg=load_world_config(), workers=1, progress=False)
-    assert (world / "train" / "000000000001.png").read_bytes() != (other / "train" / "000000000001.png").read_bytes()
+    name = _load(world, "train")["images"][0]["file_name"]
+    assert name == _load(other, "train")["images"][0]["file_name"] == "000000000001.jpg"
+    assert (world / "train" / name).read_bytes() != (other / "train" / name).read_bytes()
 
 
 def test_layout_and_manifest(world):
@@ -52,7 +54,8 @@ def test_layout_and_manifest(world):
     assert manifest["complete"] and manifest["splits"] == COUNTS
     assert not (world / ".progress").exists()
     for split, n in COUNTS.items():
-        assert len(list((world / split).glob("*.png"))) == n
+        assert sorted(p.name for p in (world / split).iterdir()) == sorted(i["file_name"] for i in _load(world, split)["images"])
+        assert len(list((world / split).iterdir())) == n
 
 
 def test_coco_files_load_with_pycocotools(world):
@@ -204,3 +207,12 @@ def test_show_draws_a_grid(world, tmp_path, capsys):
         assert im.width > 2 * 300 and im.height > 2 * 300
     assert main(["world", "show", str(world), "--split", "nope", "--out", str(out)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_png_option(tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(load_world_config(), image_format="png")
+    out = generate_world(tmp_path / "w", {"val": 1}, seed=0, cfg=cfg, workers=1, progress=False)
+    (img,) = list((out / "val").iterdir())
+    assert img.suffix == ".png" and img.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

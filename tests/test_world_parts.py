@@ -52,8 +52,11 @@ def test_every_glyph_renders_tight_and_nonempty():
         g = cache.get(name, 48)
         h, w = g.shape
         assert max(h, w) <= 48 and g.mask.sum() > 0.1 * h * w, name
-        # tight: the first/last row and column hold drawn pixels
-        assert g.alpha[0].max() > 0 and g.alpha[-1].max() > 0 and g.alpha[:, 0].max() > 0 and g.alpha[:, -1].max() > 0
+        a = g.rgba[..., 3]  # tight: the first/last row and column hold drawn pixels
+        assert a[0].max() > 0 and a[-1].max() > 0 and a[:, 0].max() > 0 and a[:, -1].max() > 0
+        assert g.area == g.mask.sum()
+        flipped = cache.get(name, 48, flip=True)
+        assert (flipped.rgba == g.rgba[:, ::-1]).all()
 
 
 def test_stop_sign_word_is_located_inside_the_glyph():

@@ -26,6 +26,7 @@ class GlyphSpec:
     crop: (x0, x1, y0, y1) fractions of the glyph's alpha box to keep, for emoji that show more than the
           object (fork-and-knife -> the fork; bowl-with-spoon -> the bowl; couch-and-lamp -> the couch).
     scale: 0 (small, like an apple) .. 1 (large, like a bus): where in the size range the object tends to fall.
+           Thin objects (cutlery, toothbrush) sit higher than their real size so they stay visible at 96 px.
     zone: where it stands: "ground", "sky", "water", or "any" (sky or ground: birds).
     text: a word printed on the glyph itself (the stop sign's STOP), recorded in the image's `texts`.
     """
@@ -68,13 +69,13 @@ GLYPHS: dict[str, GlyphSpec] = {
     "skis": GlyphSpec("1F3BF", 0.5),
     "sports ball": GlyphSpec("26BD", 0.25),
     "kite": GlyphSpec("1FA81", 0.45, zone="sky"),
-    "skateboard": GlyphSpec("1F6F9", 0.4),
-    "bottle": GlyphSpec("1F37E", 0.3),
-    "wine glass": GlyphSpec("1F377", 0.25),
+    "skateboard": GlyphSpec("1F6F9", 0.55),
+    "bottle": GlyphSpec("1F37E", 0.4),
+    "wine glass": GlyphSpec("1F377", 0.35),
     "cup": GlyphSpec("2615", 0.2, crop=(0.0, 1.0, 0.4, 1.0)),  # drop the steam
-    "fork": GlyphSpec("1F374", 0.2, crop=(0.55, 1.0, 0.0, 1.0)),
-    "knife": GlyphSpec("1F52A", 0.25),
-    "spoon": GlyphSpec("1F944", 0.2),
+    "fork": GlyphSpec("1F374", 0.45, crop=(0.55, 1.0, 0.0, 1.0)),
+    "knife": GlyphSpec("1F52A", 0.45),
+    "spoon": GlyphSpec("1F944", 0.45),
     "bowl": GlyphSpec("1F963", 0.35, crop=(0.0, 1.0, 0.3, 1.0)),
     "banana": GlyphSpec("1F34C", 0.25),
     "apple": GlyphSpec("1F34E", 0.15),
@@ -93,15 +94,15 @@ GLYPHS: dict[str, GlyphSpec] = {
     "toilet": GlyphSpec("1F6BD", 0.6),
     "tv": GlyphSpec("1F4FA", 0.7),
     "laptop": GlyphSpec("1F4BB", 0.55),
-    "mouse": GlyphSpec("1F5B1", 0.15),
+    "mouse": GlyphSpec("1F5B1", 0.25),
     "keyboard": GlyphSpec("2328", 0.5),
-    "cell phone": GlyphSpec("1F4F1", 0.2),
+    "cell phone": GlyphSpec("1F4F1", 0.3),
     "book": GlyphSpec("1F4D5", 0.3),
     "clock": GlyphSpec("23F0", 0.35),
     "vase": GlyphSpec("1F3FA", 0.4),
     "scissors": GlyphSpec("2702", 0.3),
     "teddy bear": GlyphSpec("1F9F8", 0.45),
-    "toothbrush": GlyphSpec("1FAA5", 0.25),
+    "toothbrush": GlyphSpec("1FAA5", 0.5),
 }
 
 # COCO categories with no emoji that shows the object alone; the default config leaves them out.
@@ -156,19 +157,27 @@ def sign_font_path() -> Path:
 
 @dataclass
 class Glyph:
-    """One glyph ready to blend: straight (not premultiplied) RGB, alpha in 0..1, and its object mask.
+    """One glyph ready to blend: RGBA (straight alpha, uint8: 4 bytes a pixel keeps the cache small) and its
+    object mask (alpha >= MASK_ALPHA) with that mask's pixel count.
 
     text_box: (x, y, w, h) of the printed word inside the glyph, for glyphs with `GlyphSpec.text`.
     """
 
-    rgb: np.ndarray  # float32 [h, w, 3]
-    alpha: np.ndarray  # float32 [h, w, 1]
+    rgba: np.ndarray  # uint8 [h, w, 4]
     mask: np.ndarray  # bool [h, w]
+    area: int
     text_box: tuple[int, int, int, int] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.mask.shape
+
+    def mirrored(self) -> Glyph:
+        """The glyph flipped left-right (views, no copy)."""
+        box = self.text_box
+        if box is not None:
+            box = (self.shape[1] - box[0] - box[2], box[1], box[2], box[3])
+        return Glyph(self.rgba[:, ::-1], self.mask[:, ::-1], self.area, box)
 
 
 def _alpha_crop(rgba: np.ndarray, threshold: int = MASTER_ALPHA) -> np.ndarray:
@@ -267,29 +276,33 @@ class GlyphCache:
         return self._masters[key]
 
     def get(self, name: str, px: int, color: str | None = None, flip: bool = False) -> Glyph:
-        """The glyph of `name` with its longest side `px` pixels, tinted to palette `color`, mirrored if `flip`."""
-        key = (name, px, color, flip)
+        """The glyph of `name` with its longest side `px` pixels, tinted to palette `color`, mirrored if `flip`.
+
+        Callers pass `px` already rounded to a size bucket (see `bucket`), so the cache holds a few sizes per
+        glyph rather than one per pixel; mirroring is a view of the cached glyph.
+        """
+        key = (name, px, color)
         glyph = self._sized.get(key)
-        if glyph is not None:
+        if glyph is None:
+            master = self.master(name, color)
+            h, w = master.shape[:2]
+            f = px / max(h, w)
+            rgba = _alpha_crop(_resize(master, max(1, round(w * f)), max(1, round(h * f))))
+            mask = rgba[..., 3] >= MASK_ALPHA
+            glyph = Glyph(rgba, mask, int(mask.sum()), _text_box(rgba) if GLYPHS[name].text else None)
+            self._sized[key] = glyph
+            if len(self._sized) > self.max_items:
+                self._sized.popitem(last=False)
+        else:
             self._sized.move_to_end(key)
-            return glyph
-        master = self.master(name, color)
-        h, w = master.shape[:2]
-        f = px / max(h, w)
-        rgba = _resize(master, max(1, round(w * f)), max(1, round(h * f)))
-        if flip:
-            rgba = rgba[:, ::-1]
-        rgba = _alpha_crop(rgba)
-        glyph = Glyph(
-            rgb=rgba[..., :3].astype(np.float32),
-            alpha=rgba[..., 3:4].astype(np.float32) / 255.0,
-            mask=rgba[..., 3] >= MASK_ALPHA,
-            text_box=_text_box(rgba) if GLYPHS[name].text else None,
-        )
-        self._sized[key] = glyph
-        if len(self._sized) > self.max_items:
-            self._sized.popitem(last=False)
-        return glyph
+        return glyph.mirrored() if flip else glyph
+
+
+def bucket(px: float, side: int) -> int:
+    """Round a glyph size to a bucket of about 2% of the image side (4 px at 224): glyphs are rendered once
+    per bucket, and a 2% size step is invisible in a scene."""
+    step = max(2, round(0.02 * side))
+    return max(step, int(round(px / step)) * step)
 
 
 def _resize(rgba: np.ndarray, w: int, h: int) -> np.ndarray:

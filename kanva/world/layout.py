@@ -16,7 +16,7 @@ import numpy as np
 from kanva.errors import KanvaError
 from kanva.world.backgrounds import STYLES, Background
 from kanva.world.config import WorldConfig
-from kanva.world.glyphs import GLYPHS, Glyph, GlyphCache
+from kanva.world.glyphs import GLYPHS, Glyph, GlyphCache, bucket
 
 Pair = frozenset[str]
 
@@ -68,12 +68,9 @@ def paint_ids(objects: list[PlacedObject], size: int) -> np.ndarray:
 
 
 def visibilities(objects: list[PlacedObject], idmap: np.ndarray) -> list[float]:
-    out = []
-    for i, o in enumerate(objects):
-        h, w = o.glyph.shape
-        seen = (idmap[o.y : o.y + h, o.x : o.x + w] == i) & o.glyph.mask
-        out.append(float(seen.sum()) / max(int(o.glyph.mask.sum()), 1))
-    return out
+    """Fraction of each object's mask still on top: the pixels `idmap` gives it over its mask area."""
+    counts = np.bincount((idmap + 1).ravel(), minlength=len(objects) + 1)[1:]
+    return [float(counts[i]) / max(o.glyph.area, 1) for i, o in enumerate(objects)]
 
 
 def _covers_text(objects: list[PlacedObject], idmap: np.ndarray, sign: SignPlan | None) -> bool:
@@ -146,7 +143,7 @@ class Planner:
             shrink = 0.9 ** (attempt // 10)  # crowded image: try smaller after every 10 failures
             perspective = 0.75 + 0.25 * depth if zone == "ground" else 1.0
             frac = lo + (hi - lo) * u * perspective * shrink
-            glyph = self.glyphs.get(category, max(8, round(frac * s)), color, flip)
+            glyph = self.glyphs.get(category, bucket(frac * s, s), color, flip)
             h, w = glyph.shape
             if w > s or h > s:
                 continue

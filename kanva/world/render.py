@@ -51,8 +51,9 @@ class WorldRenderer:
             if o.zone == "ground":
                 _shadow(img, o.x + w / 2, o.y + h, 0.42 * w, max(2.0, 0.05 * h))
             region = img[o.y : o.y + h, o.x : o.x + w]
-            region *= 1.0 - o.glyph.alpha
-            region += o.glyph.rgb * o.glyph.alpha
+            a = o.glyph.rgba[..., 3:4] * np.float32(1 / 255)
+            region *= 1.0 - a
+            region += o.glyph.rgba[..., :3] * a
         pixels = np.clip(img + 0.5, 0, 255).astype(np.uint8)
         return pixels, self._record(plan, seed, rng)
 
@@ -86,15 +87,18 @@ class WorldRenderer:
             texts.append({"text": plan.sign.word, "bbox": list(plan.sign.text_box), "color": plan.sign.color})
             cap_texts.append(CaptionText(plan.sign.word, plan.sign.color, "sign"))
         for i, o in enumerate(plan.objects):
-            seen = plan.idmap == i
-            ys, xs = np.nonzero(seen)
-            bbox = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-            rle = mask_utils.encode(np.asfortranarray(seen.astype(np.uint8)))
+            h, w = o.glyph.shape
+            local = plan.idmap[o.y : o.y + h, o.x : o.x + w] == i  # the object's visible pixels
+            ys, xs = np.nonzero(local)
+            bbox = [int(o.x + xs.min()), int(o.y + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+            seen = np.zeros((self.size, self.size), np.uint8, order="F")
+            seen[o.y : o.y + h, o.x : o.x + w] = local
+            rle = mask_utils.encode(seen)
             objects.append(
                 {
                     "category": o.category,
                     "bbox": bbox,
-                    "area": int(seen.sum()),
+                    "area": int(local.sum()),
                     "segmentation": {"size": [self.size, self.size], "counts": rle["counts"].decode("ascii")},
                     "color": o.color,
                     "visible": round(plan.visible[i], 4),
