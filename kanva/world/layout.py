@@ -172,13 +172,14 @@ class Planner:
         words = cfg.scenes[scene].sign_words or cfg.sign_words
         word = words[int(rng.integers(len(words)))]
         color = cfg.sign_colors[int(rng.integers(len(cfg.sign_colors)))]
-        # Cap height ~9-12% of the side: about 10 px at the 96 px encoder input, still legible.
-        fs = max(8, round(rng.uniform(0.12, 0.16) * s))
+        # Cap height ~7.5-9.5% of the side: 7-9 px at the 96 px encoder input, still legible, and the board
+        # leaves room for the objects.
+        fs = max(8, round(rng.uniform(0.105, 0.13) * s))
         while True:
             x0, y0, x1, y1 = self.sign_font(fs).getbbox(word, anchor="lt")
             pad = max(2, round(0.35 * (y1 - y0)))
             bw, bh = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
-            if bw <= 0.8 * s or fs <= 8:
+            if bw <= 0.6 * s or fs <= 8:
                 break
             fs -= 1
         horizon = int(bg.horizon * s)
