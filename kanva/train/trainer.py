@@ -236,16 +236,18 @@ def run_stage(
     step = start
     try:
         for step in range(start, stop):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             factor = lr_factor(step, total, stage.warmup_ratio, stage.schedule)
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * factor
             micro = [next(batches) for _ in range(stage.grad_accum)]
             counts = torch.tensor(
-                [sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro), sum(int(b["attention_mask"].sum()) for b in micro)],
+                [sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro),
+                 sum(int(b["attention_mask"].sum()) for b in micro),
+                 sum(b["attention_mask"].numel() for b in micro)],
                 dtype=torch.float64, device=acc.device,
             )  # fmt: skip
-            n_sup, n_tok = (int(x) for x in acc.reduce(counts, reduction="sum").tolist())
+            n_sup, n_tok, n_pos = (int(x) for x in acc.reduce(counts, reduction="sum").tolist())
             scale = acc.num_processes * stage.grad_accum / max(n_sup, 1)
             loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
             for b in micro:
@@ -261,12 +263,13 @@ def run_stage(
                 raise TrainingDiverged(f"{where}: loss is {loss}; stopped before applying the update ({keep})")
             gnorm = None
             if stage.max_grad_norm is not None:
-                gnorm = float(acc.clip_grad_norm_(model.parameters(), stage.max_grad_norm))
-                if not math.isfinite(gnorm):
+                norm = acc.clip_grad_norm_(model.parameters(), stage.max_grad_norm)  # None on DeepSpeed (clips itself)
+                gnorm = float(norm) if norm is not None else None
+                if gnorm is not None and not math.isfinite(gnorm):
                     raise TrainingDiverged(f"{where}: gradient norm is {gnorm}; stopped before applying the update ({keep})")
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            dt = time.perf_counter() - t0
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
             tokens += n_tok
             elapsed += dt
             lrs = {g["module"]: g["lr"] for g in optimizer.param_groups}
@@ -275,7 +278,8 @@ def run_stage(
             if log is not None and ((step + 1) % stage.log_every == 0 or step + 1 == stop):
                 log.log({
                     "step": step + 1, "loss": loss, "lr": max(lrs.values()), "lrs": lrs, "grad_norm": gnorm,
-                    "tokens": n_tok, "supervised_tokens": n_sup, "tokens_per_s": n_tok / dt, "time": elapsed,
+                    "tokens": n_tok, "supervised_tokens": n_sup, "padding": 1 - n_tok / n_pos,
+                    "tokens_per_s": n_tok / dt, "time": elapsed, "step_time": dt, "cpu_time": cpu,
                 })  # fmt: skip
             if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
                 save(step + 1)
