@@ -118,3 +118,18 @@ def test_chat_repl(tiny, tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out.count("kanva> ") == 2
     assert "conversation cleared" in captured.err
+
+
+def test_image_placement_forms_agree(gen):
+    """No <image> given: it goes in front of the first user message, in string or list-of-parts form."""
+    im = noise(32, 32, 9)
+    proc = gen.proc
+    implicit = proc.encode_prompt([im], [{"role": "user", "content": "Hi"}])[0]
+    explicit = proc.encode_prompt([im], [{"role": "user", "content": "<image>\nHi"}])[0]
+    parts = proc.encode_prompt([im], [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])[0]
+    assert implicit == explicit == parts
+    assert implicit.count(proc.image_token_id) == proc.num_image_tokens
+    from kanva.errors import KanvaError
+
+    with pytest.raises(KanvaError, match="2 <image> for 1 image"):
+        proc.encode_prompt([im], [{"role": "user", "content": "<image><image>Hi"}])

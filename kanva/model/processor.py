@@ -60,6 +60,15 @@ def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image
     return canvas
 
 
+def _count_images(content: Any) -> int:
+    """`<image>` places in a message content: a string, or transformers' list of typed parts."""
+    if isinstance(content, str):
+        return content.count(IMAGE_TOKEN)
+    if isinstance(content, list):
+        return sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image")
+    return 0
+
+
 class KanvaProcessor:
     """Encodes LLaVA samples (training) and (images, messages) prompts (generation) for one model."""
 
@@ -248,12 +257,15 @@ class KanvaProcessor:
         put at the front of the first user message.
         """
         messages = [dict(m) for m in messages]
-        count = sum(m["content"].count(IMAGE_TOKEN) for m in messages if isinstance(m.get("content"), str))
-        if count == 0 and images:
+        if images and sum(_count_images(m.get("content")) for m in messages) == 0:
             first = next((m for m in messages if m.get("role") == "user"), None)
             if first is None:
                 raise KanvaError("a prompt with images needs a user message")
-            first["content"] = IMAGE_TOKEN * len(images) + "\n" + first["content"]
+            if isinstance(first["content"], str):
+                first["content"] = IMAGE_TOKEN * len(images) + "\n" + first["content"]
+            else:  # transformers' list-of-parts form
+                first["content"] = ([{"type": "image"}] * len(images) + [{"type": "text", "text": "\n"}]
+                                    + list(first["content"]))
         text = self.render(messages, add_generation_prompt=True)
         ids = self._tokenize(text)
         ids, _, n_found = self._expand_images(ids, [IGNORE] * len(ids))
