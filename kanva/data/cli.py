@@ -18,6 +18,7 @@ def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> No
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
     p.add_argument("--retries", type=int, default=3, help="retries per LLM request, with backoff (default: 3)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size of the local model (default: 8)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the local model (default: torch's)")
 
 
 def register(subparsers) -> None:
@@ -76,7 +77,8 @@ def _backend(args: argparse.Namespace, default_cache):
 
     cache = args.llm_cache or default_cache
     return make_backend(args.llm, cache_dir=cache, model=args.llm_model, workers=args.workers,
-                        timeout=args.timeout, retries=args.retries, batch_size=args.batch_size)
+                        timeout=args.timeout, retries=args.retries, batch_size=args.batch_size,
+                        threads=args.threads)
 
 
 def _seed(args: argparse.Namespace) -> int:

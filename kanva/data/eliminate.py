@@ -51,11 +51,12 @@ _REFUSAL = re.compile(
     r"\b(i'?m sorry|i am sorry|i apologi[sz]e|i cannot|i can ?not|i can't|i am unable|i'm unable|as an ai|"
     r"as a language model|i do not have (?:access|the ability)|i don't have (?:access|the ability)|"
     r"unable to (?:see|view|access) the image|without (?:seeing|viewing) the image)\b", re.I)
-_LEAK = re.compile(
-    r"\b(captions?|captioned|bounding[- ]box(?:es)?|bbox(?:es)?|annotations?|annotated|coordinates?|"
+_LEAK = re.compile(  # words about the material an LLM was given, not about the image
+    r"\b(the captions?|captioned|bounding[- ]box(?:es)?|bbox(?:es)?|annotations?|annotated|coordinates?|"
     r"(?:given|provided|listed) (?:information|description|facts?|list|objects)|"
     r"information (?:above|provided|given)|knowledge (?:above|provided|listed|base)|facts? (?:above|provided|listed)|"
     r"what people said|as described above|the prompt|json|fractions of the image)\b", re.I)
+_LEAK_ANSWER = re.compile(r"\bcaptions?\b", re.I)  # "Write a caption" is a fine request; an answer citing one is not
 _TEMPLATE = re.compile(r"<(?:the|one|its|question|answer|wrong|correct)\b[^>]*>|\[(?:kb|own)\]|\$[a-z_]+|"
                        r"^\s*(?:question|answer|statement|verdict|sentence|blank|correct|wrong|knowledge)\s*:",
                        re.I | re.M)
@@ -225,7 +226,7 @@ def check(unit: Unit, rec: ImageRec, parent: Unit | None, trace: LLMTrace | None
     body = f"{unit.question}\n{unit.answer}\n" + "\n".join(unit.options)
     if _REFUSAL.search(body):
         return "refusal"
-    if _LEAK.search(body) or _TEMPLATE.search(body):
+    if _LEAK.search(body) or _TEMPLATE.search(body) or _LEAK_ANSWER.search(unit.answer):
         return "leak"
     if is_degenerate(unit.question, unit.answer):
         return "degenerate"

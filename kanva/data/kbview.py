@@ -81,6 +81,12 @@ class KBView:
             for h in ci.hypernyms:
                 acc.setdefault(h, set()).add(cat)
         self.under = {h: frozenset(cs) for h, cs in acc.items()}
+        # fact kind -> every value some category has (wrong answers and "no" claims come from here)
+        kv: dict[str, set[str]] = {}
+        for ci in self.info.values():
+            for k, v in ci.kinds:
+                kv.setdefault(k, set()).add(v)
+        self.kind_values: dict[str, tuple[str, ...]] = {k: tuple(sorted(v)) for k, v in kv.items()}
 
     def __contains__(self, cat: str) -> bool:
         return cat in self.info

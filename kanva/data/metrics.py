@@ -17,7 +17,7 @@ from kanva.data.coco import CocoSet
 from kanva.data.llava import sample_images
 from kanva.data.minhash import near_duplicate_flags
 from kanva.data.text import distinct_n, normalize, words
-from kanva.data.unit import parse_human
+from kanva.data.unit import LETTERS, parse_human
 from kanva.data.vocab import mentions
 
 
@@ -34,6 +34,15 @@ class QA:
     facts: list[str] = field(default_factory=list)  # values of the KB facts the unit used
 
 
+def unit_key(image: str, question: str, options: list[str], answer: str) -> tuple[str, str]:
+    """Join key of a turn with its provenance record. For multiple choice it uses the option set and the correct
+    option's text, not the letter: balancing may rotate the options after the record was written."""
+    if options and answer in LETTERS[: len(options)]:
+        answer = options[LETTERS.index(answer)]
+        options = sorted(options)
+    return image, normalize(f"{question} {' '.join(options)} {answer}")
+
+
 def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = None) -> list[QA]:
     """Every turn of every sample; `info` maps (image, normalized q+a) to provenance (absent, facts)."""
     out = []
@@ -45,7 +54,7 @@ def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = Non
             answer = conv[t + 1]["value"]
             q, fmt, opts = parse_human(conv[t]["value"], answer)
             qa = QA(str(s["id"]), image, q, answer, fmt)
-            meta = (info or {}).get((image or "", normalize(f"{q} {' '.join(opts)} {answer}")))
+            meta = (info or {}).get(unit_key(image or "", q, opts, answer))
             if meta:
                 qa.absent = list(meta.get("absent") or [])
                 qa.facts = [str(f[2]) for f in meta.get("facts") or []]

@@ -87,7 +87,7 @@ def parse_fields(text: str, names: tuple[str, ...]) -> dict[str, str] | None:
     Returns None unless every one of `names` is present and non-empty. A repeated field keeps its first value;
     lines before the first field (a preamble) are ignored.
     """
-    pattern = re.compile(r"^\s*(?:\*\*)?(" + "|".join(re.escape(n) for n in names) + r")(?:\*\*)?\s*:\s*(.*)$",
+    pattern = re.compile(r"^\s*(?:\*\*)?(" + "|".join(re.escape(n) for n in names) + r")(?:\*\*)?\s*:(?:\*\*)?\s*(.*)$",
                          re.I)
     out: dict[str, list[str]] = {}
     current = None

@@ -16,9 +16,8 @@ from typing import Any
 
 from kanva.data.coco import CocoSet, load_coco
 from kanva.data.llava import load_llava
-from kanva.data.metrics import dataset_metrics, provenance_metrics
+from kanva.data.metrics import dataset_metrics, provenance_metrics, unit_key
 from kanva.data.rundir import RunDir
-from kanva.data.text import normalize
 from kanva.data.unit import parse_human
 from kanva.errors import KanvaError
 
@@ -36,8 +35,7 @@ def _unit_info(records: list[dict]) -> dict[tuple[str, str], dict]:
     out = {}
     for r in records:
         if r.get("status") == "kept" and "question" in r:
-            key = normalize(f"{r['question']} {' '.join(r.get('options') or [])} {r['answer']}")
-            out[(r["image"], key)] = r
+            out[unit_key(r["image"], r["question"], r.get("options") or [], r["answer"])] = r
     return out
 
 
@@ -55,8 +53,7 @@ def _seed_info(baseline: Path, samples: list[dict]) -> dict[tuple[str, str], dic
         conv = s["conversations"]
         for t in range(0, len(conv) - 1, 2):
             q, _, opts = parse_human(conv[t]["value"], conv[t + 1]["value"])
-            key = normalize(f"{q} {' '.join(opts)} {conv[t + 1]['value']}")
-            out[(s.get("image") or "", key)] = {"facts": f}
+            out[unit_key(s.get("image") or "", q, opts, conv[t + 1]["value"])] = {"facts": f}
     return out
 
 

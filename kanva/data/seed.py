@@ -185,7 +185,7 @@ def parse_pairs(reply: str) -> list[tuple[str, str]]:
     """Every Question/Answer pair of a reply, in order (an unanswered question ends the list)."""
     pairs, q = [], None
     for line in reply.splitlines():
-        m = re.match(r"^\s*(?:\*\*)?(question|answer)(?:\s*\d+)?(?:\*\*)?\s*:\s*(.*)$", line, re.I)
+        m = re.match(r"^\s*(?:\*\*)?(question|answer)(?:\s*\d+)?(?:\*\*)?\s*:(?:\*\*)?\s*(.*)$", line, re.I)
         if not m:
             continue
         if m.group(1).lower() == "question":

@@ -185,7 +185,7 @@ def _text_mentions(text: str) -> tuple[Mention, ...]:
 
 def _token_mentions(toks: list[str]) -> tuple[Mention, ...]:
     out: list[Mention] = []
-    i, n = 0, len(toks)
+    i, n, prev_end = 0, len(toks), 0
     while i < n:
         hit = None
         for span in range(min(_LONGEST, n - i), 0, -1):
@@ -204,10 +204,12 @@ def _token_mentions(toks: list[str]) -> tuple[Mention, ...]:
             if colour_use or (nxt is not None and nxt not in _FUNCTION_WORDS and not nxt.isdigit()) or prev == "to":
                 i += 1
                 continue
-        window = toks[max(0, i - _NEGATION_WINDOW) : i]
+        # A negation reaches at most 3 words back and never past the previous object ("no cat, two dogs").
+        window = toks[max(0, i - _NEGATION_WINDOW, prev_end) : i]
         negated = any(w in NEGATIONS or w.endswith("n't") for w in window)
         out.append(Mention(cat, i, negated))
         i += span
+        prev_end = i
     return tuple(out)
 
 

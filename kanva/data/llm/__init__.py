@@ -14,7 +14,8 @@ from kanva.errors import KanvaError
 
 
 def make_backend(spec: str, cache_dir: str | Path | None = None, model: str | None = None, workers: int = 8,
-                 timeout: float = 60.0, retries: int = 3, batch_size: int = 8) -> Backend | None:
+                 timeout: float = 60.0, retries: int = 3, batch_size: int = 8,
+                 threads: int | None = None) -> Backend | None:
     cache = DiskCache(cache_dir) if cache_dir else None
     if spec in ("none", "rules"):
         return None
@@ -22,7 +23,7 @@ def make_backend(spec: str, cache_dir: str | Path | None = None, model: str | No
         from kanva.data.llm.local import LocalBackend
 
         path = spec.split(":", 1)[1] if ":" in spec else None
-        return LocalBackend(path, batch_size=batch_size, cache=cache)
+        return LocalBackend(path, batch_size=batch_size, cache=cache, threads=threads)
     if spec.startswith(("http://", "https://")):
         from kanva.data.llm.openai_backend import OpenAIBackend
 

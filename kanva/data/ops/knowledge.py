@@ -13,6 +13,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
+from kanva.data.ops.kinds import CLAIMS, YES_NO, open_question
 from kanva.data.ops.refs import hypernyms, references
 from kanva.data.text import words
 from kanva.data.unit import Unit
@@ -24,7 +25,6 @@ ISA = ("Is {ref} a kind of {h}?", "Would you call {ref} {ah}?")
 USE = ("What is {ref} used for?", "What is {ref} typically used for?")
 PLACE = ("Where would you usually find {ref}?", "Where is {ref} usually found?")
 PART = ("Which of these is a part of {ref}?",)
-FACT = ("What is the {kind} of {ref}?",)
 
 
 def unique_hypernyms(ctx: Context, cat: str) -> list[str]:
@@ -165,13 +165,27 @@ class Knowledge(Operator):
                        params={"ref": ref})
 
     def _fact(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """A fact kind about an object pointed at: open question, or yes/no for yes/no and categorical kinds."""
         cats = [c for c in ctx.present if c in ctx.kb and references(ctx, c) and ctx.kb.get(c).kinds]
         if not cats:
             return []
         cat = ctx.pick(rng, cats, parent)
         ref = rng.choice(references(ctx, cat))
         kind, value = rng.choice(ctx.kb.get(cat).kinds)
-        wrong = sorted({v for other in ctx.kb.info.values() for k, v in other.kinds if k == kind and v != value})
-        q = rng.choice(FACT).format(kind=kind.replace("_", " "), ref=ref)
-        return [Draft(q, value, "short", "knowledge.fact", objects=[cat], slots={"kind": kind},
-                      facts=[list(ctx.kb.fact(cat, kind, value, "facts"))], params={"ref": ref, "wrong": wrong})]
+        values = ctx.kb.kind_values.get(kind, ())
+        fact = [list(ctx.kb.fact(cat, kind, value, "facts"))]
+        common = dict(objects=[cat], slots={"kind": kind}, facts=fact)
+        if kind in YES_NO:
+            if set(values) < {"yes", "no"} or value not in ("yes", "no"):
+                return []  # only "yes" exists for this kind: asking would teach "always yes"
+            return [Draft(YES_NO[kind].format(ref=ref), value.capitalize(), "yesno", "knowledge.fact_yn",
+                          params={"ref": ref}, **common)]
+        wrong = [v for v in values if v != value]
+        if kind in CLAIMS and wrong and rng.random() < 0.5:
+            truth = rng.random() < 0.5
+            asked = value if truth else rng.choice(wrong)
+            q = CLAIMS[kind].format(ref=ref, value=asked, a_value=with_article(asked))
+            return [Draft(q, "Yes" if truth else "No", "yesno", "knowledge.fact_yn", params={"ref": ref},
+                          **common)]
+        return [Draft(open_question(kind, ref), value, "short", "knowledge.fact",
+                      params={"ref": ref, "wrong": wrong}, **common)]

@@ -16,13 +16,15 @@ from kanva.data.ops.geometry import relations
 from kanva.data.ops.knowledge import foreign_hypernyms
 from kanva.data.ops.refs import hypernyms
 from kanva.data.unit import Unit
-from kanva.data.vocab import plural, with_article
+from kanva.data.vocab import with_article
 
 USE = ("What is the object {rel} the {b} used for?", "What would you use the object {rel} the {b} for?")
 ISA = ("Is the object {rel} the {b} a kind of {h}?",)
 EXPLAIN = ("What is the object {rel} the {b}, and what is it used for?",
            "Identify the object {rel} the {b} and explain what it is for.")
-COUNT = ("How many {hp} are there in the image?", "How many of the objects in this picture are {hp}?")
+# "kind of X" instead of a plural: many hypernyms are mass nouns ("produce", "equipment", "cutlery").
+COUNT = ("How many objects in the image are a kind of {h}?", "How many of the objects in this picture are kinds of "
+         "{h}?", "Count the objects in the image that are a kind of {h}.")
 
 
 def anchored(ctx: Context) -> list[tuple[str, str, str]]:
@@ -119,7 +121,7 @@ class MultiHop(Operator):
         h = rng.choice(preferred) if preferred and rng.random() < ctx.cfg.focus_bias else rng.choice(sorted(kinds))
         cats = kinds[h]
         n = sum(ctx.countable[c] for c in cats)
-        q = rng.choice(COUNT).format(hp=plural(h))
-        return [Draft(q, str(n), "short", "multihop.count", objects=list(cats), slots={"kind": plural(h), "count": n},
+        q = rng.choice(COUNT).format(h=h)
+        return [Draft(q, str(n), "short", "multihop.count", objects=list(cats), slots={"kind": h, "count": n},
                       facts=[list(ctx.kb.fact(c, "is_a", h, "hypernyms")) for c in cats],
                       params={"hops": 3, "wrong": wrong_counts(n)})]

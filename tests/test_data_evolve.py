@@ -1,0 +1,243 @@
+"""The evolve pipeline: determinism, shards + merge = unsharded, resume after a kill (a real SIGKILL of a
+subprocess, and half-written files), exclusion of evaluation images, balance, lineage, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kanva.cli import main
+from kanva.data.coco import load_coco
+from kanva.data.config import EvolveConfig
+from kanva.data.llava import load_llava
+from kanva.data.runner import load_knowledge, merge_runs, run_evolve
+from kanva.data.seed import make_seeds, write_seeds
+from kanva.data.synth import synth_coco, write_coco
+from kanva.data.unit import LETTERS
+from kanva.errors import KanvaError
+
+
+def make_world(root: Path, n: int, seed: int = 3) -> tuple[Path, Path]:
+    """A synthetic world (annotations only) and its rule seed file."""
+    inst, caps = synth_coco(n, seed=seed)
+    write_coco(root / "w", "train", inst, caps, images=False)
+    coco = load_coco(root / "w", "train")
+    samples, prov = make_seeds(coco, load_knowledge(None, coco.category_names), ["conversation", "reasoning"],
+                               seed=0, progress=False)
+    write_seeds(samples, prov, root / "seed.json")
+    return root / "w", root / "seed.json"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("evo"), 40)
+
+
+def evolve(world, out, **kw):
+    w, seed = world
+    kw.setdefault("progress", False)
+    return run_evolve(seed, w, "train", out, **kw)
+
+
+def records(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "provenance.jsonl").read_text().splitlines()]
+
+
+def cfg_with(**changes) -> EvolveConfig:
+    cfg = EvolveConfig()
+    for k, v in changes.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_rule_only_output_is_byte_identical_and_chunking_does_not_matter(world, tmp_path):
+    a = evolve(world, tmp_path / "a", seed=1)
+    b = evolve(world, tmp_path / "b", seed=1)
+    c = evolve(world, tmp_path / "c", seed=1, cfg=cfg_with(chunk_size=3))
+    d = evolve(world, tmp_path / "d", seed=2)
+    assert a.read_bytes() == b.read_bytes() == c.read_bytes()
+    assert (tmp_path / "a/provenance.jsonl").read_bytes() == (tmp_path / "b/provenance.jsonl").read_bytes()
+    assert a.read_bytes() != d.read_bytes()
+
+
+def test_shards_then_merge_equal_the_unsharded_run(world, tmp_path):
+    full = evolve(world, tmp_path / "full", seed=4)
+    parts = [tmp_path / f"s{i}" for i in range(3)]
+    for i, p in enumerate(parts):
+        evolve(world, p, seed=4, shard=(i, 3))
+    sizes = [len(load_llava(p / "evolved.json")) for p in parts]
+    assert all(sizes) and sum(sizes) > 0
+    merged = merge_runs(parts[::-1], tmp_path / "merged")  # order of the arguments does not matter
+    assert merged.read_bytes() == full.read_bytes()
+
+    def body(out):
+        return Counter(line for line in (out / "provenance.jsonl").read_text().splitlines())
+
+    assert body(tmp_path / "merged") == body(tmp_path / "full")
+
+
+def test_merge_refuses_incomplete_or_mismatched_shards(world, tmp_path):
+    evolve(world, tmp_path / "s0", seed=4, shard=(0, 2))
+    with pytest.raises(KanvaError, match=r"shard\(s\) \[1\] of 2 are missing"):
+        merge_runs([tmp_path / "s0"], tmp_path / "m")
+    evolve(world, tmp_path / "s1", seed=5, shard=(1, 2))
+    with pytest.raises(KanvaError, match="not the same run configuration.*seed"):
+        merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "m")
+
+
+def test_resume_after_half_written_chunk(world, tmp_path):
+    ref = evolve(world, tmp_path / "ref", seed=6, cfg=cfg_with(chunk_size=4))
+    out = tmp_path / "run"
+    evolve(world, out, seed=6, cfg=cfg_with(chunk_size=4), stop_after=3)
+    assert not (out / "evolved.json").exists()
+    # a kill in the middle of the next chunk leaves partial lines behind
+    with (out / "provenance.jsonl").open("a") as f:
+        f.write('{"id": "half-written", "status": "ke')
+    with (out / "units.jsonl").open("a") as f:
+        f.write('{"kind": "unit", "id": "dup')
+    with (out / "progress.jsonl").open("a") as f:
+        f.write('{"chunk": 3, "pro')
+    done = evolve(world, out, seed=6, cfg=cfg_with(chunk_size=4))
+    assert done.read_bytes() == ref.read_bytes()
+    assert Counter((out / "provenance.jsonl").read_text().splitlines()) == Counter(
+        (tmp_path / "ref/provenance.jsonl").read_text().splitlines())
+
+
+def test_resume_with_another_configuration_is_refused(world, tmp_path):
+    evolve(world, tmp_path / "r", seed=6, stop_after=1, cfg=cfg_with(chunk_size=8))
+    with pytest.raises(KanvaError, match=r"different configuration \(differs in \['seed'\]\)"):
+        evolve(world, tmp_path / "r", seed=7, cfg=cfg_with(chunk_size=8))
+
+
+@pytest.mark.slow
+def test_killed_subprocess_resumes_without_lost_or_duplicated_samples(tmp_path):
+    w, seed = make_world(tmp_path, 160, seed=8)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("chunk_size: 2\n")
+    cmd = [sys.executable, "-m", "kanva", "data", "evolve", "--input", str(seed), "--coco", str(w), "--split",
+           "train", "--config", str(cfg), "--seed", "9", "--quiet"]
+    # the uninterrupted reference, in-process (the CLI calls the same function with the same arguments)
+    run_evolve(seed, w, "train", tmp_path / "ref", seed=9, cfg=cfg_with(chunk_size=2), progress=False)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = out / "progress.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if progress.exists() and progress.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "evolved.json").exists(), "the run finished before it could be killed"
+    again = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert (out / "evolved.json").read_bytes() == (tmp_path / "ref/evolved.json").read_bytes()
+    assert Counter((out / "provenance.jsonl").read_text().splitlines()) == Counter(
+        (tmp_path / "ref/provenance.jsonl").read_text().splitlines())
+
+
+def test_excluded_images_never_appear(world, tmp_path):
+    w, seed = world
+    names = sorted({s["image"] for s in load_llava(seed)})
+    (tmp_path / "list.txt").write_text(f"{names[0]}\n# a comment\n")
+    (tmp_path / "pope.jsonl").write_text(json.dumps({"question_id": 1, "image": f"val/{names[1]}",
+                                                     "text": "Is there a dog?", "label": "no"}) + "\n")
+    (tmp_path / "mme.txt").write_text(f"{names[2]}\tIs there a dog?\tNo\n")
+    excl = [tmp_path / "list.txt", tmp_path / "pope.jsonl", tmp_path / "mme.txt"]
+    out = evolve(world, tmp_path / "x", exclude=excl)
+    used = {s["image"] for s in load_llava(out)}
+    assert used and not used & set(names[:3])
+    excluded = [r for r in records(tmp_path / "x") if r.get("stage") == "input" and r["status"] == "excluded"]
+    assert excluded and all(r["id"].split("-")[0] in {n.split(".")[0].lstrip("0") for n in names[:3]}
+                            for r in excluded)
+
+
+def test_balance_and_output_format(world, tmp_path):
+    out = evolve(world, tmp_path / "b", seed=1)
+    samples = load_llava(out)
+    recs = records(tmp_path / "b")
+    kept = {r["id"]: r for r in recs if r.get("status") == "kept" and r.get("round")}
+    dropped = {r["id"] for r in recs if r.get("stage") == "finalize" and r.get("status") == "rejected"}
+    final = [s for s in samples if s["id"] in kept]
+    assert final and len(final) == len(kept) - len(dropped)
+    answers = Counter(s["conversations"][1]["value"] for s in final)
+    assert answers["Yes"] == answers["No"] > 0
+    letters = [answers[x] for x in LETTERS]
+    assert max(letters) - min(letters) <= 1 and sum(letters) > 0
+    for s in final:  # the fixed answer-format suffixes
+        q, a = s["conversations"][0]["value"], s["conversations"][1]["value"]
+        if a in LETTERS:
+            assert q.endswith("Answer with the option's letter from the given choices directly.")
+        elif a in ("Yes", "No"):
+            assert q.endswith("Answer the question using a single word or phrase.")
+    seeds = load_llava(world[1])
+    assert samples[: len(seeds)] == seeds  # the input samples come first, unchanged
+
+
+def test_a_failed_evolution_keeps_its_parent(world, tmp_path):
+    evolve(world, tmp_path / "l", seed=1)
+    recs = [r for r in records(tmp_path / "l") if r.get("round")]
+    by = {(r["lineage"], r["round"]): r for r in recs}
+    checked = 0
+    for r in recs:
+        nxt = by.get((r["lineage"], r["round"] + 1))
+        if nxt is None:
+            continue
+        if r["status"] == "rejected":
+            assert nxt["parent"] == r["parent"]
+            checked += 1
+        elif "." not in r["id"].rsplit("/", 1)[1]:
+            assert nxt["parent"] == r["id"]
+    assert checked
+
+
+def test_packing_makes_valid_multi_turn_samples(world, tmp_path):
+    out = evolve(world, tmp_path / "p", cfg=cfg_with(pack=4, keep_seeds=False))
+    samples = load_llava(out)  # validates the contract
+    assert max(len(s["conversations"]) for s in samples) == 8
+
+
+def test_missing_image_and_malformed_annotations(world, tmp_path):
+    w, seed = world
+    bad = tmp_path / "bad.json"
+    data = json.loads(seed.read_text())
+    data.append({"id": "stray-1", "image": "999999.png",
+                 "conversations": [{"from": "human", "value": "<image>\nWhat?"}, {"from": "gpt", "value": "Yes."}]})
+    bad.write_text(json.dumps(data))
+    with pytest.raises(KanvaError, match=r"bad.json: 1 sample\(s\) have images that are not in .*'stray-1'"):
+        run_evolve(bad, w, "train", tmp_path / "o", progress=False)
+
+    inst = json.loads((w / "annotations/instances_train.json").read_text())
+    caps = json.loads((w / "annotations/captions_train.json").read_text())
+    for field, value, msg in (("bbox", [1, 2, 3], r"annotations\[3\].bbox must be \[x, y, w, h\]"),
+                              ("category_id", 12345, r"annotations\[3\].category_id 12345 is not in 'categories'"),
+                              ("image_id", -1, r"annotations\[3\].image_id -1 is not in 'images'")):
+        broken = json.loads(json.dumps(inst))
+        broken["annotations"][3][field] = value
+        write_coco(tmp_path / "broken", "train", broken, caps, images=False)
+        with pytest.raises(KanvaError, match=r"instances_train.json: " + msg):
+            load_coco(tmp_path / "broken", "train")
+    write_coco(tmp_path / "broken", "train", inst, caps, images=False)
+    load_coco(tmp_path / "broken", "train")  # the intact files load
+    (tmp_path / "broken/annotations/captions_train.json").unlink()
+    with pytest.raises(KanvaError, match="captions_train.json: no such file"):
+        load_coco(tmp_path / "broken", "train")
+
+
+def test_cli_reports_bad_input_and_exits_2(world, tmp_path, capsys):
+    w, seed = world
+    assert main(["data", "evolve", "--input", str(seed), "--coco", str(w), "--split", "nope", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "instances_nope.json: no such file" in capsys.readouterr().err
+    assert main(["data", "evolve", "--input", str(seed), "--coco", str(w), "--split", "train", "--out",
+                 str(tmp_path / "o"), "--shard", "3/3"]) == 2
+    assert "0..N-1" in capsys.readouterr().err
