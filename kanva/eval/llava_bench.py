@@ -74,7 +74,8 @@ def load_llava_bench(root: Path) -> LBData:
             raise KanvaError(f"{where}: question {qid!r} has no reference answer in answers_gpt4.jsonl")
         if image not in captions:
             raise KanvaError(f"{where}: image {image!r} has no caption in context.jsonl")
-        qs.append(LBQuestion(qid, image, _str(row, "text", where), _str(row, "category", where), refs[qid], captions[image], where))
+        text, category = _str(row, "text", where), _str(row, "category", where)
+        qs.append(LBQuestion(qid, image, text, category, refs[qid], captions[image], where))
     return LBData(qs, root)
 
 
@@ -131,7 +132,8 @@ def score_reviews(reviews: list[list[dict]], sources: list[str]) -> dict:
             pair = parse_scores(r["content"])
             if pair is None:
                 first = r["content"].strip().splitlines()[:1]
-                raise KanvaError(f"{r['_where']}: the review's first line must hold two scores, got {first[0] if first else ''!r}")
+                got = first[0] if first else ""
+                raise KanvaError(f"{r['_where']}: the review's first line must hold two scores, got {got!r}")
             by_cat.setdefault(category_name(r["category"]), []).append(pair)
         everything = [p for v in by_cat.values() for p in v]
         runs.append(

@@ -88,7 +88,9 @@ def load_mmbench(path: Path) -> MMBData:
     for line, r in raw:
         where = f"{path}:{line}"
         if len(r) != len(header):
-            raise KanvaError(f"{where}: {len(r)} fields, header has {len(header)} (a tab or newline inside a field must be quoted)")
+            raise KanvaError(
+                f"{where}: {len(r)} fields, header has {len(header)} (a tab or newline inside a field must be quoted)"
+            )
 
         def get(name: str) -> str | None:
             i = col.get(name)

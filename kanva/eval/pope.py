@@ -114,7 +114,8 @@ def load_pope(paths: list[Path]) -> PopeData:
                 raise KanvaError(f"{where}: label must be yes or no, got {row['label']!r}")
             qid = row_qid(row, where)
             labelled.append(
-                PopeQuestion(split, _need_str(row, "image", where), _need_str(row, "text", where), label, qid, f"{split}/{qid}", where)
+                PopeQuestion(split, _need_str(row, "image", where), _need_str(row, "text", where), label, qid,
+                             f"{split}/{qid}", where)
             )
     if not labelled:
         raise KanvaError(f"{', '.join(map(str, paths))}: no POPE annotation files (JSON lines with 'label') found")
@@ -129,12 +130,14 @@ def load_pope(paths: list[Path]) -> PopeData:
                 raise KanvaError(f"{where}: duplicate question_id {qid!r} in the question file")
             uids.add(qid)
             split = _need_str(row, "category", where)
-            asked.append(PopeQuestion(split, _need_str(row, "image", where), _need_str(row, "text", where), None, qid, qid, where))
+            image, text = _need_str(row, "image", where), _need_str(row, "text", where)
+            asked.append(PopeQuestion(split, image, text, None, qid, qid, where))
         # The run asks these; their labels come from the annotation files by split + image + text.
         find = _text_index(labelled)
         labels = [find(q.split, q.image, q.question) for q in asked]
         asked = [
-            PopeQuestion(q.split, q.image, q.question, labelled[i].label if i is not None else None, q.qid, q.uid, q.where)
+            PopeQuestion(q.split, q.image, q.question, labelled[i].label if i is not None else None, q.qid, q.uid,
+                         q.where)
             for q, i in zip(asked, labels)
         ]
     return PopeData(labelled, asked, sources, ignored)
@@ -164,7 +167,10 @@ def _check_unique(qs: list[PopeQuestion]) -> None:
     for q in qs:
         key = (q.split, q.image, q.core)
         if key in seen:
-            raise KanvaError(f"{q.where}: the same question on image {q.image!r} appears twice in split {q.split!r} (first at {seen[key]})")
+            raise KanvaError(
+                f"{q.where}: the same question on image {q.image!r} appears twice in split {q.split!r} "
+                f"(first at {seen[key]})"
+            )
         seen[key] = q.where
 
 

@@ -18,7 +18,8 @@ def format_result(r: dict) -> str:
             (s, f"{v:.2f}", f"{r['details'][s]['acc']:.2f}", f"{r['details'][s]['acc_plus']:.2f}", r["details"][s]["other"])
             for s, v in r["subtasks"].items()
         ]
-        rows += [("perception (total)", f"{r['perception']:.2f}", "", "", ""), ("cognition (total)", f"{r['cognition']:.2f}", "", "", "")]
+        rows += [("perception (total)", f"{r['perception']:.2f}", "", "", ""),
+                 ("cognition (total)", f"{r['cognition']:.2f}", "", "", "")]
         out = _rows("MME (points: 100*acc + 100*acc+ per subtask)", rows, ("subtask", "score", "acc", "acc+", "other"))
     elif b == "pope":
         rows = [
@@ -26,7 +27,8 @@ def format_result(r: dict) -> str:
              f"{m['recall']:.5f}", f"{m['f1']:.5f}", f"{m['yes_ratio']:.5f}")
             for s, m in r["splits"].items()
         ]
-        out = _rows("POPE (fractions; positive = yes)", rows, ("split", "n", "TP", "FP", "TN", "FN", "acc", "prec", "recall", "F1", "yes"))
+        header = ("split", "n", "TP", "FP", "TN", "FN", "acc", "prec", "recall", "F1", "yes")
+        out = _rows("POPE (fractions; positive = yes)", rows, header)
         out += f"\nmean F1: {r['mean_f1']:.5f}"
     elif b == "mmbench":
         rows = [("overall (circular)", f"{r['overall']:.2f}"), ("circ0 (first pass only)", f"{r['circ0']:.2f}")]

@@ -29,7 +29,9 @@ from kanva.eval.synthetic.knowledge import build_index
 from kanva.eval.synthetic.questions import MME_SUBTASKS, choices, yes_no
 from kanva.eval.synthetic.scenes import Scene, WorldSplit, load_world_split
 
-MMB_COLUMNS = ["index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category", "comment", "split"]
+MMB_COLUMNS = [
+    "index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category", "comment", "split",
+]
 POPE_SPLITS = ("random", "popular", "adversarial")
 POPE_PER_IMAGE = 3  # POPE asks about three ground-truth objects per image, and as many absent ones
 

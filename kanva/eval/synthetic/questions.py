@@ -111,7 +111,10 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
             wrong = [x for x in world.colors if x not in {o.color for o in scene.instances(c)}]
             if wrong:
                 col2 = r.choice(wrong)
-                out["color"] = (f"Is there {article(col)} {col} {c} in this image?", f"Is there {article(col2)} {col2} {c} in this image?")
+                out["color"] = (
+                    f"Is there {article(col)} {col} {c} in this image?",
+                    f"Is there {article(col2)} {col2} {c} in this image?",
+                )
     if scene.texts:
         others = [t for t in world.texts if t not in scene.texts]
         if others:
@@ -135,7 +138,8 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
     absent = _absent(scene, world)
     if scene.shown and len(absent) >= 3:
         r = _rng(seed, scene, "mc-existence")
-        out.append(_mc(r, r.choice(scene.shown), absent, 4, "Which of these objects is in the image?", "object_existence", "coarse_perception"))
+        out.append(_mc(r, r.choice(scene.shown), absent, 4, "Which of these objects is in the image?",
+                       "object_existence", "coarse_perception"))
     counts = _clear_counts(scene)
     if counts:
         r = _rng(seed, scene, "mc-count")
@@ -181,5 +185,6 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
                     cands.append((c, p, wrong))
         if cands:
             c, p, wrong = r.choice(cands)
-            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {p.predicate}?", "world_knowledge", "knowledge_reasoning"))
+            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {p.predicate}?", "world_knowledge",
+                           "knowledge_reasoning"))
     return out

@@ -106,7 +106,9 @@ def load_world_split(world: Path, split: str = "test") -> WorldSplit:
     for im in coco.get("images") or []:
         where = f"{ann_path} image {im.get('id')}"
         fname = _need(im, "file_name", str, where)
-        texts = tuple(t["text"] for t in im.get("texts") or [] if isinstance(t, dict) and isinstance(t.get("text"), str) and t["text"].strip())
+        texts = tuple(
+            t["text"] for t in im.get("texts") or [] if isinstance(t, dict) and isinstance(t.get("text"), str) and t["text"].strip()
+        )
         scenes.append(
             Scene(fname, world / split / fname, int(im.get("width", 0)), int(im.get("height", 0)),
                   tuple(by_image.get(_need(im, "id", int, where), [])), texts)
