@@ -141,6 +141,17 @@ def test_stop_and_max_tokens(client):
     assert full.startswith(short.choices[0].message.content)
 
 
+def test_sampling_seeds(client, engine):
+    kw = dict(model=MODEL, messages=[{"role": "user", "content": "Describe the image."}], max_tokens=16,
+              temperature=1.0)
+    seeded = [client.chat.completions.create(**kw, seed=7).choices[0].message.content for _ in range(2)]
+    assert seeded[0] == seeded[1]  # a seed reproduces the answer
+    rows = [([], [{"role": "user", "content": "Describe the image."}])]
+    assert seeded[0] == engine.generator.generate(rows, max_new_tokens=16, temperature=1.0, seed=7)[0]
+    unseeded = {client.chat.completions.create(**kw).choices[0].message.content for _ in range(3)}
+    assert len(unseeded) == 3  # without one, each request samples afresh
+
+
 def test_concurrent_requests_are_batched(client, server, engine):
     prompts = [f"How many {o}s are there?" for o in ("cat", "dog", "cup", "car", "bus", "kite")]
     before = stats(server)

@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from kanva.errors import KanvaError
 from kanva.serve.limits import Limits
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -34,6 +35,8 @@ def register(subparsers) -> None:
     limits = p.add_argument_group("limits (a request over one gets a 4xx naming it)")
     for f in fields(Limits):
         limits.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default, help=f"default {f.default}")
+    p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: torch's choice; "
+                   "1 is often fastest on a machine shared with other jobs)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=serve)
 
@@ -63,6 +66,12 @@ def serve(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK and not args.api_key:
         print(f"warning: serving on {args.host} with no --api-key: anyone who can reach it can use it",
               file=sys.stderr)
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            raise KanvaError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)  # this process is the server: its setting to make
     engine = Engine.load(args.model)
     worker = BatchWorker(engine, args.max_batch_size, args.batch_wait_ms / 1000, limits.max_pending)
     model_id = args.served_model_name or str(args.model).rstrip("/")

@@ -12,6 +12,7 @@ applied per row by `BatchStreamer`, so they need not match.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import traceback
@@ -79,6 +80,7 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     decode_steps: int = 0  # batched forward passes after the prompt; stops growing when generation stops
+    generate_s: float = 0.0  # wall time inside Generator.generate (busy time of the worker)
     batch_sizes: Counter = field(default_factory=Counter)
 
     def snapshot(self) -> dict[str, Any]:
@@ -91,6 +93,7 @@ class Stats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "decode_steps": self.decode_steps,
+            "generate_s": round(self.generate_s, 3),
             "max_batch_size_seen": max(self.batch_sizes, default=0),
             "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
         }
@@ -115,6 +118,10 @@ class BatchWorker:
         self._generating = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._current: list[Job] = []  # the batch being generated
+        # Seeds for sampled requests that bring none: fresh per batch, so two such requests differ
+        # (Generator forks the RNG per call, so without a seed every call would sample alike).
+        self._seeds = random.Random()
 
     # -- called from the server ------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +136,8 @@ class BatchWorker:
         """Finish the batch in progress, fail what is still queued, and end the thread."""
         with self._cond:
             self._stopping = True
+            for job in self._current:  # the streamer ends the batch at its next step
+                job.cancelled.set()
             self._cond.notify_all()
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -206,6 +215,7 @@ class BatchWorker:
             if batch:
                 self.stats.batches += 1
                 self.stats.batch_sizes[len(batch)] += 1
+            self._current = batch
             return batch
 
     def _run(self, batch: list[Job]) -> None:
@@ -233,6 +243,10 @@ class BatchWorker:
             on_step=self._count_step,
         )
         first = batch[0]
+        seed = first.seed
+        if seed is None and first.temperature > 0:
+            seed = self._seeds.randrange(2**63)
+        started = time.perf_counter()
         try:
             self.engine.generate(
                 [(j.images, j.messages) for j in batch],
@@ -240,14 +254,16 @@ class BatchWorker:
                 temperature=first.temperature,
                 top_p=first.top_p,
                 stop=None,  # per-row stop strings are applied by the streamer
-                seed=first.seed,
+                seed=seed,
                 streamer=streamer,
             )
         except BatchFinished:
             pass
         except Exception as e:  # noqa: BLE001 - one bad batch must not end the worker
+            self._add_time(started)
             self._failed(batch, streamer, e)
             return
+        self._add_time(started)
         streamer.end()  # idempotent: closes rows generate() left open
 
     def _failed(self, batch: list[Job], streamer: BatchStreamer, e: Exception) -> None:
@@ -278,6 +294,10 @@ class BatchWorker:
                 self.stats.errors += 1
                 self._send(job, ("error", err))
                 self._close(job)
+
+    def _add_time(self, started: float) -> None:
+        with self._cond:
+            self.stats.generate_s += time.perf_counter() - started
 
     def _count_step(self) -> None:
         with self._cond:
