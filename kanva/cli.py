@@ -19,11 +19,11 @@ from kanva.errors import KanvaError
 COMMAND_MODULES = [
     "kanva.world.cli",  # world generate|show
     "kanva.data.cli",  # data seed|evolve|report|merge
-    "kanva.model.cli",  # model build|prepare, export
+    "kanva.model.cli",  # model build|prepare|check-data
     "kanva.train.cli",  # train
     "kanva.infer.cli",  # chat
     "kanva.eval.cli",  # eval score|run|make-synthetic|report
-    "kanva.serve.cli",  # serve
+    "kanva.serve.cli",  # serve, export
     "kanva.quickstart.cli",  # quickstart
 ]
 
