@@ -1,0 +1,250 @@
+"""`kanva quickstart`: the whole Kanva loop on one machine, as the steps a user would run by hand.
+
+world -> base model -> vision pretraining -> seed data -> evolved data -> data report -> align
+(shared) -> instruct on seed only / instruct on seed + evolved (same token budget) -> synthetic
+benchmarks -> evaluation of both -> report.
+
+Each step calls the same `kanva ...` command a user would (printed as it runs), so the quickstart
+exercises the real code paths and its log doubles as a tutorial. Steps are resumable (see steps.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shlex
+import time
+from pathlib import Path
+
+import yaml
+
+from kanva.errors import KanvaError
+from kanva.quickstart.config import QuickstartConfig
+from kanva.quickstart.steps import Step, StepRunner
+
+MODELS = ("seed", "evolved")  # the two instruction-tuned models the experiment compares
+
+
+def kanva(*argv: str) -> None:
+    """Run one `kanva` command in-process, echoing it; a failure stops the quickstart with its message."""
+    from kanva.cli import main
+
+    args = [str(a) for a in argv]
+    print("  $ kanva " + " ".join(shlex.quote(a) for a in args), flush=True)
+    rc = main(args)
+    if rc:
+        raise KanvaError(f"`kanva {' '.join(args[:2])}` failed with exit code {rc} (see the message above)")
+
+
+class Quickstart:
+    def __init__(self, cfg: QuickstartConfig, out: str | Path):
+        self.cfg = cfg
+        self.out = Path(out)
+        o = self.out
+        self.world = o / "world"
+        self.base = o / "models" / "base"
+        self.vision = o / "models" / "vision"
+        self.data = o / "data"
+        self.seed_file = self.data / "seed.json"
+        self.align_file = self.data / "align.json"
+        self.evolved_dir = self.data / "evolved"
+        self.train_dir = o / "train"
+        self.bench = o / "bench"
+        self.eval_dir = o / "eval"
+        self.report_dir = o / "report"
+
+    # -- paths other modules (the report) read ------------------------------------------------------
+    def final_model(self, name: str) -> Path:
+        stage = "align" if name == "align" else "instruct"
+        return self.train_dir / name / stage / "final"
+
+    def bench_data(self, bench: str) -> list[Path]:
+        if bench == "mme":
+            return [self.bench / "mme"]
+        if bench == "mmbench":
+            return [self.bench / "mmbench" / "mmbench_synthetic.tsv"]
+        if bench == "pope":
+            return sorted((self.bench / "pope").glob("coco_pope_*.json"))
+        raise KanvaError(f"quickstart: unknown benchmark {bench!r}; known: mme, mmbench, pope")
+
+    def answers(self, model: str, bench: str) -> Path:
+        return self.eval_dir / model / f"{bench}.jsonl"
+
+    # -- steps --------------------------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        c = self.cfg
+        s = [
+            Step("world", self.make_world, config=vars(c.world) | {"seed": c.seed}, help="scenes in COCO format"),
+            Step("model", self.make_model, config={"preset": c.preset, "o": c.model_overrides, "seed": c.seed},
+                 help=f"build the {c.preset} preset"),
+            Step("vision", self.pretrain_vision, after=["world", "model"], config=vars(c.vision) | {"seed": c.seed},
+                 help="vision encoder on per-patch labels; word-grounded projector"),
+            Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
+                 help="seed instructions and align captions from annotations"),
+            Step("evolve", self.evolve, after=["seed"], config=vars(c.data) | {"seed": c.seed},
+                 help="knowledge-aware evolution (rules + LLM) with elimination"),
+            Step("data_report", self.data_report, after=["evolve"], help="data quality report"),
+            Step("align", self.train_align, after=["vision", "seed"], config=c.train.align,
+                 help="stage 1, shared by both models"),
+        ]
+        for m in MODELS:
+            s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve"],
+                          config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens},
+                          help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}"))
+        s.append(Step("bench", self.make_bench, after=["world"], help="synthetic MME / MMBench / POPE from test images"))
+        for m in MODELS:
+            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench"],
+                          config=vars(c.eval), help=f"benchmarks on the {m} model"))
+        s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in MODELS] + ["data_report"],
+                      help="markdown + HTML report"))
+        return s
+
+    def make_world(self) -> dict:
+        w = self.cfg.world
+        args = ["world", "generate", "--out", self.world, "--train", w.train, "--val", w.val, "--test", w.test,
+                "--novel", w.novel, "--seed", self.cfg.seed, "--size", w.size, "--workers", w.workers, "--overwrite"]
+        if w.config:
+            args += ["--config", w.config]
+        kanva(*args)
+        return {"images": {"train": w.train, "val": w.val, "test": w.test, "novel": w.novel}}
+
+    def make_model(self) -> dict:
+        args = ["model", "build", "--preset", self.cfg.preset, "--out", self.base, "--seed", self.cfg.seed,
+                "--force"]
+        for k, v in self.cfg.model_overrides.items():
+            args += ["--set", f"{k}={json.dumps(v)}"]
+        kanva(*args)
+        return {"model": str(self.base)}
+
+    def pretrain_vision(self) -> dict:
+        from kanva.train.patch_pretrain import PatchPretrainConfig, run_patch_pretrain
+
+        v = self.cfg.vision
+        if not v.enabled:
+            return {"skipped": True}
+        pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", steps=v.steps,
+                                 batch_size=v.batch_size, lr=v.lr, labels=list(v.labels), seed=self.cfg.seed)
+        return run_patch_pretrain(self.base, pc, self.vision)
+
+    def _start_model(self) -> Path:
+        return self.vision if self.cfg.vision.enabled else self.base
+
+    def make_seed(self) -> dict:
+        d = self.cfg.data
+        common = ["--coco", self.world, "--split", "train", "--seed", self.cfg.seed]
+        if d.limit_images:
+            common += ["--limit", d.limit_images]
+        kanva("data", "seed", *common, "--out", self.seed_file, "--types", d.seed_types)
+        kanva("data", "seed", *common, "--out", self.align_file, "--types", "align")
+        return {"seed": _count(self.seed_file), "align": _count(self.align_file)}
+
+    def evolve(self) -> dict:
+        d = self.cfg.data
+        args = ["data", "evolve", "--input", self.seed_file, "--coco", self.world, "--split", "train",
+                "--out", self.evolved_dir, "--rounds", d.rounds, "--llm", d.llm, "--seed", self.cfg.seed,
+                "--pack", d.pack]
+        if d.evolve_config:
+            args += ["--config", d.evolve_config]
+        kanva(*args)
+        return {"evolved": _count(self.evolved_dir / "evolved.json")}
+
+    def data_report(self) -> dict:
+        kanva("data", "report", self.evolved_dir, "--baseline", self.seed_file)
+        return {"report": str(self.evolved_dir / "report.md")}
+
+    def _run_recipe(self, name: str, model: Path, stage: dict) -> dict:
+        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": [stage]}
+        path = self.out / "recipes" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        out = self.train_dir / name
+        args = ["train", "--recipe", path, "--out", out]
+        if (out / "recipe.yaml").is_file():  # an interrupted run: continue from its checkpoints
+            args.append("--resume")
+        kanva(*args)
+        summary = out / stage["name"] / "summary.json"
+        return json.loads(summary.read_text()) if summary.is_file() else {}
+
+    def train_align(self) -> dict:
+        stage = {"name": "align", "template": "plain", **self.cfg.train.align}
+        stage["data"] = [{"path": str(self.align_file), "image_root": str(self.world / "train")}]
+        return self._run_recipe("align", self._start_model(), stage)
+
+    def mixture(self, model: str) -> list[dict]:
+        root = str(self.world / "train")
+        if model == "seed":
+            return [{"path": str(self.seed_file), "image_root": root}]
+        # evolved.json holds the seed samples too (EvolveConfig.keep_seeds), so this is seed + evolved.
+        return [{"path": str(self.evolved_dir / "evolved.json"), "image_root": root}]
+
+    def train_instruct(self, model: str) -> dict:
+        st = dict(self.cfg.train.instruct)
+        st.setdefault("template", "chat")
+        mix = self.mixture(model)
+        start = self.final_model("align")
+        per_step = st.get("batch_size", 8) * st.get("grad_accum", 1)
+        mean_len = mean_tokens(start, mix, st.get("max_length", 2048), seed=self.cfg.seed)
+        steps = max(1, math.ceil(self.cfg.train.instruct_tokens / (per_step * mean_len)))
+        stage = {"name": "instruct", **st, "steps": steps, "data": mix}
+        print(f"  {model}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
+              f"for a budget of {self.cfg.train.instruct_tokens} tokens", flush=True)
+        summary = self._run_recipe(model, start, stage)
+        return {"steps": steps, "mean_tokens": round(mean_len, 1), **summary}
+
+    def make_bench(self) -> dict:
+        kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench, "--split", "test",
+              "--seed", self.cfg.seed)
+        return json.loads((self.bench / "synthetic.json").read_text())
+
+    def evaluate(self, model: str) -> dict:
+        e = self.cfg.eval
+        out = {}
+        for bench in e.benchmarks:
+            ans = self.answers(model, bench)
+            args = ["eval", "run", bench, "--model", self.final_model(model), "--out", ans,
+                    "--batch-size", e.batch_size, "--max-new-tokens", e.max_new_tokens, "--results", ans.with_suffix(".results.json")]
+            for p in self.bench_data(bench):
+                args += ["--data", p]
+            if bench == "mmbench" and e.mmbench_limit:
+                args += ["--limit", e.mmbench_limit]
+            kanva(*args)
+            out[bench] = str(ans.with_suffix(".results.json"))
+        return out
+
+    def make_report(self) -> dict:
+        from kanva.quickstart.report import write_report
+
+        paths = write_report(self)
+        return {k: str(v) for k, v in paths.items()}
+
+    def run(self, force: list[str] | None = None, until: str | None = None) -> dict:
+        t0 = time.time()
+        results = StepRunner(self.out, self.steps()).run(force=force, until=until)
+        times = {k: v["seconds"] for k, v in results.items()}
+        (self.out / "times.json").write_text(json.dumps(times, indent=1))
+        print(f"quickstart: {len(results)} steps, {sum(times.values()):.0f} s of work "
+              f"({time.time() - t0:.0f} s in this run); report: {self.report_dir / 'report.md'}")
+        return results
+
+
+def _count(path: Path) -> int:
+    return len(json.loads(path.read_text()))
+
+
+def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int, n: int = 200) -> float:
+    """Mean encoded length (text + image tokens) over a random sample of the mixture's samples."""
+    from kanva.data.llava import load_llava
+    from kanva.model.processor import KanvaProcessor
+
+    proc = KanvaProcessor.from_pretrained(model_dir)
+    rng = random.Random(seed)
+    lengths = []
+    for src in mixture:
+        samples = load_llava(src["path"])
+        for s in rng.sample(samples, min(n, len(samples))):
+            enc = proc.encode(s, image_root=Path(src["image_root"]), max_length=max_length, source=src["path"])
+            lengths.append(len(enc.input_ids))
+    if not lengths:
+        raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")
+    return sum(lengths) / len(lengths)
