@@ -9,6 +9,7 @@ text+image prompts; tokens/s counts generated tokens of all rows (rows that stop
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,8 @@ def main() -> None:
             made = sum(len(gen.proc.tokenizer(a, add_special_tokens=False).input_ids) for a in answers)
             rows.append((f"generate batch {b} (prompt {len(prompt_ids[0])} tok, {args.new_tokens} new max)",
                          f"{t:.2f} s, {made / t:.1f} tok/s"))
+    # Other jobs on a shared machine slow everything down: say how busy it was.
+    rows.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"))
     width = max(len(k) for k, _ in rows)
     print(f"{'measure':<{width}} | value\n{'-' * width}-|------")
     for k, v in rows:
