@@ -175,6 +175,40 @@ def test_concurrent_requests_are_batched(client, server, engine):
         assert r.usage.completion_tokens <= 8 + 2 * i
 
 
+def test_worker_waits_only_for_requests_still_arriving(engine):
+    """A lone request starts at once, however long the batch window; one still being read is waited for."""
+    from kanva.serve.worker import Job
+
+    worker = BatchWorker(engine, max_batch_size=8, batch_wait_s=30.0)
+    worker.start()
+    finished = []
+    done = threading.Event()
+
+    def job(text: str) -> Job:
+        def send(event):
+            if event[0] != "text":
+                finished.append(event)
+                if len(finished) in (1, 3):
+                    done.set()
+        return Job([], [{"role": "user", "content": text}], 4, 0.0, 1.0, [], None, send)
+
+    try:
+        t0 = time.monotonic()
+        with worker.arriving():
+            worker.submit(job("alone"))
+        assert done.wait(20) and time.monotonic() - t0 < 20  # not the 30 s window
+        done.clear()
+        with worker.arriving():
+            worker.submit(job("first"))
+            with worker.arriving():  # a second request is still being decoded ...
+                time.sleep(0.3)
+                worker.submit(job("second"))  # ... and joins the first one's batch
+        assert done.wait(20)
+        assert worker.snapshot()["batch_sizes"] == {"1": 1, "2": 1}
+    finally:
+        worker.stop()
+
+
 # -- auth ------------------------------------------------------------------------------------------------
 def test_api_key_required(server):
     for key in ("wrong", ""):

@@ -67,6 +67,7 @@ def test_parts_become_image_markers_in_order():
         ({"messages": [{"role": "user", "content": "q"}]}, "model"),
         (req("q", n=2), "n"),
         (req("q", tools=[{"type": "function"}]), "tools"),
+        (req("q", frequency_penalty=0.5), "frequency_penalty"),
         (req("see <image> here"), "messages[0].content"),
     ],
 )

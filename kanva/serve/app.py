@@ -133,6 +133,20 @@ def create_app(
 
     @v1.post("/chat/completions")
     async def chat_completions(request: Request) -> Any:
+        with worker.arriving():  # the worker waits for requests still being read, so they batch together
+            req, job, events = await prepare(request)
+            worker.submit(job)
+        rid = f"chatcmpl-{uuid.uuid4().hex}"
+        if req.stream:
+            return StreamingResponse(
+                sse(job, events, rid, req),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return await complete(request, job, events, rid, req)
+
+    async def prepare(request: Request) -> tuple[ParsedRequest, Job, asyncio.Queue[Event]]:
+        """Read, validate and decode a request into a Job (any problem: an APIError)."""
         body = await read_body(request, limits.max_request_bytes)
         try:
             payload = json.loads(body)
@@ -177,15 +191,7 @@ def create_app(
             send=send,
             prompt_tokens=prompt_tokens,
         )
-        worker.submit(job)
-        rid = f"chatcmpl-{uuid.uuid4().hex}"
-        if req.stream:
-            return StreamingResponse(
-                sse(job, events, rid, req),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        return await complete(request, job, events, rid, req)
+        return req, job, events
 
     async def complete(request: Request, job: Job, events: asyncio.Queue[Event], rid: str, req: ParsedRequest) -> Any:
         """Gather the whole answer; a client that leaves meanwhile cancels the job."""

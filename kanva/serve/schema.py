@@ -78,6 +78,9 @@ UNSUPPORTED = {
     "top_logprobs": lambda v: v not in (None, 0),
     "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
     "audio": lambda v: v is not None,
+    "frequency_penalty": lambda v: v not in (None, 0, 0.0),
+    "presence_penalty": lambda v: v not in (None, 0, 0.0),
+    "logit_bias": lambda v: bool(v),
 }
 
 

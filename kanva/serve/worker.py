@@ -1,8 +1,9 @@
 """The single generation worker and its batching queue.
 
 Requests are handled on the asyncio loop, but generation is one blocking `model.generate` call, so one
-thread owns the model. It takes the oldest queued request, waits until that request is `batch_wait_s` old
-(or enough compatible requests are queued), and generates up to `max_batch_size` of them together: on a
+thread owns the model. It takes the oldest queued request, waits while other requests are still arriving
+(being read and decoded), at most until that request is `batch_wait_s` old or `max_batch_size` compatible
+requests are queued, and generates up to `max_batch_size` of them together: on a
 CPU or GPU one batched forward pass costs far less than B separate ones. Requests batch together only
 when they sample the same way (greedy with greedy; same temperature/top_p otherwise; a seeded sampled
 request runs alone, so its seed reproduces its answer). Per-request max_tokens and stop strings are
@@ -17,7 +18,8 @@ import threading
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +117,7 @@ class BatchWorker:
         self._cond = threading.Condition()
         self._queue: deque[Job] = deque()
         self._open = 0  # submitted and not closed: queued or generating
+        self._incoming = 0  # requests being read and decoded, not yet submitted (see `arriving`)
         self._generating = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -147,6 +150,22 @@ class BatchWorker:
                 job = self._queue.popleft()
                 self._send(job, ("error", APIError(503, "server is shutting down", type="server_error")))
                 self._close(job)
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Wrap a request's reading, validation and image decoding (and its `submit`).
+
+        While requests are arriving, the worker waits for them (up to batch_wait_s) instead of starting a
+        batch without them; when none are, it starts at once, so a lone request never waits.
+        """
+        with self._cond:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._incoming -= 1
+                self._cond.notify_all()
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -206,7 +225,7 @@ class BatchWorker:
             while not self._stopping and head in self._queue:
                 ready = sum(1 for j in self._queue if j.batch_key() == key)
                 left = deadline - time.monotonic()
-                if ready >= self.max_batch_size or left <= 0:
+                if ready >= self.max_batch_size or left <= 0 or self._incoming == 0:
                     break
                 self._cond.wait(left)
             batch = [j for j in self._queue if j.batch_key() == key][: self.max_batch_size]
