@@ -164,3 +164,10 @@ def test_answer_file_errors_name_file_and_line(tmp_path):
 def test_unknown_benchmark_is_an_error():
     with pytest.raises(KanvaError, match="unknown benchmark 'mmmu'"):
         score("mmmu", None, ["x"])
+
+
+def test_cli_unknown_benchmark_exits_nonzero(capsys):
+    from kanva.cli import main
+
+    assert main(["eval", "score", "mmmu", "--predictions", "x.jsonl"]) == 2
+    assert "unknown benchmark 'mmmu'" in capsys.readouterr().err

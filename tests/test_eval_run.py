@@ -10,7 +10,19 @@ from kanva.eval.answers import load_answers
 from kanva.eval.run import run_benchmark
 from kanva.eval.synthetic import make_synthetic
 
+from test_eval_llava_bench import judge_server  # noqa: F401  (the fake judge fixture)
 from test_eval_synthetic import TinyKB, world  # noqa: F401  (the tiny world fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A 2-layer model gains nothing from threads, and on a shared CPU their spin-waits cost 10x or more."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +99,45 @@ def test_cli_run_and_report(synth, tiny_model, tmp_path, capsys):
     assert (rep / "pope.png").stat().st_size > 1000
     assert "<table>" in (rep / "report.html").read_text()
     assert main(["eval", "report", str(out), "--out", str(rep)]) == 2  # an answer file is not a results JSON
+
+
+def test_sqa_mixed_text_and_image_questions(tiny_model, generator, tmp_path):
+    from PIL import Image
+
+    problems = {
+        "1": {"question": "Which is shiny?", "choices": ["rock", "spoon"], "answer": 1, "hint": "", "image": "image.png"},
+        "2": {"question": "Which is a mammal?", "choices": ["cat", "frog", "fish"], "answer": 0, "hint": "Animals.", "image": None},
+    }
+    (tmp_path / "problems.json").write_text(json.dumps(problems))
+    (tmp_path / "pid_splits.json").write_text(json.dumps({"test": ["1", "2"]}))
+    (tmp_path / "images" / "test" / "1").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (200, 200, 200)).save(tmp_path / "images" / "test" / "1" / "image.png")
+    r = run_benchmark("sqa", tiny_model, [tmp_path], tmp_path / "sqa.jsonl", batch_size=2, max_new_tokens=2,
+                      generator=generator, progress=False)
+    assert r["img_questions"] == 1 and r["questions"] == 2 and r["answers"]["matched"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "sqa.jsonl").read_text().splitlines()]
+    assert rows[1]["prompt"].startswith("Context: Animals.\nWhich is a mammal?\nA. cat\nB. frog\nC. fish\n")
+
+
+def test_llava_bench_run_with_judge(tiny_model, generator, tmp_path, judge_server):  # noqa: F811
+    from PIL import Image
+
+    from kanva.eval.judge import Judge
+
+    d = tmp_path / "lb"
+    d.mkdir()
+    rows = [{"question_id": 0, "image": "001.jpg", "text": "What is this?", "category": "conv"},
+            {"question_id": 1, "image": "001.jpg", "text": "Describe it.", "category": "detail"}]
+    (d / "questions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "answers_gpt4.jsonl").write_text('{"question_id": 0, "text": "An apple."}\n{"question_id": 1, "text": "A red apple."}\n')
+    (d / "context.jsonl").write_text('{"image": "001.jpg", "caption": "A red apple."}\n')
+    (d / "images").mkdir()
+    Image.new("RGB", (32, 32), (220, 20, 20)).save(d / "images" / "001.jpg")
+    url, calls = judge_server
+    r = run_benchmark("llava-bench", tiny_model, [d], tmp_path / "lb.jsonl", max_new_tokens=3, generator=generator,
+                      progress=False, judge=Judge("fake-judge", base_url=url), judge_runs=2)
+    assert len(r["runs"]) == 2 and r["judge"] == "fake-judge"
+    # the tiny model's babble is not the reference: the fake judge gives it 4 + run (0, 1) against 8
+    assert r["categories"]["conv"] == pytest.approx(100 * 4.5 / 8)
+    assert len(calls) == 4
+    assert (tmp_path / "lb_reviews" / "reviews_run2.jsonl").is_file()

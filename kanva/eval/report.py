@@ -28,6 +28,11 @@ def load_run(path: Path) -> dict:
         raise KanvaError(f"{path}: not valid JSON ({e.msg})") from None
     if not isinstance(r, dict) or r.get("benchmark") not in TITLES:
         raise KanvaError(f"{path}: not a kanva results JSON (no known 'benchmark')")
+    try:
+        metrics(r)
+    except (KeyError, TypeError, AttributeError):
+        notes = "; ".join(r.get("notes") or [])
+        raise KanvaError(f"{path}: holds no scores for {r['benchmark']}" + (f" ({notes})" if notes else "")) from None
     return {**r, "_path": str(path)}
 
 
