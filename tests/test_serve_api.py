@@ -209,6 +209,40 @@ def test_worker_waits_only_for_requests_still_arriving(engine):
         worker.stop()
 
 
+def test_a_failing_request_does_not_fail_its_batch(engine):
+    """Generation raises for one row (two <image> for one image): the others are retried and answered."""
+    from kanva.serve.worker import Job
+
+    worker = BatchWorker(engine, max_batch_size=8, batch_wait_s=5.0)
+    worker.start()
+    events: dict[str, list] = {"good": [], "bad": [], "good2": []}
+    finished = threading.Semaphore(0)
+
+    def job(name: str, images: list, text: str) -> Job:
+        def send(event):
+            events[name].append(event)
+            if event[0] != "text":
+                finished.release()
+        return Job(images, [{"role": "user", "content": text}], 6, 0.0, 1.0, [], None, send)
+
+    image = Image.open(io.BytesIO(png())).convert("RGB")
+    try:
+        with worker.arriving():
+            worker.submit(job("good", [], "Where is the dog?"))
+            worker.submit(job("bad", [image], "<image> and <image>"))
+            worker.submit(job("good2", [image], "<image>\nWhat is in the image?"))
+        for _ in range(3):
+            assert finished.acquire(timeout=30)
+    finally:
+        worker.stop()
+    assert worker.snapshot()["batch_sizes"]["3"] == 1  # they were batched, the batch failed ...
+    assert events["bad"][-1][0] == "error" and events["bad"][-1][1].status == 400
+    assert "<image>" in events["bad"][-1][1].message
+    for name, img, text in (("good", None, "Where is the dog?"), ("good2", png(), "What is in the image?")):
+        assert events[name][-1][0] == "finish"  # ... and the good ones still got their own answers
+        assert "".join(e[1] for e in events[name] if e[0] == "text") == reference(engine, img, text, 6)
+
+
 # -- auth ------------------------------------------------------------------------------------------------
 def test_api_key_required(server):
     for key in ("wrong", ""):
@@ -297,24 +331,34 @@ def test_invalid_json(server, body):
     assert r.json()["error"]["message"]
 
 
-def test_client_disconnect_mid_stream_frees_its_slot(client, server):
-    # Find a prompt whose full answer is long, so a stopped generation is visible in the step count.
+@pytest.fixture(scope="module")
+def long_answer(server):
+    """(request kwargs, answer length) for a prompt whose greedy answer is long, so stopping it early shows."""
+    c = openai.OpenAI(base_url=server + "/v1", api_key=KEY, max_retries=0, timeout=60)
     for text in ("hi", "Describe the image.", "What can you see?", "Where is the dog?", "Tell me about the kitchen."):
         kw = dict(model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=1024, temperature=0)
-        full = client.chat.completions.create(**kw).usage.completion_tokens
+        full = c.chat.completions.create(**kw).usage.completion_tokens
         if full >= 150:
-            break
-    else:
-        pytest.fail("no prompt gave a long answer to cut short")
+            return kw, full
+    pytest.fail("no prompt gave a long answer to cut short")
+
+
+def wait_cancelled(server, before: dict) -> dict:
+    deadline = time.monotonic() + 10
+    while (now := stats(server))["open"] or now["cancelled"] == before["cancelled"]:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.02)
+    return now
+
+
+def test_client_disconnect_mid_stream_frees_its_slot(client, server, long_answer):
+    kw, full = long_answer
     before = stats(server)
     stream = client.chat.completions.create(**kw, stream=True)
     got = [next(iter(stream)) for _ in range(3)]
     assert got[0].choices[0].delta.role == "assistant"
     stream.close()
-    deadline = time.monotonic() + 10
-    while (now := stats(server))["open"] or now["cancelled"] == before["cancelled"]:
-        assert time.monotonic() < deadline, now
-        time.sleep(0.02)
+    now = wait_cancelled(server, before)
     steps = now["decode_steps"] - before["decode_steps"]
     time.sleep(0.3)
     assert stats(server)["decode_steps"] == now["decode_steps"]  # generation really stopped
@@ -322,6 +366,16 @@ def test_client_disconnect_mid_stream_frees_its_slot(client, server):
     assert now["cancelled"] == before["cancelled"] + 1 and now["completed"] == before["completed"]
     # and the server goes on serving
     assert client.chat.completions.create(**{**kw, "max_tokens": 4}).usage.completion_tokens <= 4
+
+
+def test_client_giving_up_on_a_non_streamed_answer_frees_its_slot(server, long_answer):
+    kw, full = long_answer
+    before = stats(server)
+    with pytest.raises(httpx.ReadTimeout):  # the client stops waiting and closes the connection
+        httpx.post(server + "/v1/chat/completions", json=kw, headers={"Authorization": f"Bearer {KEY}"}, timeout=0.2)
+    now = wait_cancelled(server, before)
+    assert now["decode_steps"] - before["decode_steps"] < full
+    assert now["completed"] == before["completed"]
 
 
 def test_still_serving_after_bad_input(client, server):

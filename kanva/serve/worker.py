@@ -118,7 +118,6 @@ class BatchWorker:
         self._queue: deque[Job] = deque()
         self._open = 0  # submitted and not closed: queued or generating
         self._incoming = 0  # requests being read and decoded, not yet submitted (see `arriving`)
-        self._generating = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._current: list[Job] = []  # the batch being generated
@@ -220,7 +219,8 @@ class BatchWorker:
                 return None
             head = self._queue[0]
             key = head.batch_key()
-            # Wait from the head's arrival, not from now: under load the head has already waited.
+            # Wait (only while more requests are arriving) until the head is batch_wait_s old: from its
+            # arrival, not from now, since under load the head has already waited for the previous batch.
             deadline = head.arrived + self.batch_wait_s
             while not self._stopping and head in self._queue:
                 ready = sum(1 for j in self._queue if j.batch_key() == key)
