@@ -468,7 +468,12 @@ def test_kanva_serve_cli(tiny_dir):
     assert f"http://127.0.0.1:{port}" in out
 
 
-def test_kanva_serve_cli_rejects_bad_limits(tiny_dir):
-    out = subprocess.run([sys.executable, "-m", "kanva", "serve", "--model", str(tiny_dir), "--max-images", "0"],
-                         capture_output=True, text=True)
-    assert out.returncode == 2 and "--max-images must be >= 1" in out.stderr
+def test_kanva_serve_cli_rejects_bad_flags(tiny_dir, tmp_path, capsys):
+    from kanva.cli import main
+
+    assert main(["serve", "--model", str(tiny_dir), "--max-images", "0"]) == 2
+    assert "--max-images must be >= 1" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tiny_dir), "--max-batch-size", "0"]) == 2
+    assert "--max-batch-size" in capsys.readouterr().err
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert "not a model directory" in capsys.readouterr().err

@@ -55,6 +55,16 @@ def register(subparsers) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # Flags are checked before the heavy imports, so a typo fails in a blink.
+    limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
+    if args.max_batch_size < 1 or args.batch_wait_ms < 0 or (args.threads is not None and args.threads < 1):
+        raise KanvaError("--max-batch-size and --threads must be >= 1, --batch-wait-ms >= 0")
+    if not (args.model / "config.json").is_file():
+        raise KanvaError(f"{args.model}: not a model directory (no config.json)")
+    if args.host not in LOOPBACK and not args.api_key:
+        print(f"warning: serving on {args.host} with no --api-key: anyone who can reach it can use it",
+              file=sys.stderr)
+
     import uvicorn
 
     from kanva.serve.app import create_app
@@ -62,15 +72,9 @@ def serve(args: argparse.Namespace) -> int:
     from kanva.serve.server import uvicorn_config
     from kanva.serve.worker import BatchWorker
 
-    limits = Limits(**{f.name: getattr(args, f.name) for f in fields(Limits)})
-    if args.host not in LOOPBACK and not args.api_key:
-        print(f"warning: serving on {args.host} with no --api-key: anyone who can reach it can use it",
-              file=sys.stderr)
     if args.threads is not None:
         import torch
 
-        if args.threads < 1:
-            raise KanvaError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)  # this process is the server: its setting to make
     engine = Engine.load(args.model)
     worker = BatchWorker(engine, args.max_batch_size, args.batch_wait_ms / 1000, limits.max_pending)
