@@ -51,6 +51,12 @@ def test_sampling_is_seeded_and_leaves_global_rng_alone(gen):
     assert a != gen.generate(ROWS[:2], max_new_tokens=8)  # sampling differs from greedy
 
 
+def test_unseeded_sampling_differs_between_calls(gen):
+    # Without a seed each call draws fresh randomness (a server answering twice must not repeat itself).
+    outs = {tuple(gen.generate(ROWS[:2], max_new_tokens=8, temperature=1.0)) for _ in range(3)}
+    assert len(outs) > 1
+
+
 def test_stop_strings_cut_each_row(gen):
     full = gen.generate(ROWS, max_new_tokens=12)
     # Stop at the second character of each row's own greedy answer: the row ends before it.

@@ -79,9 +79,11 @@ class Generator:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=self.proc.tokenizer)
-        with torch.random.fork_rng(devices=[] if self.model.device.type == "cpu" else [self.model.device]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        if seed is None:  # draw from (and advance) the global RNG: successive calls sample differently
             out = self.model.generate(**batch, **kwargs)
+        else:  # a seeded call is reproducible and leaves the caller's RNG state as it was
+            with torch.random.fork_rng(devices=[] if self.model.device.type == "cpu" else [self.model.device]):
+                torch.manual_seed(seed)
+                out = self.model.generate(**batch, **kwargs)
         new = out[:, batch["input_ids"].shape[1]:].tolist()
         return [cut_at_stop(self.proc.decode(ids), stop) for ids in new]

@@ -215,8 +215,12 @@ class KanvaProcessor:
         return ids, labels
 
     def encode(self, sample: dict, image_root: str | Path | None = None, max_length: int | None = None,
-               template: str = "chat", source: str | None = None) -> Encoded:
-        """Encode one LLaVA sample for training. Raises SampleError (reason + file + id) on bad input."""
+               template: str = "chat", source: str | None = None, pixels: bool = True) -> Encoded:
+        """Encode one LLaVA sample for training. Raises SampleError (reason + file + id) on bad input.
+
+        `pixels=False` still opens and decodes every image (a missing or corrupt one is an error) but skips
+        the image processor and returns `pixel_values=None`: the cheap check a trainer runs over a whole
+        data set before training."""
         validate_sample(sample, source=source)
         sid = str(sample["id"])
         paths = sample_images(sample)
@@ -246,7 +250,7 @@ class KanvaProcessor:
 
         root = Path(image_root) if image_root is not None else Path(".")
         images = [self.load_image(root / p, sid, source) for p in paths]
-        return Encoded(ids, labels, self.pixel_values(images), sid, truncated)
+        return Encoded(ids, labels, self.pixel_values(images) if pixels else None, sid, truncated)
 
     # ---- generation ----------------------------------------------------------------------------------
     def encode_prompt(self, images: list[Image.Image], messages: list[dict[str, Any]]
