@@ -56,6 +56,7 @@ def _check_one(proc, stage: Stage, src: int, sample: dict) -> tuple[int, str | N
             max_length=stage.max_length,
             template=stage.template,
             source=stage.data[src].path,
+            pixels=False,  # images are decoded (corrupt ones caught) but not preprocessed: 2x faster check
         )
     except KanvaError as e:
         return 0, getattr(e, "reason", None) or "invalid", str(e)
