@@ -296,7 +296,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     head = torch.nn.Linear(hidden, len(space))
     # Positive labels are rare (most patches are background): weight them up so recall does not collapse.
     pos_rate = targets.float().mean((0, 1)).clamp(min=1e-4)
-    pos_weight = ((1 - pos_rate) / pos_rate).clamp(max=20.0)
+    pos_weight = ((1 - pos_rate) / pos_rate).clamp(max=5.0)
     params = list(vision.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, int(cfg.steps * cfg.warmup_ratio))
