@@ -125,7 +125,7 @@ def _evolve(args: argparse.Namespace) -> int:
     backend = _backend(args, out / "llm_cache")
     path = run_evolve(args.input, args.coco, args.split, out, rounds=args.rounds, seed=args.seed, shard=shard,
                       exclude=args.exclude, cfg=cfg, backend=backend, llm_spec=args.llm, overwrite=args.overwrite,
-                      progress=not args.quiet)
+                      progress=not args.quiet, freeze_gc=True)
     print(f"wrote {path} and {out / 'provenance.jsonl'}", file=sys.stderr)
     return 0
 

@@ -186,6 +186,15 @@ def load_coco(root: str | Path, split: str) -> CocoSet:
     ipath = root / "annotations" / f"instances_{split}.json"
     cpath = root / "annotations" / f"captions_{split}.json"
     inst = _read_json(ipath)
+    caps = _read_json(cpath)
+    return coco_from_dicts(inst, caps, root, split)
+
+
+def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str) -> CocoSet:
+    """A CocoSet from already-parsed instances and captions (errors name the files they would be in)."""
+    root = Path(root)
+    ipath = root / "annotations" / f"instances_{split}.json"
+    cpath = root / "annotations" / f"captions_{split}.json"
     images = _parse_images(_list_field(inst, "images", ipath), ipath)
     categories = _parse_categories(_list_field(inst, "categories", ipath), ipath)
 
@@ -218,7 +227,6 @@ def load_coco(root: str | Path, split: str) -> CocoSet:
         rec.objects.append(Obj(cat[0], bbox, float(area), color or None,
                                None if visible is None else float(visible), bool(a.get("iscrowd", 0))))
 
-    caps = _read_json(cpath)
     for i, a in enumerate(_list_field(caps, "annotations", cpath)):
         where = f"annotations[{i}]"
         if not isinstance(a, dict) or not isinstance(a.get("caption"), str):

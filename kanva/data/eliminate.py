@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kanva.data.coco import ImageRec
 from kanva.data.ops.geometry import norm_box
-from kanva.data.text import jaccard, ngrams, normalize, words
+from kanva.data.text import jaccard, ngrams, normalize, tokens, words
 from kanva.data.unit import FORMATS, LETTERS, Unit
 from kanva.data.vocab import NUMBER_VALUES, mentions, unquote
 
@@ -96,16 +97,18 @@ def is_degenerate(question: str, answer: str) -> bool:
         return True
     if len(words(q)) < 3:
         return True
-    for text in (q, a):
-        toks = words(text)
-        if sum(map(len, toks)) < 0.5 * (len(text) - text.count(" ")):  # mostly symbols, not words
-            return True
-        if len(toks) >= 20 and len(set(toks)) / len(toks) < 0.3:
-            return True
-        grams = ngrams(toks, 3)
-        if len(grams) >= 9 and 1 - len(set(grams)) / len(grams) >= 0.4:
-            return True
-    return False
+    return _looping(q) or _looping(a)
+
+
+@lru_cache(maxsize=1 << 16)
+def _looping(text: str) -> bool:
+    toks = words(text)
+    if sum(map(len, toks)) < 0.5 * (len(text) - text.count(" ")):  # mostly symbols, not words
+        return True
+    if len(toks) >= 20 and len(set(toks)) / len(toks) < 0.3:
+        return True
+    grams = ngrams(toks, 3)
+    return len(grams) >= 9 and 1 - len(set(grams)) / len(grams) >= 0.4
 
 
 def malformed_mc(unit: Unit) -> bool:
@@ -143,23 +146,22 @@ def hallucinated(unit: Unit, rec: ImageRec) -> list[str]:
     words printed in the image, and objects named inside the KB facts or slot values the unit was built from
     ("used for driving people around" is knowledge, not a claim that people are in the picture).
     """
-    allowed = set(rec.counts) | rec.caption_mentions | set(unit.absent)
-    for t in rec.texts:
-        allowed.update(m.category for m in mentions(t.text))
-    for f in unit.facts:
-        allowed.update(m.category for m in mentions(f[2]))
-    for v in unit.slots.values():
-        if isinstance(v, str):
-            allowed.update(m.category for m in mentions(v))
     # In multiple choice only the correct option is a claim; the others are wrong by design.
     claims = [unit.options[LETTERS.index(unit.answer)]] if unit.fmt == "mc" and unit.answer in LETTERS[
         : len(unit.options)] else list(unit.options)
-    out = []
-    for part in (unit.question, unit.answer, *claims):
-        for m in mentions(part):
-            if not m.negated and m.category not in allowed:
-                out.append(m.category)
-    return out
+    found = [m.category for part in (unit.question, unit.answer, *claims) for m in mentions(part) if not m.negated]
+    suspects = [c for c in found if c not in rec.counts]
+    if not suspects:  # the common case: only annotated objects are named
+        return []
+    allowed = rec.caption_mentions | set(unit.absent)
+    for t in rec.texts:
+        allowed |= {m.category for m in mentions(t.text)}
+    for f in unit.facts:
+        allowed |= {m.category for m in mentions(f[2])}
+    for v in unit.slots.values():
+        if isinstance(v, str):
+            allowed |= {m.category for m in mentions(v)}
+    return [c for c in suspects if c not in allowed]
 
 
 def wrong_counts(unit: Unit, rec: ImageRec) -> list[str]:
@@ -216,23 +218,42 @@ def slot_lost(unit: Unit, parent: Unit) -> bool:
     return False
 
 
+@lru_cache(maxsize=1 << 16)
+def _phrase_reason(text: str, is_answer: bool) -> str | None:
+    """Refusal and leak checks of one text (cached: rule templates repeat texts across images)."""
+    if _REFUSAL.search(text):
+        return "refusal"
+    if _LEAK.search(text) or _TEMPLATE.search(text) or (is_answer and _LEAK_ANSWER.search(text)):
+        return "leak"
+    return None
+
+
+def _text_reason(question: str, answer: str, options: tuple[str, ...], fmt: str) -> str | None:
+    """The checks that depend on the text alone."""
+    if fmt not in FORMATS:
+        return "unparsable"
+    reasons = [_phrase_reason(question, False), _phrase_reason(answer, True)]
+    reasons += [_phrase_reason(o, False) for o in options]
+    for r in ("refusal", "leak"):
+        if r in reasons:
+            return r
+    if is_degenerate(question, answer):
+        return "degenerate"
+    return None
+
+
 def check(unit: Unit, rec: ImageRec, parent: Unit | None, trace: LLMTrace | None = None,
           no_gain_jaccard: float = 0.85, paraphrase: bool = False) -> str | None:
     """The reason code of the first failed check, or None when the unit passes."""
     if trace is not None and is_echo(trace.reply, trace):
         return "echo"
-    if unit.fmt not in FORMATS:
-        return "unparsable"
-    body = f"{unit.question}\n{unit.answer}\n" + "\n".join(unit.options)
-    if _REFUSAL.search(body):
-        return "refusal"
-    if _LEAK.search(body) or _TEMPLATE.search(body) or _LEAK_ANSWER.search(unit.answer):
-        return "leak"
-    if is_degenerate(unit.question, unit.answer):
-        return "degenerate"
+    reason = _text_reason(unit.question, unit.answer, tuple(unit.options), unit.fmt)
+    if reason:
+        return reason
     if malformed_mc(unit):
         return "malformed_mc"
-    if bad_boxes(body, rec):
+    if ("[" in unit.question or "(" in unit.question or "[" in unit.answer or "(" in unit.answer) and bad_boxes(
+            f"{unit.question}\n{unit.answer}", rec):
         return "bad_box"
     if hallucinated(unit, rec):
         return "hallucination"
@@ -242,6 +263,6 @@ def check(unit: Unit, rec: ImageRec, parent: Unit | None, trace: LLMTrace | None
         return "blind"
     if paraphrase and parent is not None and slot_lost(unit, parent):
         return "slot_lost"
-    if parent is not None and jaccard(words(unit.text()), words(parent.text())) >= no_gain_jaccard:
+    if parent is not None and jaccard(tokens(unit.text()), tokens(parent.text())) >= no_gain_jaccard:
         return "no_gain"
     return None

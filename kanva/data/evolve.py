@@ -75,24 +75,28 @@ class Evolver:
         self.ops = [(op, cfg.weights.get(op.name, 0.0)) for op in ops]
         self.ops = [(op, w) for op, w in self.ops if w > 0]
         self.hasher = MinHasher(cfg.minhash_perms)
+        self.shared: dict = {}  # dataset-level memo shared by every image's Context
         self.config_digest = cfg.digest()
 
     # -- drawing -------------------------------------------------------------------------------------------
     def _draw(self, ctx: Context, parent: Unit, rng: random.Random) -> tuple[str, list[Draft] | Job] | None:
         """Draw operator then variant by weight among applicable ones; retry without a variant that gave []."""
-        choices = []
+        # Operators whose options depend on the image only are asked once per image.
+        choices = list(ctx.memo("free_choices", lambda: [(op, w * vw, fn) for op, w in self.ops if op.parent_free
+                                                         for vw, fn in op.options(ctx, parent)]))
         for op, w in self.ops:
-            for vw, fn in op.options(ctx, parent):
-                choices.append((op, w * vw, fn))
+            if not op.parent_free:
+                choices += [(op, w * vw, fn) for vw, fn in op.options(ctx, parent)]
+        total = sum(w for _, w, _ in choices)
         while choices:
-            total = sum(w for _, w, _ in choices)
             x = rng.random() * total
             k = 0
             for k, (_, w, _) in enumerate(choices):
                 x -= w
                 if x < 0:
                     break
-            op, _, fn = choices.pop(k)
+            op, w, fn = choices.pop(k)
+            total -= w
             out = fn(ctx, parent, rng)
             if out:
                 return op.name, out
@@ -100,7 +104,7 @@ class Evolver:
 
     # -- one chunk -----------------------------------------------------------------------------------------
     def new_state(self, rec: ImageRec, seeds: list[Unit]) -> ImageState:
-        ctx = Context(rec, self.coco, self.kb, self.cfg, self.popular)
+        ctx = Context(rec, self.coco, self.kb, self.cfg, self.popular, shared=self.shared)
         st = ImageState(ctx, {}, near=NearDupSet(self.hasher, self.cfg.near_dup_jaccard))
         for u in seeds:
             st.heads[u.lineage] = u
@@ -206,8 +210,9 @@ class Evolver:
             return
         st = p.state
         if not any(p.reasons):
-            keys = [normalize(u.text()) for u in p.units]
-            sigs = [self.hasher.signature(u.text()) for u in p.units]
+            texts = [u.text() for u in p.units]
+            keys = [normalize(t) for t in texts]
+            sigs = [self.hasher.signature(t) for t in texts]
             circular = all("rotation" in u.params for u in p.units) and len(p.units) > 1
             for i, u in enumerate(p.units):
                 if keys[i] in st.exact:

@@ -1,6 +1,6 @@
 """MinHash over word 3-grams, in numpy: estimated Jaccard similarity without comparing shingle sets.
 
-Each shingle is hashed once (crc32), then `num_perm` hash functions h_i(x) = (a_i * x + b_i) >> 32 over 64-bit
+Each word 3-gram is hashed once (from crc32 word hashes), then `num_perm` hash functions h_i(x) = (a_i * x + b_i) >> 32 over 64-bit
 integers (multiply-shift hashing, wrapping in uint64) are applied with one vectorized multiply; the signature
 is the per-function minimum. The fraction of equal signature entries estimates the Jaccard similarity of the
 shingle sets. `LSHIndex` bands signatures so near-duplicate candidates are found without all-pairs checks.
@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kanva.data.text import shingles, words
+from kanva.data.text import tokens
+
+_POLY = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit multiplier (the golden-ratio constant)
 
 
 class MinHasher:
@@ -27,11 +29,29 @@ class MinHasher:
         # Odd multipliers make the multiply-shift family universal.
         self._a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
         self._b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+        self._memo: dict[str, np.ndarray] = {}  # templates repeat texts across images
 
     def signature(self, text: str) -> np.ndarray:
-        grams = shingles(words(text), self.ngram) or [""]
-        x = np.array([zlib.crc32(g.encode()) for g in grams], dtype=np.uint64)
-        # (len(grams), num_perm) hash values; uint64 arithmetic wraps (that is the mod 2^64 of the scheme).
+        sig = self._memo.get(text)
+        if sig is None:
+            if len(self._memo) >= 50_000:  # bounded: a long run must not grow without limit
+                self._memo.clear()
+            sig = self._memo[text] = self._signature(text)
+        return sig
+
+    def _signature(self, text: str) -> np.ndarray:
+        toks = tokens(text) or ("",)
+        wh = np.array([zlib.crc32(t.encode()) for t in toks], dtype=np.uint64)
+        if len(wh) >= self.ngram:
+            # One hash per word n-gram, combined from the word hashes (a polynomial in uint64 arithmetic,
+            # which wraps): the same n-gram always gets the same value, different ones almost never collide.
+            n = len(wh) - self.ngram + 1
+            x = wh[:n].copy()
+            for k in range(1, self.ngram):
+                x = x * _POLY + wh[k : k + n]
+        else:
+            x = np.array([np.bitwise_xor.reduce(wh * _POLY)], dtype=np.uint64)  # a short text is one shingle
+        # (n-grams, num_perm) hash values; uint64 arithmetic wraps (that is the mod 2^64 of the scheme).
         h = np.multiply.outer(x, self._a)
         h += self._b
         # The shift is monotone, so shifting the minimum equals the minimum of the shifted values.
@@ -43,24 +63,32 @@ class MinHasher:
 
 
 class NearDupSet:
-    """Signatures kept so far (for one image); `add` refuses a text too similar to one already kept."""
+    """Signatures kept so far (for one image); `match` finds one too similar to a new signature.
+
+    An image keeps a few dozen units, so one vectorized comparison against all kept signatures is cheaper than
+    banding (LSHIndex, for whole datasets): banding costs a dict operation per band per unit.
+    """
 
     def __init__(self, hasher: MinHasher, threshold: float = 0.8):
         self.hasher = hasher
         self.threshold = threshold
-        self._mat = np.zeros((0, hasher.num_perm), dtype=np.uint32)
+        self._mat = np.zeros((16, hasher.num_perm), dtype=np.uint32)  # grows by doubling
         self._ids: list[str] = []
 
     def match(self, sig: np.ndarray) -> str | None:
         """The id of a kept text whose estimated Jaccard with `sig` is >= threshold, else None."""
-        if not self._ids:
+        n = len(self._ids)
+        if not n:
             return None
-        equal = np.count_nonzero(self._mat == sig, axis=1)
+        equal = np.count_nonzero(self._mat[:n] == sig, axis=1)
         best = int(np.argmax(equal))
         return self._ids[best] if equal[best] >= self.threshold * self.hasher.num_perm else None
 
     def add(self, uid: str, sig: np.ndarray) -> None:
-        self._mat = np.vstack((self._mat, sig))
+        n = len(self._ids)
+        if n == len(self._mat):
+            self._mat = np.concatenate((self._mat, np.zeros_like(self._mat)))
+        self._mat[n] = sig
         self._ids.append(uid)
 
 

@@ -91,10 +91,13 @@ def run_evolve(input_path: str | Path, coco_dir: str | Path, split: str, out: st
                seed: int = 0, shard: tuple[int, int] = (0, 1), exclude: Iterable[str | Path] = (),
                cfg: EvolveConfig | None = None, backend: Backend | None = None, llm_spec: str = "none",
                kb: Any = None, coco: CocoSet | None = None, overwrite: bool = False, progress: bool = True,
-               stop_after: int | None = None) -> Path:
+               stop_after: int | None = None, freeze_gc: bool = False) -> Path:
     """Evolve `input_path` into `out/evolved.json` (+ provenance). Resumes an interrupted run in `out`.
 
-    `stop_after` (tests) returns after that many chunks, as a kill would, without finalizing.
+    `stop_after` (tests) returns after that many chunks, as a kill would, without finalizing. `freeze_gc`
+    (the CLI sets it) moves the loaded annotations and samples, which live for the whole run, out of the
+    cyclic garbage collector's sight (`gc.freeze`): on 10,000 images its full collections otherwise rescan
+    millions of them (measured 1.4x slower).
     """
     from tqdm import tqdm
 
@@ -125,6 +128,10 @@ def run_evolve(input_path: str | Path, coco_dir: str | Path, split: str, out: st
 
     chunks = chunk_items(items, cfg.chunk_size)
     evolver = Evolver(coco, kbv, cfg, seed, rounds, backend)
+    if freeze_gc:
+        import gc
+
+        gc.freeze()
     n_images = sum(len({it.rec.id for it in ch if it.rec is not None}) for ch in chunks)
     done_images = sum(len({it.rec.id for it in chunks[k] if it.rec is not None}) for k in done if k < len(chunks))
     bar = tqdm(total=n_images, initial=done_images, desc=f"evolve {shard[0]}/{shard[1]}", unit="img",

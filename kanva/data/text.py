@@ -16,9 +16,13 @@ _SPACE = re.compile(r"\s+")
 
 
 def words(text: str) -> tuple[str, ...]:
-    """Lower-cased word tokens; punctuation is dropped."""
-    # Short texts are cached: templates repeat the same questions and answers for many images.
-    return _short_words(text) if len(text) <= 400 else tuple(_WORD.findall(text.lower()))
+    """Lower-cased word tokens; punctuation is dropped.
+
+    Short texts are cached: templates repeat the same questions and answers for many images. Texts that are
+    unique to one unit (a whole question + options + answer) go through `tokens` instead, so that they do
+    not evict the repeated ones from the cache.
+    """
+    return _short_words(text) if len(text) <= 400 else tokens(text)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -26,9 +30,14 @@ def _short_words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
 
+def tokens(text: str) -> tuple[str, ...]:
+    """`words` without the cache, for one-off texts."""
+    return tuple(_WORD.findall(text.lower()))
+
+
 def normalize(text: str) -> str:
     """Normal form for exact-duplicate detection: lower case, punctuation dropped, single spaces."""
-    return " ".join(words(text))
+    return " ".join(tokens(text))
 
 
 def squash(text: str) -> str:
@@ -60,7 +69,7 @@ def distinct_n(texts: Iterable[str], n: int) -> float:
     total = 0
     seen: set[tuple[str, ...]] = set()
     for t in texts:
-        grams = ngrams(words(t), n)
+        grams = ngrams(tokens(t), n)
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0

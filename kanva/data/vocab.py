@@ -146,6 +146,10 @@ def _build_index() -> tuple[dict[tuple[str, ...], str], int]:
 
 
 _INDEX, _LONGEST = _build_index()
+# first word -> the lengths of the synonyms starting with it, longest first (most words start none)
+_FIRST: dict[str, tuple[int, ...]] = {}
+for _key in _INDEX:
+    _FIRST[_key[0]] = tuple(sorted(set(_FIRST.get(_key[0], ())) | {len(_key)}, reverse=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +192,12 @@ def _token_mentions(toks: list[str]) -> tuple[Mention, ...]:
     i, n, prev_end = 0, len(toks), 0
     while i < n:
         hit = None
-        for span in range(min(_LONGEST, n - i), 0, -1):
-            cat = _INDEX.get(tuple(toks[i : i + span]))
-            if cat is not None:
-                hit = (cat, span)
-                break
+        for span in _FIRST.get(toks[i], ()):
+            if i + span <= n:
+                cat = _INDEX.get(tuple(toks[i : i + span]))
+                if cat is not None:
+                    hit = (cat, span)
+                    break
         if hit is None:
             i += 1
             continue

@@ -34,6 +34,7 @@ class Context:
     popular: list[str]  # dataset categories, most frequent first (shared by all images)
     coverage: Counter = field(default_factory=Counter)  # category -> kept units about it (for breadth)
     questions: list[str] = field(default_factory=list)  # questions kept so far (shown to the breadth operator)
+    shared: dict = field(default_factory=dict, repr=False)  # one dict for all images of a run (see shared_memo)
     _memo: dict = field(default_factory=dict, repr=False)
 
     def memo(self, key: object, make: Callable[[], Any]) -> Any:
@@ -41,6 +42,12 @@ class Context:
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
+
+    def shared_memo(self, key: object, make: Callable[[], Any]) -> Any:
+        """Compute once per run, for what depends only on the dataset and the KB (never on the image)."""
+        if key not in self.shared:
+            self.shared[key] = make()
+        return self.shared[key]
 
     @cached_property
     def present(self) -> list[str]:
@@ -186,6 +193,8 @@ class Operator:
 
     name = "operator"
     kind = "rule"
+    # True when options() depends on the image only, not on the parent: the loop then asks once per image.
+    parent_free = False
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:  # pragma: no cover - interface
         raise NotImplementedError

@@ -62,8 +62,8 @@ class Choice(Operator):
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         opts: list[Variant] = []
-        wrong = parent.params.get("wrong") or []
-        if parent.fmt == "short" and len([w for w in wrong if w != parent.answer]) >= 3:
+        wrong = parent.params.get("wrong") or ()
+        if parent.fmt == "short" and (len(wrong) >= 4 or (len(wrong) == 3 and parent.answer not in wrong)):
             opts.append((2.0, self._recast))
         if ctx.usable and len(ctx.absent_pool) >= 3:
             opts.append((1.0, self._present))

@@ -15,6 +15,7 @@ IS = ("Is the {c} {color}?", "Is the {c} in the image {color}?")
 
 class Color(Operator):
     name = "color"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not any(o.color for o in ctx.singles.values()):

@@ -34,6 +34,7 @@ def wrong_counts(n: int) -> list[str]:
 
 class Count(Operator):
     name = "count"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list:
         if not ctx.countable:

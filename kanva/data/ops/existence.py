@@ -25,6 +25,7 @@ QUESTIONS = (
 
 class Exist(Operator):
     name = "exist"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         return [(1.0, self._pair)] if ctx.usable and ctx.absent_pool else []

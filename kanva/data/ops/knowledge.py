@@ -43,7 +43,7 @@ def _unique_hypernyms(ctx: Context, cat: str) -> list[str]:
 
 def foreign_hypernyms(ctx: Context, cat: str) -> list[str]:
     """Hypernyms of other known categories that `cat` is not: false claims for 'no' answers."""
-    return ctx.memo(("foreign_hypernyms", cat), lambda: _foreign_hypernyms(ctx, cat))
+    return ctx.shared_memo(("foreign_hypernyms", cat), lambda: _foreign_hypernyms(ctx, cat))
 
 
 def _foreign_hypernyms(ctx: Context, cat: str) -> list[str]:
@@ -57,7 +57,7 @@ def _foreign_hypernyms(ctx: Context, cat: str) -> list[str]:
 
 def other_values(ctx: Context, cat: str, field: str) -> list[str]:
     """Values of a concept field (uses, places, parts) that other categories have and `cat` does not."""
-    return ctx.memo(("other_values", cat, field), lambda: _other_values(ctx, cat, field))
+    return ctx.shared_memo(("other_values", cat, field), lambda: _other_values(ctx, cat, field))
 
 
 def _other_values(ctx: Context, cat: str, field: str) -> list[str]:
@@ -72,11 +72,9 @@ def _other_values(ctx: Context, cat: str, field: str) -> list[str]:
 
 class Knowledge(Operator):
     name = "knowledge"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
-        return ctx.memo("knowledge.options", lambda: self._options(ctx))
-
-    def _options(self, ctx: Context) -> list[Variant]:
         if not len(ctx.kb):
             return []
         known = [c for c in ctx.present if c in ctx.kb]

@@ -80,10 +80,10 @@ def _qa(fields: dict[str, str]) -> tuple[str, str]:
 
 class LLMOperator(Operator):
     kind = "llm"
-    prompt_name = ""
+    max_tokens = 1 << 30  # a cap below cfg.llm_max_tokens for operators with short replies
 
     def request(self, ctx: Context, rng: random.Random, prompt: Prompt, **fields: object) -> Request:
-        return Request(prompt.messages(**fields), max_tokens=ctx.cfg.llm_max_tokens,
+        return Request(prompt.messages(**fields), max_tokens=min(ctx.cfg.llm_max_tokens, self.max_tokens),
                        temperature=ctx.cfg.llm_temperature, seed=rng.randrange(2**31))
 
 
@@ -154,6 +154,7 @@ class LLMFormat(LLMOperator):
     """Interaction formats: recast the parent as true/false, fill-in-the-blank or multiple choice."""
 
     name = "llm_format"
+    max_tokens = 96
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if parent.fmt == "mc" or not ctx.present:
@@ -255,6 +256,7 @@ class LLMParaphrase(LLMOperator):
     """Reword the question, keeping slot values (names, numbers) exact; answer, options and letter unchanged."""
 
     name = "llm_paraphrase"
+    max_tokens = 64
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         return [(1.0, self._job)]

@@ -60,11 +60,9 @@ def _countable_kinds(ctx: Context) -> dict[str, list[str]]:
 
 class MultiHop(Operator):
     name = "multihop"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
-        return ctx.memo("multihop.options", lambda: self._options(ctx))
-
-    def _options(self, ctx: Context) -> list[Variant]:
         if not len(ctx.kb):
             return []
         opts: list[Variant] = []

@@ -37,6 +37,7 @@ def _absent_words(ctx: Context) -> list[str]:
 
 class OCR(Operator):
     name = "ocr"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not ctx.rec.texts:

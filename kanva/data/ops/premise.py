@@ -30,6 +30,7 @@ ANSWERS = (
 
 class Premise(Operator):
     name = "premise"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         return [(1.0, self._premise)] if ctx.usable and ctx.absent_pool else []

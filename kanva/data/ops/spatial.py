@@ -37,6 +37,7 @@ def _pick_pair(ctx: Context, parent: Unit, rng: random.Random, pairs: list) -> t
 
 class Position(Operator):
     name = "position"
+    parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not ctx.pairs:
@@ -70,6 +71,7 @@ class Position(Operator):
 
 class Size(Operator):
     name = "size"
+    parent_free = True
 
     def _pairs(self, ctx: Context) -> list[tuple]:
         singles = sorted(ctx.singles.values(), key=lambda o: o.category)
