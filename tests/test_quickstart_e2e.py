@@ -1,0 +1,60 @@
+"""`kanva quickstart --preset tiny`: the whole loop end to end, then a re-run that skips finished steps."""
+
+import json
+
+import pytest
+
+from kanva.cli import main
+from kanva.quickstart.config import load_quickstart_config
+from kanva.quickstart.pipeline import Quickstart
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs") / "tiny"
+    assert main(["quickstart", "--preset", "tiny", "--out", str(out)]) == 0
+    return out
+
+
+def test_every_step_finished_and_timed(run):
+    q = Quickstart(load_quickstart_config("tiny"), run)
+    names = [s.name for s in q.steps()]
+    times = json.loads((run / "times.json").read_text())
+    assert list(times) == names
+    for name in names:
+        marker = json.loads((run / ".steps" / f"{name}.json").read_text())
+        assert marker["seconds"] >= 0 and marker["fingerprint"]
+    for m in ("seed", "evolved"):
+        assert (q.final_model(m) / "config.json").is_file()
+        for bench in ("mme", "mmbench", "pope"):
+            assert q.answers(m, bench).is_file()
+
+
+def test_report_has_both_models_and_intervals(run):
+    text = (run / "report" / "report.md").read_text()
+    for heading in ("## Targets", "## MME-format", "## POPE-format", "## MMBench-format", "## Gallery", "## Time per step"):
+        assert heading in text
+    assert "seed only" in text and "seed + evolved" in text
+    res = json.loads((run / "report" / "results.json").read_text())
+    knowledge = res["mme"]["subtasks"]["knowledge"]
+    lo, hi = knowledge["delta_ci"]
+    assert lo <= knowledge["delta"] <= hi
+    assert {t["target"] for t in res["targets"]} >= {"whole run <= 30 min"}
+    assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
+    assert list((run / "report" / "gallery").glob("*.png"))
+
+
+def test_rerun_skips_and_force_redoes_one_step(run, capsys):
+    before = {p.name: p.read_text() for p in (run / ".steps").glob("*.json")}
+    assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--force", "report"]) == 0
+    log = capsys.readouterr().out
+    assert "world: done" in log and "train_evolved: done" in log and "report: running (forced)" in log
+    after = {p.name: p.read_text() for p in (run / ".steps").glob("*.json")}
+    assert {k for k in before if before[k] != after[k]} == {"report.json"}
+
+
+def test_unknown_preset_is_a_clear_error(capsys):
+    assert main(["quickstart", "--preset", "huge"]) == 2
+    assert "no quickstart config for preset 'huge'" in capsys.readouterr().err
