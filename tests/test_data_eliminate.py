@@ -75,6 +75,17 @@ def test_near_misses_pass(rec):
         assert check(u(q, a, absent=absent), rec, PARENT) is None, (q, a)
 
 
+def test_counts_claims_versus_subsets(rec):
+    rec.counts["dog"] = 3
+    for a, bad in (("There are two dogs in the picture.", True),  # a total claim, too few
+                   ("Only one dog is running.", True),
+                   ("Four dogs run.", True),  # more than annotated is always wrong
+                   ("Two dogs are brown and one is white.", False),  # a subset
+                   ("Two brown dogs chase the frisbee.", False),
+                   ("There are three dogs.", False)):
+        assert (check(u("What are the dogs doing?", a), rec, None) == "wrong_count") is bad, a
+
+
 def test_no_gain_against_the_parent(rec):
     same = u("What animals are in this picture?", "There are two dogs in the picture.")
     assert check(same, rec, PARENT) == "no_gain"

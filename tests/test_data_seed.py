@@ -16,7 +16,9 @@ from kanva.data.llava import load_llava
 from kanva.data.prompts import PROMPT_DIR, load_prompt, prompt_hashes
 from kanva.data.seed import make_seeds
 from kanva.data.synth import MiniKB, synth_coco, write_coco
-from kanva.data.vocab import NUMBER_VALUES, plural
+from kanva.data.eliminate import wrong_counts
+from kanva.data.unit import Unit
+from kanva.data.vocab import NUMBER_VALUES, mentions, plural
 from kanva.errors import KanvaError
 
 
@@ -92,3 +94,10 @@ def test_cli_chain_on_a_rendered_world(tmp_path, capsys):
     assert (tmp_path / "ev/report.md").is_file() and (tmp_path / "ev/report.html").is_file()
     prov = [json.loads(x) for x in (tmp_path / "seed.provenance.jsonl").read_text().splitlines()]
     assert prov and all(r["source"] == "rules" for r in prov)
+    # The world's captions are true statements: the grounding checks must accept every one of them.
+    coco = load_coco(w, "train")
+    for rec in coco.images.values():
+        for cap in rec.captions:
+            unit = Unit("c", rec.file_name, rec.id, "Describe the picture.", cap, "open")
+            assert not wrong_counts(unit, rec), cap
+            assert all(m.category in rec.counts for m in mentions(cap) if not m.negated), cap

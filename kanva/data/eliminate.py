@@ -164,8 +164,16 @@ def hallucinated(unit: Unit, rec: ImageRec) -> list[str]:
     return [c for c in suspects if c not in allowed]
 
 
+_TOTAL_CUES = frozenset("there are is shows show showing contains contain containing see sees with has have".split())
+
+
 def wrong_counts(unit: Unit, rec: ImageRec) -> list[str]:
-    """Categories stated with a number ("two dogs", "3 people") that differs from the annotation count."""
+    """Categories stated with a number that contradicts the annotation count.
+
+    More than annotated is always wrong. Fewer is wrong only as a claim about all of them ("there are two
+    dogs", "with two dogs"), not as a subset ("two brown dogs", "two umbrellas are purple and one is
+    yellow"): a modifier between number and noun, or no total-claim word before the number, reads as a subset.
+    """
     out = []
     for part in (unit.question, unit.answer):
         toks = words(unquote(part))  # the tokens mentions(part) positions refer to
@@ -180,9 +188,13 @@ def wrong_counts(unit: Unit, rec: ImageRec) -> list[str]:
                 n = NUMBER_VALUES.get(tok, int(tok) if tok.isdigit() else None)
                 if n is None:
                     continue
-                if n >= 2 or (n == 1 and j > 0 and toks[j - 1] in ("only", "exactly", "just")):
-                    if n != rec.counts.get(m.category, 0):
-                        out.append(m.category)
+                have = rec.counts.get(m.category, 0)
+                exact = n == 1 and j > 0 and toks[j - 1] in ("only", "exactly", "just")
+                if n < 2 and not exact:
+                    break
+                if n > have or (n < have and (exact or (back == 1 and any(
+                        t in _TOTAL_CUES for t in toks[max(0, j - 2) : j])))):
+                    out.append(m.category)
                 break
     return out
 

@@ -74,8 +74,9 @@ def chair(units: list[QA], coco: CocoSet | None) -> dict[str, Any]:
     """CHAIR-style rates over answers: object mentions (not negated) absent from annotations and captions.
 
     CHAIR_i = hallucinated mentions / all mentions; CHAIR_s = answers with one or more hallucinated mentions /
-    answers with any mention. Objects a unit names on purpose as absent, and objects named inside the KB facts
-    it used ("used for driving people around"), do not count (both known from provenance).
+    answers with any mention. Objects a unit names on purpose as absent, objects named inside the KB facts it
+    used ("used for driving people around"; both known from provenance) and words printed in the image (an
+    OCR answer "TAXI" is not a car) do not count: the same allowances as elimination's hallucination check.
     """
     if coco is None:
         return {"chair_i": None, "chair_s": None, "mentions": 0}
@@ -86,6 +87,7 @@ def chair(units: list[QA], coco: CocoSet | None) -> dict[str, Any]:
             continue
         allowed = set(rec.counts) | rec.caption_mentions | set(u.absent)
         allowed.update(m.category for v in u.facts for m in mentions(v))
+        allowed.update(m.category for t in rec.texts for m in mentions(t.text))
         found = [m for m in mentions(u.answer) if not m.negated]
         if not found:
             continue

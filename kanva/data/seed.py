@@ -30,7 +30,7 @@ from kanva.data.prompts import load_prompt, parse_fields
 from kanva.data.rng import unit_rng
 from kanva.data.text import sentence, squash
 from kanva.data.unit import Unit
-from kanva.data.vocab import counted, join_list, plural, with_article
+from kanva.data.vocab import counted, join_list, mentioned, plural, with_article
 from kanva.errors import KanvaError
 
 TYPES = ("conversation", "detail", "reasoning", "align")
@@ -124,8 +124,9 @@ def reasoning(ctx: Context, rng: random.Random) -> Seed | None:
     kb, rec = ctx.kb, ctx.rec
     with_use = [c for c in ctx.present if c in kb and kb.get(c).uses]
     options = []
-    unique_use = [c for c in with_use
-                  if not any(kb.get(c).uses[0] in kb.get(o).uses for o in with_use if o != c)]
+    # a use that names the object ("playing ball games" for the sports ball) would give the answer away
+    unique_use = [c for c in with_use if c not in mentioned(kb.get(c).uses[0])
+                  and not any(kb.get(c).uses[0] in kb.get(o).uses for o in with_use if o != c)]
     if unique_use:
         c = rng.choice(unique_use)
         u = kb.get(c).uses[0]
