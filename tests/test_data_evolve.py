@@ -17,7 +17,10 @@ import pytest
 from kanva.cli import main
 from kanva.data.coco import load_coco
 from kanva.data.config import EvolveConfig
+from kanva.data.evolve import Evolver
+from kanva.data.join import join
 from kanva.data.llava import load_llava
+from kanva.data.ops.base import Draft, Operator
 from kanva.data.runner import load_knowledge, merge_runs, run_evolve
 from kanva.data.seed import make_seeds, write_seeds
 from kanva.data.synth import synth_coco, write_coco
@@ -241,3 +244,50 @@ def test_cli_reports_bad_input_and_exits_2(world, tmp_path, capsys):
     assert main(["data", "evolve", "--input", str(seed), "--coco", str(w), "--split", "train", "--out",
                  str(tmp_path / "o"), "--shard", "3/3"]) == 2
     assert "0..N-1" in capsys.readouterr().err
+
+
+class CopyOp(Operator):
+    """Proposes another lineage's seed unit, verbatim or with one word more: only dedup can stop it."""
+
+    name = "copy_test"
+
+    def __init__(self, seeds: dict[int, list]):
+        self.seeds = seeds
+
+    def options(self, ctx, parent):
+        others = [u for u in self.seeds[ctx.rec.id] if u.lineage != parent.lineage]
+        return [(1.0, lambda c, p, rng: self._copy(rng, others))] if others else []
+
+    def _copy(self, rng, others):
+        u = rng.choice(others)
+        near = rng.random() < 0.5
+        answer = u.answer + (" Indeed." if near else "")
+        return [Draft(u.question, answer, u.fmt, "copy.near" if near else "copy.exact", objects=list(u.objects),
+                      options=list(u.options))]
+
+
+def test_duplicates_and_near_duplicates_of_kept_units_are_rejected(world):
+    w, seed = world
+    coco = load_coco(w, "train")
+    items = [it for it in join(load_llava(seed), coco, str(seed), set()) if len(it.units) > 1]
+    seeds: dict[int, list] = {}
+    for it in items:
+        seeds.setdefault(it.rec.id, []).extend(it.units)
+    ev = Evolver(coco, load_knowledge(None, coco.category_names), EvolveConfig(), seed=0, rounds=1)
+    ev.ops = [(CopyOp(seeds), 1.0)]
+    records, _ = ev.run_chunk([(coco.images[i], seeds[i]) for i in sorted(seeds)])
+    by = Counter((r["template"], r["reason"]) for r in records)
+    assert by[("copy.exact", "duplicate")] > 0 and by[("copy.near", "near_duplicate")] > 0
+    assert not by[("copy.exact", None)] and not by[("copy.near", None)]  # every copy was stopped
+
+
+def test_caps_per_template_and_per_image(world, tmp_path):
+    cfg = cfg_with(cap_per_template_per_image=1, cap_per_image=3, max_template_share=1.0, balance_yes_no=False)
+    evolve(world, tmp_path / "cap", seed=2, cfg=cfg)
+    recs = [r for r in records(tmp_path / "cap") if r.get("round")]
+    groups = {(r["image"], r["lineage"], r["round"], r["template"]) for r in recs if r["status"] == "kept"}
+    per_template = Counter((img, t) for img, _, _, t in groups)
+    per_image = Counter(img for img, _, _, _ in groups)
+    assert max(per_template.values()) == 1 and max(per_image.values()) == 3
+    reasons = Counter(r["reason"] for r in recs)
+    assert reasons["cap_template"] > 0 and reasons["cap_image"] > 0

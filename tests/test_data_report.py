@@ -52,6 +52,8 @@ def test_summary_figures_match_the_files(run):
     assert s["evolved"]["samples"] == len(evolved)
     assert s["evolved"]["yes_no"]["yes"] == answers["Yes"] and s["evolved"]["yes_no"]["no"] == answers["No"]
     assert s["evolved"]["letters"] == {k: answers[k] for k in "ABCD"}
+    for which in ("seed", "evolved"):  # every unit lands in one length bin
+        assert sum(s[which]["question_words"]["hist"]) == sum(s[which]["answer_words"]["hist"]) == s[which]["units"]
     recs = [json.loads(x) for x in (root / "ev/provenance.jsonl").read_text().splitlines()]
     cands = [r for r in recs if r.get("round")]
     dropped = {r["id"] for r in recs if r.get("stage") == "finalize" and r.get("status") == "rejected"}

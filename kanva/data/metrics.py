@@ -62,12 +62,19 @@ def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = Non
     return out
 
 
-def _dist(values: list[int]) -> dict[str, float]:
+HIST_BINS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 60)  # upper edges (words); the last bin is 60+
+
+
+def _dist(values: list[int]) -> dict[str, Any]:
+    """Summary statistics and a histogram (counts per bin of HIST_BINS, plus one bin for longer)."""
+    hist = [0] * (len(HIST_BINS) + 1)
+    for v in values:
+        hist[next((i for i, edge in enumerate(HIST_BINS) if v <= edge), len(HIST_BINS))] += 1
     if not values:
-        return {"mean": 0.0, "median": 0.0, "p90": 0.0, "max": 0}
+        return {"mean": 0.0, "median": 0.0, "p90": 0.0, "max": 0, "hist": hist}
     ordered = sorted(values)
     return {"mean": round(statistics.fmean(values), 2), "median": float(statistics.median(values)),
-            "p90": float(ordered[int(0.9 * (len(ordered) - 1))]), "max": ordered[-1]}
+            "p90": float(ordered[int(0.9 * (len(ordered) - 1))]), "max": ordered[-1], "hist": hist}
 
 
 def chair(units: list[QA], coco: CocoSet | None) -> dict[str, Any]:

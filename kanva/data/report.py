@@ -16,7 +16,7 @@ from typing import Any
 
 from kanva.data.coco import CocoSet, load_coco
 from kanva.data.llava import load_llava
-from kanva.data.metrics import dataset_metrics, provenance_metrics, unit_key
+from kanva.data.metrics import HIST_BINS, dataset_metrics, provenance_metrics, unit_key
 from kanva.data.rundir import RunDir
 from kanva.data.unit import parse_human
 from kanva.errors import KanvaError
@@ -138,14 +138,17 @@ def _plots(summary: dict, out_dir: Path) -> dict[str, Path]:
     ax.set_title("Rejection reasons")
     save(fig, "rejections")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    labels = [f"<={e}" for e in HIST_BINS] + [f">{HIST_BINS[-1]}"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
     for ax, key, title in ((axes[0], "question_words", "Question length"), (axes[1], "answer_words", "Answer length")):
-        labels = ["mean", "median", "p90"]
-        x = range(len(labels))
-        ax.bar([i - 0.2 for i in x], [seed[key][k] for k in labels], width=0.4, label="seed")
-        ax.bar([i + 0.2 for i in x], [evo[key][k] for k in labels], width=0.4, label="evolved")
-        ax.set_xticks(list(x), labels)
-        ax.set_title(f"{title} (words)")
+        for shift, name, m in ((-0.2, "seed", seed), (0.2, "evolved", evo)):
+            hist = m[key]["hist"]
+            total = sum(hist) or 1
+            ax.bar([i + shift for i in range(len(hist))], [h / total for h in hist], width=0.4, label=name)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        ax.set_xlabel("words")
+        ax.set_ylabel("share of units")
+        ax.set_title(f"{title} distribution")
         ax.legend()
     save(fig, "lengths")
 
