@@ -112,9 +112,9 @@ class KBView:
         """
         ci = self.info[cat]
         for f in ci.facts:
-            if f[2] == value and (f[1] == relation or relation in f[1] or f[1] in relation):
+            if f[1] == relation and f[2] == value:
                 return f
-        for f in ci.facts:
+        for f in ci.facts:  # the same value under the KB's own name for the relation
             if f[2] == value:
                 return f
         return (cat, relation, value, ci.sources.get(field, ""))
