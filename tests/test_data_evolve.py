@@ -156,6 +156,13 @@ def test_excluded_images_never_appear(world, tmp_path):
                                                      "text": "Is there a dog?", "label": "no"}) + "\n")
     (tmp_path / "mme.txt").write_text(f"{names[2]}\tIs there a dog?\tNo\n")
     excl = [tmp_path / "list.txt", tmp_path / "pope.jsonl", tmp_path / "mme.txt"]
+    # a COCO instances file excludes its whole split; an MMBench TSV (images embedded) is refused with a hint
+    from kanva.data.exclude import read_exclude
+
+    assert read_exclude(w / "annotations/instances_train.json") >= set(names)
+    (tmp_path / "mmb.tsv").write_text("index\tquestion\thint\tA\tB\tanswer\timage\n0\tQ?\t\ta\tb\tA\tiVBOR\n")
+    with pytest.raises(KanvaError, match="MMBench-style TSV embeds its images"):
+        read_exclude(tmp_path / "mmb.tsv")
     out = evolve(world, tmp_path / "x", exclude=excl)
     used = {s["image"] for s in load_llava(out)}
     assert used and not used & set(names[:3])

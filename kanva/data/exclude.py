@@ -3,8 +3,11 @@
 Accepted files, told apart by content, never by path:
 - a JSON array of objects with an `image` field (a LLaVA file, or POPE/MME-style question lists);
 - JSON lines, one object per line with an `image` field (POPE question files, LLaVA answer-file inputs);
+- a COCO annotation file (an object with `images`): every image of that split, e.g. the world's test split;
 - plain text: one image per line; tab-separated lines use their first column (MME's `image<TAB>question<TAB>answer`).
-Images are compared by file base name, which is how LLaVA samples join to COCO images as well.
+MMBench TSVs embed their images (base64, no file names), so they are refused with a hint to exclude the split
+they were made from instead. Images are compared by file base name, which is how LLaVA samples join to COCO
+images as well.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def _images_of(record: object, where: str) -> list[str]:
     raise KanvaError(f"{where}: field 'image' must be a path or a list of paths, got {image!r}")
 
 
+def _json_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSON lines, not one JSON document
+
+
 def read_exclude(path: str | Path) -> set[str]:
     """Base names of the images listed in `path` (see the module docstring for the formats)."""
     path = Path(path)
@@ -47,6 +57,14 @@ def read_exclude(path: str | Path) -> set[str]:
             raise KanvaError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
         for i, rec in enumerate(data):
             keys.update(image_key(p) for p in _images_of(rec, f"{path}: [{i}]"))
+    elif stripped.startswith("{") and isinstance(whole := _json_or_none(text), dict) and "images" in whole:
+        images = whole["images"]
+        if not isinstance(images, list):
+            raise KanvaError(f"{path}: field 'images' of COCO annotations must be a list")
+        for i, im in enumerate(images):
+            if not isinstance(im, dict) or not isinstance(im.get("file_name"), str):
+                raise KanvaError(f"{path}: images[{i}].file_name must be a string")
+            keys.add(image_key(im["file_name"]))
     elif stripped.startswith("{"):
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -57,6 +75,10 @@ def read_exclude(path: str | Path) -> set[str]:
                 raise KanvaError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from None
             keys.update(image_key(p) for p in _images_of(rec, f"{path}:{lineno}"))
     else:
+        header = stripped.split("\n", 1)[0].split("\t")
+        if {"index", "question", "image"} <= set(header):
+            raise KanvaError(f"{path}: an MMBench-style TSV embeds its images without file names; exclude the "
+                             "split it was made from instead (its instances_SPLIT.json, or an image list)")
         for line in text.splitlines():
             first = line.split("\t", 1)[0].strip()
             if first and not first.startswith("#"):
