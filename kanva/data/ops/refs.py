@@ -34,10 +34,11 @@ def _references(ctx: Context, cat: str) -> list[str]:
         if o.category == cat:
             out.append(extreme_phrase(side))
     single = ctx.singles.get(cat)
-    if single is not None and single.color:
-        same = [o for o in ctx.rec.objects if o.color == single.color]
-        if len(same) == 1:
-            out.append(f"the {single.color} object")
+    others = [o for o in ctx.rec.objects if o is not single]
+    # "the red object" is unambiguous only if every other object's colour is known (the world records colours
+    # only where it varies them; an unrecorded stop sign is red too) and none of them has this one.
+    if single is not None and single.color and all(o.color and o.color != single.color for o in others):
+        out.append(f"the {single.color} object")
     return out
 
 
