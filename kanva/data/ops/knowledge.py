@@ -19,9 +19,10 @@ from kanva.data.text import words
 from kanva.data.unit import Unit
 from kanva.data.vocab import with_article
 
-KIND = ("Which object in the image is a kind of {h}?", "Which of the objects here is {ah}?",
+# "a kind of X", never "an X": many hypernyms are mass nouns ("furniture", "baggage", "produce").
+KIND = ("Which object in the image is a kind of {h}?", "Which of the objects here is a type of {h}?",
         "What in this picture is a type of {h}?")
-ISA = ("Is {ref} a kind of {h}?", "Would you call {ref} {ah}?")
+ISA = ("Is {ref} a kind of {h}?", "Is {ref} a type of {h}?")
 USE = ("What is {ref} used for?", "What is {ref} typically used for?")
 PLACE = ("Where would you usually find {ref}?", "Where is {ref} usually found?")
 PART = ("Which of these is a part of {ref}?",)
@@ -100,7 +101,7 @@ class Knowledge(Operator):
         cats = [c for c in ctx.present if c in ctx.kb and unique_hypernyms(ctx, c)]
         cat = ctx.pick(rng, cats, parent)
         h = rng.choice(unique_hypernyms(ctx, cat))
-        q = rng.choice(KIND).format(h=h, ah=with_article(h))
+        q = rng.choice(KIND).format(h=h)
         wrong = [c for c in ctx.present if c != cat] + [c for c in ctx.kb.siblings(cat) if c in ctx.absent_pool]
         return [Draft(q, cat, "short", "knowledge.kind", objects=[cat], slots={"kind": h},
                       facts=[list(ctx.kb.fact(cat, "is_a", h, "hypernyms"))], params={"wrong": wrong})]
@@ -125,7 +126,7 @@ class Knowledge(Operator):
         if not pool:
             return []
         h = rng.choice(pool)
-        q = rng.choice(ISA).format(ref=ref, h=h, ah=with_article(h))
+        q = rng.choice(ISA).format(ref=ref, h=h)
         fact = ctx.kb.fact(cat, "is_a", h, "hypernyms") if truth else (cat, "is_a", h, "")
         facts = [list(fact)] if truth else [list(ctx.kb.fact(cat, "is_a", ctx.kb.get(cat).hypernyms[0],
                                                              "hypernyms"))]
