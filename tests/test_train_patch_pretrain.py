@@ -77,11 +77,13 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
 
     model = LlavaForConditionalGeneration.from_pretrained(tmp_path / "out")
     tok = AutoProcessor.from_pretrained(tmp_path / "out").tokenizer
-    emb = word_embeddings(model, tok, labels["words"])
+    emb = word_embeddings(model, tok, labels["words"] + ["background"])
     proj = model.model.multi_modal_projector
     # linear_2 maps the label rows of linear_1 onto the words' embeddings (scaled), and nothing else.
-    assert torch.allclose(proj.linear_2.weight[:, :3] * 4.0, emb.T, atol=1e-5)
+    assert torch.allclose(proj.linear_2.weight[:, :3] * 4.0, emb[:3].T, atol=1e-5)
     assert proj.linear_2.weight[:, 3:].abs().sum() == 0
+    # An empty patch maps to "background", never to ~0 (which makes the LM's RMSNorm gradients explode).
+    assert torch.allclose(proj.linear_2.bias, emb[3], atol=1e-6)
 
 
 def test_ground_projector_rejects_too_many_labels(tiny_dir):
@@ -91,4 +93,5 @@ def test_ground_projector_rejects_too_many_labels(tiny_dir):
     width = model.model.multi_modal_projector.linear_1.out_features
     head = torch.nn.Linear(model.config.vision_config.hidden_size, width + 1)
     with pytest.raises(KanvaError, match="do not fit"):
-        ground_projector(model, head, torch.zeros(width + 1, model.config.text_config.hidden_size))
+        d = model.config.text_config.hidden_size
+        ground_projector(model, head, torch.zeros(width + 1, d), torch.zeros(d))

@@ -239,12 +239,13 @@ def word_embeddings(model, tokenizer, words: list[str]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, logit_scale: float = 4.0) -> None:
+def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, background: torch.Tensor,
+                     logit_scale: float = 4.0) -> None:
     """Initialise the projector so each image token starts as the embedding of its patch's labels.
 
-    linear_1 rows [0, L) = the patch classifier (scaled so a confident label has logit ~4, where gelu
-    is ~linear); linear_2 columns [0, L) = word embeddings / 4. Other rows of linear_1 keep a small
-    random init and their linear_2 columns start at zero, so they add nothing until trained.
+    linear_1 rows [0, L) = the patch classifier (a confident label has logit ~4, where gelu is ~linear);
+    linear_2 columns [0, L) = word embeddings / 4, and linear_2's bias = `background`'s embedding. The
+    other columns of linear_2 start at zero, so the other rows of linear_1 add nothing until trained.
     """
     proj = model.model.multi_modal_projector
     n = head.out_features
@@ -257,8 +258,35 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, logit
     proj.linear_2.weight.zero_()
     proj.linear_2.weight[:, :n] = (word_emb.T / logit_scale).to(proj.linear_2.weight.dtype)
     if proj.linear_2.bias is not None:
-        proj.linear_2.bias.zero_()
+        # A patch with no label must not map to ~0: the LM's first RMSNorm divides by the token's RMS, so
+        # near-zero image tokens get gradients of ~1e10 and the first step is NaN. The bias gives every
+        # image token a word-sized base: the embedding of "background" (what an empty patch shows).
+        proj.linear_2.bias.copy_(background.to(proj.linear_2.bias.dtype))
     assert proj.linear_2.weight.shape[0] == d_text
+
+
+@torch.no_grad()
+def init_free_rows(model, n_labels: int, feature_rms: float, seed: int) -> None:
+    """Re-initialise the projector rows that carry no label so their pre-activations are ~N(0, 1).
+
+    The encoder's features are not normalised (hidden states before any final norm, often with an RMS in
+    the tens after pretraining), so the projector's default random init gives huge activations there and
+    gradients of ~1e10 in linear_2 on the first step. Scaling by the measured feature RMS fixes that.
+    """
+    w = model.model.multi_modal_projector.linear_1.weight
+    b = model.model.multi_modal_projector.linear_1.bias
+    g = torch.Generator().manual_seed(seed)
+    d_in = w.shape[1]
+    free = torch.randn(w.shape[0] - n_labels, d_in, generator=g) / (math.sqrt(d_in) * feature_rms)
+    w[n_labels:] = free.to(w.dtype)
+    if b is not None:
+        b[n_labels:] = 0
+
+
+@torch.no_grad()
+def feature_rms(model, pix_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> float:
+    model.eval()
+    return vision_features(model, _normalize(pix_u8, mean, std)).pow(2).mean().sqrt().item()
 
 
 def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir: str | Path) -> dict:
@@ -336,7 +364,11 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     metrics = {"steps": cfg.steps, "seconds": round(time.time() - t0, 1), "labels": len(space)}
     if val is not None:
         metrics.update({f"val_{k}": round(v, 4) for k, v in evaluate_patches(model, head, val[0], val[1], mean, std, grid).items()})
-    ground_projector(model, head, word_embeddings(model, processor.tokenizer, space.words))
+    emb = word_embeddings(model, processor.tokenizer, space.words + ["background"])
+    ground_projector(model, head, emb[:-1], emb[-1])
+    rms = feature_rms(model, pix[:64], mean, std)
+    init_free_rows(model, len(space), rms, cfg.seed)
+    metrics["feature_rms"] = round(rms, 3)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     for extra in ("kanva.json",):
