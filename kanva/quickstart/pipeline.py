@@ -92,7 +92,7 @@ class Quickstart:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve"],
                           config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens},
                           help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}"))
-        s.append(Step("bench", self.make_bench, after=["world"], help="synthetic MME / MMBench / POPE from test images"))
+        s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split}, help="synthetic MME / MMBench / POPE from test images"))
         for m in MODELS:
             s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench"],
                           config=vars(c.eval), help=f"benchmarks on the {m} model"))
@@ -195,7 +195,14 @@ class Quickstart:
     def make_bench(self) -> dict:
         kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench, "--split", "test",
               "--seed", self.cfg.seed)
-        return json.loads((self.bench / "synthetic.json").read_text())
+        info = json.loads((self.bench / "synthetic.json").read_text())
+        k = self.cfg.eval.pope_per_split
+        if k:  # POPE files list each image's yes/no questions together: a prefix keeps them balanced
+            for f in self.bench_data("pope"):
+                lines = [x for x in f.read_text().splitlines() if x.strip()]
+                f.write_text("\n".join(lines[:k]) + "\n")
+            info["pope_per_split"] = k
+        return info
 
     def evaluate(self, model: str) -> dict:
         e = self.cfg.eval
