@@ -8,7 +8,8 @@ collator (pad to the longest sample, labels -100) and computes logits at every p
 `LlavaForConditionalGeneration.forward(labels=...)` does. Kanva computes logits only at supervised
 positions and batches samples of similar length. Tokens are non-padding input tokens (text + image).
 
-MFU = model FLOPs per second / float32 matmul peak, measured here by timing a large matmul.
+MFU = model FLOPs per second / float32 matmul peak, measured here by timing a large matmul with the
+same number of threads (default 1; see --threads).
 Model FLOPs per step = 6 * (non-embedding LM + projector params) * tokens + 6 * hidden * vocab *
 supervised tokens (the LM head's useful work; computing logits elsewhere is waste, not model FLOPs).
 Left out: attention scores (a few % at these lengths) and the frozen 1.8M-param vision tower's
@@ -153,7 +154,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--grad-accum", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared 2-core machine two OpenMP threads spin-wait on each "
+                         "other and run ~4x slower; with more, also set OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--images", type=int, default=96, help="toy images (instruction samples)")
     ap.add_argument("--no-group", action="store_true", help="Kanva without length-grouped batching (ablation)")
     ap.add_argument("--model-dir", help="a built smol model (default: build it into a temp dir)")
@@ -161,8 +164,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.warmup < 1:
         ap.error("--warmup must be >= 1 (the Trainer's first timed step is measured from the end of the last warmup step)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
 
     from kanva.model import build_preset, load_model
     from kanva.train.toy import make_toy_data

@@ -178,7 +178,8 @@ def run_stage(
         seed=recipe.seed + index, group_by_length=stage.group_by_length,
     )  # fmt: skip
     total = stage.steps if stage.steps is not None else math.ceil(stage.epochs * plan.steps_per_epoch)
-    optimizer = torch.optim.AdamW(param_groups(groups, stage), betas=(0.9, 0.999), eps=1e-8)
+    # fused: one pass over params, grads and moments per step (CPU and CUDA; also transformers.Trainer's default)
+    optimizer = torch.optim.AdamW(param_groups(groups, stage), betas=(0.9, 0.999), eps=1e-8, fused=True)
 
     acc.step = 0  # micro-step counter behind gradient accumulation: per stage
     acc.gradient_accumulation_steps = stage.grad_accum
@@ -300,9 +301,9 @@ def run_stage(
         seconds=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0, skipped=dict(data.skipped),
         resumed_from=start,
     )  # fmt: skip
+    if saved_at != stop:
+        save(stop)  # "at the end" too: an interrupted final save resumes from here, not from scratch
     if stop < total:
-        if saved_at != stop:
-            save(stop)
         if main:
             print(f"[{stage.name}] stopped at step {stop}/{total} (--max-steps); continue with --resume")
     else:
