@@ -65,6 +65,7 @@ class EvalPart:
     max_new_tokens: int = 8
     mmbench_limit: int | None = None  # questions (all rows of a circular group count as one question)
     pope_per_split: int | None = None  # keep the first N questions of each POPE split (None: all)
+    mme_images: int | None = None  # keep the questions of the first N test images per MME subtask (None: all)
     gallery: int = 12  # test images shown in the report with both models' answers
     bootstrap: int = 1000  # resamples for confidence intervals
 

@@ -92,7 +92,7 @@ class Quickstart:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve"],
                           config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens},
                           help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}"))
-        s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split}, help="synthetic MME / MMBench / POPE from test images"))
+        s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
         for m in MODELS:
             s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench"],
                           config=vars(c.eval), help=f"benchmarks on the {m} model"))
@@ -202,6 +202,13 @@ class Quickstart:
                 lines = [x for x in f.read_text().splitlines() if x.strip()]
                 f.write_text("\n".join(lines[:k]) + "\n")
             info["pope_per_split"] = k
+        n = self.cfg.eval.mme_images
+        if n:  # both questions of an image stay together: MME scores images as pairs
+            for f in sorted((self.bench / "mme").glob("*.txt")):
+                lines = [x for x in f.read_text().splitlines() if x.strip()]
+                keep = sorted({x.split("\t")[0] for x in lines})[:n]
+                f.write_text("\n".join(x for x in lines if x.split("\t")[0] in keep) + "\n")
+            info["mme_images"] = n
         return info
 
     def evaluate(self, model: str) -> dict:
