@@ -106,7 +106,7 @@ def test_resume_matches_uninterrupted_run(base, toy, tmp_path):
 
 
 def test_same_seed_same_losses_other_seed_differs(base, toy, tmp_path):
-    stage = _instruct(toy, steps=3)
+    stage = _instruct(toy, steps=2)
     losses = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         run_recipe(_recipe(base, stage, seed=seed), tmp_path / name)
@@ -145,19 +145,39 @@ def test_lora_stage_is_merged_into_a_plain_model(base, toy, tmp_path):
 
 
 def test_invalid_samples_error_or_are_counted(base, toy, tmp_path):
+    """The issue's bad inputs: each an error naming file + id, or a counted skip with skip_invalid."""
+    root = Path(toy["images"]).parent
     good = json.loads(Path(toy["instruct"]).read_text())[:6]
+    png = (root / good[0]["image"]).read_bytes()
+    (root / "images" / "cut.png").write_bytes(png[: len(png) // 2])  # a truncated PNG
+    q = lambda v: {"from": "human", "value": v}  # noqa: E731
+    a = lambda v: {"from": "gpt", "value": v}  # noqa: E731
+    long = " ".join(["red"] * 100_000)
     bad = [
-        {"id": "lost", "image": "images/nope.png", "conversations": good[0]["conversations"]},
-        {"id": "gpt-first", "conversations": [{"from": "gpt", "value": "hi"}, {"from": "human", "value": "?"}]},
+        {"id": "lost", "image": "images/nope.png", "conversations": [q("<image>\nWhat?"), a("A shape.")]},
+        {"id": "cut", "image": "images/cut.png", "conversations": [q("<image>\nWhat?"), a("A shape.")]},
+        {"id": "gpt-first", "conversations": [a("hi"), q("?")]},
+        {"id": "two-images", "image": good[0]["image"], "conversations": [q("<image><image>\nWhat?"), a("Two.")]},
+        {"id": "empty", "conversations": [q("Hi?"), a("  ")]},
+        {"id": "image-at-end", "image": good[0]["image"], "conversations": [q(long + " <image>"), a("Red.")]},
     ]
-    data = Path(toy["images"]).parent / "mixed.json"
-    data.write_text(json.dumps(good + bad))
-    r = _recipe(base, _instruct(toy, data=[{"path": str(data)}], steps=1))
-    with pytest.raises(KanvaError, match=r"mixed\.json.*'lost'.*\[missing_image\]|mixed\.json.*'gpt-first'.*\[roles\]"):
+    ok_long = {"id": "long-ok", "image": good[0]["image"], "conversations": [q("<image>\nSay red."), a(long)]}
+    data = root / "mixed.json"
+    data.write_text(json.dumps(good + bad + [ok_long]))
+    r = _recipe(base, _instruct(toy, data=[{"path": str(data)}], steps=1, max_length=512))
+    with pytest.raises(KanvaError, match=r"mixed\.json.*sample '(lost|gpt-first)'.*\[(missing_image|roles)\]"):
         run_recipe(r, tmp_path / "strict")
     res = run_recipe(r, tmp_path / "skip", skip_invalid=True)
-    assert res[0].skipped == {"missing_image": 1, "roles": 1}
+    assert res[0].skipped == {"missing_image": 1, "corrupt_image": 1, "roles": 1, "image_tokens": 1,
+                              "empty_turn": 1, "too_long": 1}  # fmt: skip
+    assert res[0].truncated == 1  # the 100,000-token answer is cut to max_length, not dropped
     assert json.loads((tmp_path / "skip" / "instruct" / "summary.json").read_text())["skipped"] == res[0].skipped
+
+    broken = root / "broken.json"
+    broken.write_text(json.dumps(good)[:-1] + ",]")  # a trailing comma: nothing to keep, an error either way
+    r = _recipe(base, _instruct(toy, data=[{"path": str(broken)}], steps=1))
+    with pytest.raises(KanvaError, match=r"broken\.json.*invalid JSON"):
+        run_recipe(r, tmp_path / "broken", skip_invalid=True)
 
 
 def test_existing_run_needs_resume(base, toy, tmp_path):

@@ -36,6 +36,8 @@ class StageData:
     spans: list[SourceSpan]
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     skipped_examples: dict[str, str] = field(default_factory=dict)  # reason -> first message
+    truncated: int = 0  # samples cut to max_length (their tail; never an image, see KanvaProcessor.encode)
+    truncated_tokens: int = 0
 
     @property
     def lengths(self) -> list[int]:
@@ -47,8 +49,8 @@ def _image_root(stage: Stage, i: int) -> Path:
     return Path(d.image_root) if d.image_root else Path(d.path).parent
 
 
-def _check_one(proc, stage: Stage, src: int, sample: dict) -> tuple[int, str | None, str | None]:
-    """(length, None, None) for a good sample, (0, reason, message) for a bad one."""
+def _check_one(proc, stage: Stage, src: int, sample: dict) -> tuple[int, int, str | None, str | None]:
+    """(length, truncated tokens, None, None) for a good sample, (0, 0, reason, message) for a bad one."""
     try:
         enc = proc.encode(
             sample,
@@ -59,8 +61,8 @@ def _check_one(proc, stage: Stage, src: int, sample: dict) -> tuple[int, str | N
             pixels=False,  # images are decoded (corrupt ones caught) but not preprocessed: 2x faster check
         )
     except KanvaError as e:
-        return 0, getattr(e, "reason", None) or "invalid", str(e)
-    return len(enc.input_ids), None, None
+        return 0, 0, getattr(e, "reason", None) or "invalid", str(e)
+    return len(enc.input_ids), enc.truncated, None, None
 
 
 def load_stage_data(proc, stage: Stage, skip_invalid: bool, accelerator=None) -> StageData:
@@ -95,7 +97,8 @@ def load_stage_data(proc, stage: Stage, skip_invalid: bool, accelerator=None) ->
     items: list[Item] = []
     examples: dict[str, str] = {}
     sizes = [0] * len(files)
-    for j, length, reason, message in results:
+    truncated = [0, 0]
+    for j, length, cut, reason, message in results:
         src, sample = flat[j]
         if reason is not None:
             if not skip_invalid:
@@ -105,13 +108,16 @@ def load_stage_data(proc, stage: Stage, skip_invalid: bool, accelerator=None) ->
             continue
         items.append(Item(src, sample, length))
         sizes[src] += 1
+        if cut:
+            truncated[0] += 1
+            truncated[1] += cut
     spans, start = [], 0
     for src, n in enumerate(sizes):
         if n == 0:
             raise KanvaError(f"{stage.data[src].path}: no usable samples (stage {stage.name!r}; skipped: {dict(skipped)})")
         spans.append(SourceSpan(start, n, stage.data[src].ratio))
         start += n
-    return StageData(items, spans, skipped, examples)
+    return StageData(items, spans, skipped, examples, *truncated)
 
 
 class EncodedDataset(Dataset):

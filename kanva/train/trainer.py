@@ -53,6 +53,7 @@ class StageResult:
     seconds: float
     tokens_per_s: float
     skipped: dict[str, int] = field(default_factory=dict)  # invalid samples per reason (--skip-invalid)
+    truncated: int = 0  # samples whose tail was cut to max_length
     resumed_from: int = 0
     already_done: bool = False
 
@@ -299,7 +300,7 @@ def run_stage(
     result = StageResult(
         name=stage.name, final_dir=None, steps_done=stop, total_steps=total, loss=loss, tokens=tokens,
         seconds=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0, skipped=dict(data.skipped),
-        resumed_from=start,
+        truncated=data.truncated, resumed_from=start,
     )  # fmt: skip
     if saved_at != stop:
         save(stop)  # "at the end" too: an interrupted final save resumes from here, not from scratch
@@ -352,6 +353,9 @@ def _summary(stage: Stage, stage_dir: Path, r: StageResult, data) -> None:
         f"[{stage.name}] {r.steps_done}/{r.total_steps} steps, loss {loss}, {r.tokens} tokens in "
         f"{r.seconds:.1f}s ({r.tokens_per_s:.0f} tok/s)" + (f", final model: {r.final_dir}" if r.final_dir else "")
     )
+    if r.truncated:
+        print(f"[{stage.name}] {r.truncated} samples longer than max_length {stage.max_length} were cut at the end "
+              f"({data.truncated_tokens} tokens)")
     if r.skipped:
         print(f"[{stage.name}] skipped {sum(r.skipped.values())} invalid samples: "
               + ", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items())))  # fmt: skip
