@@ -42,6 +42,7 @@ def test_report_has_both_models_and_intervals(run):
     lo, hi = knowledge["delta_ci"]
     assert lo <= knowledge["delta"] <= hi
     assert {t["target"] for t in res["targets"]} >= {"whole run <= 30 min"}
+    assert set(res["pope"]["splits"]) == {"random", "popular", "adversarial"}
     assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
     assert list((run / "report" / "gallery").glob("*.png"))
 

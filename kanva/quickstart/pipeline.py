@@ -218,8 +218,7 @@ class Quickstart:
             ans = self.answers(model, bench)
             args = ["eval", "run", bench, "--model", self.final_model(model), "--out", ans,
                     "--batch-size", e.batch_size, "--max-new-tokens", e.max_new_tokens, "--results", ans.with_suffix(".results.json")]
-            for p in self.bench_data(bench):
-                args += ["--data", p]
+            args += ["--data", *self.bench_data(bench)]  # one --data with every file (nargs="+")
             if bench == "mmbench" and e.mmbench_limit:
                 args += ["--limit", e.mmbench_limit]
             kanva(*args)
