@@ -43,6 +43,8 @@ def test_report_has_both_models_and_intervals(run):
     assert lo <= knowledge["delta"] <= hi
     assert {t["target"] for t in res["targets"]} >= {"whole run <= 30 min"}
     assert set(res["pope"]["splits"]) == {"random", "popular", "adversarial"}
+    asked = {json.loads(x)["category"] for x in (run / "eval" / "seed" / "pope.jsonl").read_text().splitlines()}
+    assert asked == {"random", "popular", "adversarial"}  # every split was asked, not just the last --data
     assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
     assert list((run / "report" / "gallery").glob("*.png"))
 
