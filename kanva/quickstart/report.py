@@ -267,7 +267,6 @@ def write_report(q) -> dict[str, Path]:
     md += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in results["targets"]]
     md += [""]
     md += _verdict(results)
-    figs = []
     if "mme" in results:
         r = results["mme"]
         md += ["## MME-format synthetic benchmark (points; max 200 per subtask)", "",
@@ -282,7 +281,6 @@ def write_report(q) -> dict[str, Path]:
         names = list(r["subtasks"])
         _bar_chart(out / "mme.png", "MME-format subtasks", names,
                    {LABELS[m]: [r["subtasks"][s][m] for s in names] for m in ("seed", "evolved")}, "score")
-        figs.append("mme.png")
         md += ["![MME](mme.png)", ""]
     if "pope" in results:
         r = results["pope"]
