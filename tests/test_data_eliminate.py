@@ -86,6 +86,14 @@ def test_counts_claims_versus_subsets(rec):
         assert (check(u("What are the dogs doing?", a), rec, None) == "wrong_count") is bad, a
 
 
+def test_a_yes_no_question_asks_a_number_and_only_the_answer_claims(rec):
+    # rec has two dogs: "Are there three dogs?" - "No" is right, "Yes" claims three
+    assert check(u("Are there three dogs in the image?", "No", "yesno"), rec, None) is None
+    assert check(u("Is there only one dog in the image?", "No", "yesno"), rec, None) is None
+    assert check(u("Are there three dogs in the image?", "Yes", "yesno"), rec, None) == "wrong_count"
+    assert check(u("Are there two dogs in the image?", "Yes", "yesno"), rec, None) is None
+
+
 def test_no_gain_against_the_parent(rec):
     same = u("What animals are in this picture?", "There are two dogs in the picture.")
     assert check(same, rec, PARENT) == "no_gain"
@@ -150,6 +158,7 @@ def test_mentions_longest_match_synonyms_and_negation():
     assert [m.category for m in mentions("she ate an orange")] == ["orange"]
     assert plural("person") == "people" and plural("bus") == "buses" and plural("knife") == "knives"
     assert plural("wine glass") == "wine glasses" and plural("sheep") == "sheep"
+    assert plural("giraffe") == "giraffes"
 
 
 # -- MinHash ---------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from kanva.data.ops.base import Context
 from kanva.data.ops.geometry import RELATIONS, relations
 from kanva.data.synth import MiniKB, synth_coco, write_coco
 from kanva.data.unit import LETTERS, Unit
+from kanva.data.ops.counting import NUMBER_WORDS
 from kanva.data.vocab import mentioned, mentions, with_article
 
 DRAWS = 6
@@ -84,10 +85,19 @@ def test_counting_answers_equal_annotation_counts(coco, kb):
             (cat,) = d.objects
             assert d.answer == str(sum(o.category == cat for o in ctx.rec.objects))
             assert all(o.visible is None or o.visible >= 0.3 for o in ctx.rec.objects if o.category == cat)
+        elif d.template == "count.yesno":  # "Are there three dogs?" is yes exactly for the annotated count
+            (cat,) = d.objects
+            n = sum(o.category == cat for o in ctx.rec.objects)
+            assert d.answer == ("Yes" if d.slots["asked"] == n else "No")
+            assert d.slots["asked"] >= 1
+            word = "one" if d.slots["asked"] == 1 else NUMBER_WORDS[d.slots["asked"]]
+            assert f" {word} " in d.question
         else:  # zero: a truly absent object, which no caption mentions
             (cat,) = d.absent
             assert d.answer == "0" and cat not in ctx.rec.counts and cat not in ctx.rec.caption_mentions
-    assert seen["count"] and seen["count.zero"]
+    assert seen["count"] and seen["count.zero"] and seen["count.yesno"]
+    answers = Counter(d.answer for ctx, (d,) in run_op(coco, kb, "count") if d.template == "count.yesno")
+    assert answers["Yes"] and answers["No"]
 
 
 def test_existence_pairs_yes_present_no_absent_and_not_in_captions(coco, kb):
@@ -213,6 +223,10 @@ def test_knowledge_answers_follow_the_kb(coco, kb):
     for ctx, drafts in run_op(coco, kb, "knowledge"):
         for d in drafts:
             seen[d.template] += 1
+            if d.template == "knowledge.exists":
+                seen[d.answer] += 1
+                check_property_claim(ctx, kb, d)
+                continue
             cat = d.objects[0]
             assert cat in ctx.rec.counts and d.facts
             assert all(f[0] == cat for f in d.facts)
@@ -233,7 +247,28 @@ def test_knowledge_answers_follow_the_kb(coco, kb):
                 assert (d.slots["kind"], d.answer) in kb.get(cat).kinds
             if "ref" in d.params:  # the object is pointed at, never named
                 assert cat not in mentioned(d.question)
-    assert {"knowledge.kind", "knowledge.isa", "knowledge.use", "knowledge.part"} <= set(seen), seen
+    assert {"knowledge.kind", "knowledge.isa", "knowledge.use", "knowledge.part", "knowledge.exists"} <= set(seen)
+    assert seen["Yes"] and seen["No"], seen
+
+
+def check_property_claim(ctx, kb, d):
+    """'Is there <property> in the image?' is yes iff a present object has the property, recomputed from the
+    KB view directly (hypernym membership, or the fact phrase's (kind, value))."""
+    from kanva.knowledge.properties import FACT_PHRASES
+
+    phrase = d.slots["property"]
+    if phrase.startswith("any "):
+        has = [c for c in ctx.rec.counts if kb.is_a(c, phrase[4:])]
+    else:
+        (kind, value), = [k for k, (_, p) in FACT_PHRASES.items() if p == phrase]
+        domain = FACT_PHRASES[(kind, value)][0]
+        has = [c for c in ctx.rec.counts if c in kb and (kind, value) in kb.get(c).kinds]
+        if d.answer == "No":  # certain: every present object of the domain records the kind
+            assert all(kind in dict(kb.get(c).kinds) for c in ctx.rec.counts
+                       if c in kb and kb.get(c).supercategory == domain)
+    assert d.answer == ("Yes" if has else "No"), (phrase, sorted(ctx.rec.counts))
+    if d.answer == "Yes":
+        assert d.objects[0] in has and d.facts
 
 
 def test_multihop_chains_and_kind_counts(coco, kb):
@@ -283,6 +318,7 @@ def test_colour_answers_are_recorded_colours(coco, kb):
             assert d.answer == color
         else:
             assert d.answer == ("Yes" if d.slots["color"] == color else "No")
+            assert d.slots["color"] in d.question
 
 
 def test_real_kb_knowledge_is_consistent(coco):

@@ -63,7 +63,7 @@ class TinyKB:
 
     def holds(self, category, phrase):
         """Independent truth for a knowledge phrase, for the assertions below."""
-        from kanva.eval.synthetic.knowledge import FACT_PHRASES
+        from kanva.knowledge.properties import FACT_PHRASES
 
         c = self.c[category]
         for (kind, value), (_, text) in FACT_PHRASES.items():
@@ -110,7 +110,7 @@ def test_mme_set_is_true_by_construction(world, tmp_path):
     r = score_mme(data, _gt_answers_mme(data))
     assert all(v == 200.0 for v in r["subtasks"].values())
     # The knowledge facts: every yes rests on a clearly visible object, every no on none of the image's objects.
-    from kanva.eval.synthetic.knowledge import FACT_PHRASES
+    from kanva.knowledge.properties import FACT_PHRASES
 
     kb = TinyKB()
     knowledge = [q for q in data.questions if q.subtask == "knowledge"]
@@ -200,7 +200,7 @@ def test_on_a_generated_world_with_the_shipped_kb(tmp_path):
         from kanva.world.generate import generate_world
     except ImportError as e:
         pytest.skip(f"world or knowledge package not available: {e}")
-    from kanva.eval.synthetic.knowledge import FACT_PHRASES
+    from kanva.knowledge.properties import FACT_PHRASES
 
     w = generate_world(tmp_path / "w", {"test": 16}, seed=5, cfg=load_world_config(None), size=96, workers=1, progress=False)
     m = make_synthetic(w, tmp_path / "s", seed=0)

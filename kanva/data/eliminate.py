@@ -175,7 +175,10 @@ def wrong_counts(unit: Unit, rec: ImageRec) -> list[str]:
     yellow"): a modifier between number and noun, or no total-claim word before the number, reads as a subset.
     """
     out = []
-    for part in (unit.question, unit.answer):
+    parts = [unit.question, unit.answer]
+    if unit.fmt == "yesno" and unit.answer.strip().lower().startswith("no"):
+        parts = [unit.answer]  # "Are there three dogs?" - "No" denies the number the question asks about
+    for part in parts:
         toks = words(unquote(part))  # the tokens mentions(part) positions refer to
         for m in mentions(part):
             if m.category in unit.absent or m.negated:

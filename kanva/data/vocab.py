@@ -232,7 +232,7 @@ def plural(name: str) -> str:
         last += "es"
     elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
         last = last[:-1] + "ies"
-    elif last.endswith("fe"):
+    elif last.endswith("ife"):  # knife -> knives (but giraffe -> giraffes)
         last = last[:-2] + "ves"
     else:
         last += "s"

@@ -8,9 +8,11 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.unit import Unit
+from kanva.data.vocab import with_article
 
 WHAT = ("What color is the {c}?", "What is the color of the {c} in the image?", "Which color does the {c} have?")
-IS = ("Is the {c} {color}?", "Is the {c} in the image {color}?")
+IS = ("Is the {c} {color}?", "Is the {c} in the image {color}?", "Is there {a_color} {c} in the image?",
+      "Can you see {a_color} {c} in this picture?")
 
 
 class Color(Operator):
@@ -42,5 +44,5 @@ class Color(Operator):
             if not others:
                 return []
             asked = rng.choice(others)
-        return [Draft(rng.choice(IS).format(c=cat, color=asked), "Yes" if truth else "No", "yesno", "color.yesno",
+        return [Draft(rng.choice(IS).format(c=cat, color=asked, a_color=with_article(asked)), "Yes" if truth else "No", "yesno", "color.yesno",
                       objects=[cat], slots={"object": cat, "color": asked})]

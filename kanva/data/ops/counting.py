@@ -20,6 +20,13 @@ QUESTIONS = (
     "Count the {p} in this image. How many are there?",
 )
 ZERO_SHARE = 0.15  # share of counting questions about an absent object (answer 0)
+YESNO_SHARE = 0.4  # share asked as a yes/no claim about the number (half true, half false)
+# A claim about the number ("Are there three dogs in the image?"); the singular reads "only one".
+CLAIM_MANY = ("Are there {n} {p} in the image?", "Are there exactly {n} {p} in this picture?",
+              "Does the image show {n} {p}?")
+CLAIM_ONE = ("Is there only one {c} in the image?", "Is there exactly one {c} in this picture?",
+             "Does the image show just one {c}?")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def wrong_counts(n: int) -> list[str]:
@@ -39,7 +46,7 @@ class Count(Operator):
     def options(self, ctx: Context, parent: Unit) -> list:
         if not ctx.countable:
             return []
-        opts = [(1.0 - ZERO_SHARE, self._present)]
+        opts = [(1.0 - ZERO_SHARE - YESNO_SHARE, self._present), (YESNO_SHARE, self._claim)]
         if ctx.absent_pool:
             opts.append((ZERO_SHARE, self._zero))
         return opts
@@ -52,6 +59,22 @@ class Count(Operator):
         q = rng.choice(QUESTIONS).format(p=plural(cat))
         return [Draft(q, str(n), "short", "count", objects=[cat], slots={"object": plural(cat), "count": n},
                       params={"wrong": wrong_counts(n)})]
+
+    def _claim(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """'Are there three dogs?': true for the annotated count, false for a near miss (never zero: that is
+        an existence question)."""
+        cat = ctx.pick(rng, sorted(ctx.countable), parent)
+        n = ctx.countable[cat]
+        truth = rng.random() < 0.5
+        asked = n if truth else int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
+        if asked >= len(NUMBER_WORDS):
+            return []
+        if asked == 1:
+            q = rng.choice(CLAIM_ONE).format(c=cat)
+        else:
+            q = rng.choice(CLAIM_MANY).format(n=NUMBER_WORDS[asked], p=plural(cat))
+        return [Draft(q, "Yes" if truth else "No", "yesno", "count.yesno", objects=[cat],
+                      slots={"object": plural(cat), "count": n, "asked": asked})]
 
     def _zero(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         cat = ctx.draw_absent(rng, rng.choice(ctx.cfg.exist_strategies))

@@ -18,6 +18,7 @@ from kanva.data.ops.refs import hypernyms, references
 from kanva.data.text import words
 from kanva.data.unit import Unit
 from kanva.data.vocab import with_article
+from kanva.knowledge.properties import index_from_view
 
 # "a kind of X", never "an X": many hypernyms are mass nouns ("furniture", "baggage", "produce").
 KIND = ("Which object in the image is a kind of {h}?", "Which of the objects here is a type of {h}?",
@@ -26,6 +27,9 @@ ISA = ("Is {ref} a kind of {h}?", "Is {ref} a type of {h}?")
 USE = ("What is {ref} used for?", "What is {ref} typically used for?")
 PLACE = ("Where would you usually find {ref}?", "Where is {ref} usually found?")
 PART = ("Which of these is a part of {ref}?",)
+# A property of whatever is in the image ("an animal that lays eggs", "any ruminant"): seeing and knowing.
+EXISTS = ("Is there {p} in the image?", "Is there {p} in this picture?", "Does the image show {p}?",
+          "Can you see {p} in the photo?")
 
 
 def unique_hypernyms(ctx: Context, cat: str) -> list[str]:
@@ -81,7 +85,7 @@ class Knowledge(Operator):
         known = [c for c in ctx.present if c in ctx.kb]
         if not known:
             return []
-        opts: list[Variant] = []
+        opts: list[Variant] = [(1.0, self._exists)]
         if any(unique_hypernyms(ctx, c) for c in known):
             opts.append((1.0, self._kind))
         referable = [c for c in known if references(ctx, c)]
@@ -105,6 +109,33 @@ class Knowledge(Operator):
         wrong = [c for c in ctx.present if c != cat] + [c for c in ctx.kb.siblings(cat) if c in ctx.absent_pool]
         return [Draft(q, cat, "short", "knowledge.kind", objects=[cat], slots={"kind": h},
                       facts=[list(ctx.kb.fact(cat, "is_a", h, "hypernyms"))], params={"wrong": wrong})]
+
+    def _exists(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """'Is there an animal that lays eggs in the image?': yes when a clearly visible object has the property,
+        no when no annotated object has it and the KB records the property's kind for every object of its
+        domain (so the no is certain, as in the benchmark's knowledge subtask)."""
+        kx = ctx.shared_memo("knowledge_index", lambda: index_from_view(ctx.kb, ctx.coco.category_names))
+        present = set(ctx.present)
+        visible = {o.category for o in ctx.usable}
+        truth = rng.random() < 0.5
+        if truth:
+            pool = [p for p in kx.properties if p.members & visible]
+        else:
+            pool = [p for p in kx.properties if not (p.holders & present) and kx.decidable(p, present)]
+        if not pool:
+            return []
+        prop = rng.choice(pool)
+        q = rng.choice(EXISTS).format(p=prop.phrase)
+        if truth:
+            cat = ctx.pick(rng, sorted(prop.members & visible), parent)
+            if prop.kind:
+                fact = ctx.kb.fact(cat, prop.kind, dict(ctx.kb.get(cat).kinds)[prop.kind], "facts")
+            else:
+                fact = ctx.kb.fact(cat, "is_a", prop.phrase.removeprefix("any "), "hypernyms")
+            return [Draft(q, "Yes", "yesno", "knowledge.exists", objects=[cat], slots={"property": prop.phrase},
+                          facts=[list(fact)])]
+        return [Draft(q, "No", "yesno", "knowledge.exists", slots={"property": prop.phrase},
+                      params={"negative": True})]
 
     def _referable(self, ctx: Context, parent: Unit, rng: random.Random, field: str | None) -> tuple[str, str]:
         cats = [c for c in ctx.present if c in ctx.kb and references(ctx, c)

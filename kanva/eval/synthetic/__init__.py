@@ -25,7 +25,7 @@ from typing import Any
 
 from kanva.errors import KanvaError
 from kanva.eval.prompts import MME_YES_NO
-from kanva.eval.synthetic.knowledge import build_index
+from kanva.knowledge.properties import build_index
 from kanva.eval.synthetic.questions import MME_SUBTASKS, choices, yes_no
 from kanva.eval.synthetic.scenes import Scene, WorldSplit, load_world_split
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from kanva.eval.synthetic.knowledge import KnowledgeIndex
+from kanva.knowledge.properties import KnowledgeIndex
 from kanva.eval.synthetic.language import article, counted, number, plural
 from kanva.eval.synthetic.scenes import VISIBLE, Scene, WorldSplit
 

@@ -1,4 +1,8 @@
-"""Knowledge the synthetic `knowledge` questions ask about, as yes/no-decidable properties of categories.
+"""Knowledge as yes/no-decidable properties of categories: what "Is there <phrase> in the image?" asks.
+
+Used by the synthetic benchmark's `knowledge` subtask (kanva.eval.synthetic) and by the evolution operator
+that asks the same kind of question of training images (kanva.data.ops.knowledge), so both read the KB
+the same way.
 
 A question needs a fact about an object in the picture, so answering takes both seeing the object and
 knowing the fact: "Is there an animal that eats only plants in this image?" is yes for a giraffe and no
@@ -75,7 +79,7 @@ def _has(fact: Any, value: str) -> bool:
 
 
 def build_index(kb: Any, categories: list[str]) -> KnowledgeIndex:
-    """Asks the KB once per category."""
+    """Asks the KB (docs/design.md API: `concept`, `categories_under`) once per category."""
     names = set(categories)
     concepts = {}
     for cat in sorted(names):
@@ -87,15 +91,31 @@ def build_index(kb: Any, categories: list[str]) -> KnowledgeIndex:
             concepts[cat] = c
     sup = {cat: str(getattr(c, "supercategory", "") or "") for cat, c in concepts.items()}
     facts = {cat: dict(getattr(c, "facts", None) or {}) for cat, c in concepts.items()}
+    hyps = {cat: [str(h).strip() for h in getattr(c, "hypernyms", None) or []] for cat, c in concepts.items()}
+    return index_from(names, sup, facts, hyps, lambda h: frozenset(kb.categories_under(h)))
+
+
+def index_from_view(view: Any, categories: list[str]) -> KnowledgeIndex:
+    """The same index from a `kanva.data.kbview.KBView` (its per-category info and hypernym -> members)."""
+    names = set(categories)
+    info = {c: ci for c, ci in view.info.items() if c in names}
+    return index_from(names, {c: ci.supercategory for c, ci in info.items()},
+                      {c: dict(ci.kinds) for c, ci in info.items()},
+                      {c: list(ci.hypernyms) for c, ci in info.items()},
+                      lambda h: view.under.get(h, frozenset()))
+
+
+def index_from(names: set[str], sup: dict[str, str], facts: dict[str, dict], hyps: dict[str, list[str]],
+               under_of: Any) -> KnowledgeIndex:
+    """Properties from per-category supercategory, facts and hypernyms; `under_of(h)` lists h's members."""
     props: list[Property] = []
     seen: set[str] = set()
-    for cat, c in concepts.items():
-        for h in getattr(c, "hypernyms", None) or []:
-            h = str(h).strip()
+    for cat in sorted(hyps):
+        for h in hyps[cat]:
             if not h or h in seen or h in names or h in sup.values():
                 continue
             seen.add(h)
-            under = frozenset(kb.categories_under(h)) & names
+            under = frozenset(under_of(h)) & names
             if MIN_UNDER <= len(under) <= MAX_UNDER:
                 # "any"/"a kind of" read right for count and mass nouns alike (a ruminant, equipment)
                 props.append(Property(f"any {h}", f"a kind of {h}", under, under))
@@ -105,4 +125,4 @@ def build_index(kb: Any, categories: list[str]) -> KnowledgeIndex:
         if members:
             props.append(Property(phrase, phrase, members, holders, kind, domain))
     recorded = {cat: frozenset(f) for cat, f in facts.items()}
-    return KnowledgeIndex(props, frozenset(concepts), sup, recorded)
+    return KnowledgeIndex(props, frozenset(sup), sup, recorded)
