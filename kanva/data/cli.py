@@ -69,6 +69,15 @@ def register(subparsers) -> None:
     p.add_argument("--split", default=None)
     p.set_defaults(func=_report)
 
+    p = sub.add_parser("scene-text", help="text-only copies of samples, <image> written as the words its image "
+                       "tokens stand for (for a reading stage; see kanva/train/scene_text.py)")
+    p.add_argument("--input", required=True, help="LLaVA JSON/JSONL with one image per sample")
+    p.add_argument("--coco", required=True, help="annotation root of the input's images")
+    p.add_argument("--split", required=True)
+    p.add_argument("--model", required=True, help="a model from vision pretraining (has patch_labels.json)")
+    p.add_argument("--out", required=True, help="output LLaVA JSON")
+    p.set_defaults(func=_scene_text)
+
     data.set_defaults(func=lambda a: (data.print_help(), 1)[1])
 
 
@@ -143,4 +152,16 @@ def _report(args: argparse.Namespace) -> int:
 
     paths = write_report(args.dir, baseline=args.baseline, coco_dir=args.coco, split=args.split)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def _scene_text(args: argparse.Namespace) -> int:
+    from kanva.data.llava import load_llava, save_llava
+    from kanva.train.scene_text import load_label_space, render_samples, scene_texts
+
+    space, size, patch = load_label_space(args.model)
+    texts = scene_texts(args.coco, args.split, space, size, patch)
+    out = render_samples(load_llava(args.input), texts, source=args.input)
+    save_llava(out, args.out, source=args.input)
+    print(f"wrote {len(out)} text-only samples to {args.out}", file=sys.stderr)
     return 0

@@ -51,7 +51,11 @@ class DataPart:
 class TrainPart:
     """Stage fields as in kanva/train/recipe.py (`data` is filled in by the quickstart)."""
 
-    align: dict[str, Any] = field(default_factory=dict)
+    align: dict[str, Any] = field(default_factory=dict)  # empty: no align stage (both runs start from `vision`)
+    # A text-only reading stage before `instruct`, on each run's own mixture with every image written as its
+    # scene text (kanva/train/scene_text.py). Empty: none. Needs the vision pretraining stage.
+    read: dict[str, Any] = field(default_factory=dict)
+    read_tokens: int = 0
     instruct: dict[str, Any] = field(default_factory=dict)
     # Both instruction runs see this many training tokens (steps derived from each mixture's mean length).
     instruct_tokens: int = 60000
@@ -104,6 +108,8 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         v = getattr(cfg.data, name)
         if v is not None and not Path(v).is_absolute():
             setattr(cfg.data, name, str(p.resolve().parent / v))
+    if cfg.train.read and not cfg.vision.enabled:
+        raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

@@ -86,11 +86,14 @@ class Quickstart:
                  help="knowledge-aware evolution (rules + LLM) with elimination"),
             Step("data_report", self.data_report, after=["evolve"], help="data quality report"),
             Step("align", self.train_align, after=["vision", "seed"], config=c.train.align,
-                 help="stage 1, shared by both models"),
+                 help="stage 1, shared by both models (skipped when train.align is empty)"),
         ]
+        s.append(Step("scene_text", self.make_scene_text, after=["vision", "evolve"],
+                      config={"read": bool(c.train.read)}, help="text-only copies of both mixtures for the reading stage"))
         for m in MODELS:
-            s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve"],
-                          config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens},
+            s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
+                          config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens,
+                                  "read": c.train.read, "read_tokens": c.train.read_tokens},
                           help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}"))
         s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
         for m in MODELS:
@@ -153,8 +156,8 @@ class Quickstart:
         kanva("data", "report", self.evolved_dir, "--baseline", self.seed_file)
         return {"report": str(self.evolved_dir / "report.md")}
 
-    def _run_recipe(self, name: str, model: Path, stage: dict) -> dict:
-        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": [stage]}
+    def _run_recipe(self, name: str, model: Path, *stages: dict) -> dict:
+        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": list(stages)}
         path = self.out / "recipes" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -163,13 +166,19 @@ class Quickstart:
         if (out / "recipe.yaml").is_file():  # an interrupted run: continue from its checkpoints
             args.append("--resume")
         kanva(*args)
-        summary = out / stage["name"] / "summary.json"
+        summary = out / stages[-1]["name"] / "summary.json"
         return json.loads(summary.read_text()) if summary.is_file() else {}
 
     def train_align(self) -> dict:
+        if not self.cfg.train.align:  # no align stage: instruction tuning starts from the grounded projector
+            return {"skipped": True}
         stage = {"name": "align", "template": "plain", **self.cfg.train.align}
         stage["data"] = [{"path": str(self.align_file), "image_root": str(self.world / "train")}]
         return self._run_recipe("align", self._start_model(), stage)
+
+    def instruct_start(self) -> Path:
+        """What both instruction runs start from: the align stage's output, or the pretrained parts without one."""
+        return self.final_model("align") if self.cfg.train.align else self._start_model()
 
     def mixture(self, model: str) -> list[dict]:
         root = str(self.world / "train")
@@ -178,19 +187,40 @@ class Quickstart:
         # evolved.json holds the seed samples too (EvolveConfig.keep_seeds), so this is seed + evolved.
         return [{"path": str(self.evolved_dir / "evolved.json"), "image_root": root}]
 
-    def train_instruct(self, model: str) -> dict:
-        st = dict(self.cfg.train.instruct)
-        st.setdefault("template", "chat")
-        mix = self.mixture(model)
-        start = self.final_model("align")
+    def text_mixture(self, model: str) -> list[dict]:
+        """The run's mixture with every image written as scene text (made by the scene_text step)."""
+        return [{"path": str(_text_path(Path(m["path"])))} for m in self.mixture(model)]
+
+    def make_scene_text(self) -> dict:
+        if not self.cfg.train.read:
+            return {"skipped": True}
+        done = {}
+        for src in {m["path"] for model in MODELS for m in self.mixture(model)}:
+            out = _text_path(Path(src))
+            kanva("data", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
+                  "--model", self.vision, "--out", out)
+            done[str(out)] = _count(out)
+        return done
+
+    def _budget_stage(self, model: str, name: str, fields: dict, mix: list[dict], tokens: int, start: Path) -> dict:
+        """A stage whose step count gives this mixture `tokens` training tokens (same budget for both runs)."""
+        st = {"template": "chat", **fields}
         per_step = st.get("batch_size", 8) * st.get("grad_accum", 1)
         mean_len = mean_tokens(start, mix, st.get("max_length", 2048), seed=self.cfg.seed)
-        steps = max(1, math.ceil(self.cfg.train.instruct_tokens / (per_step * mean_len)))
-        stage = {"name": "instruct", **st, "steps": steps, "data": mix}
-        print(f"  {model}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
-              f"for a budget of {self.cfg.train.instruct_tokens} tokens", flush=True)
-        summary = self._run_recipe(model, start, stage)
-        return {"steps": steps, "mean_tokens": round(mean_len, 1), **summary}
+        steps = max(1, math.ceil(tokens / (per_step * mean_len)))
+        print(f"  {model} / {name}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
+              f"for a budget of {tokens} tokens", flush=True)
+        return {"name": name, **st, "steps": steps, "data": mix}
+
+    def train_instruct(self, model: str) -> dict:
+        t = self.cfg.train
+        start = self.instruct_start()
+        stages = []
+        if t.read:
+            stages.append(self._budget_stage(model, "read", t.read, self.text_mixture(model), t.read_tokens, start))
+        stages.append(self._budget_stage(model, "instruct", t.instruct, self.mixture(model), t.instruct_tokens, start))
+        summary = self._run_recipe(model, start, *stages)
+        return {"steps": stages[-1]["steps"], "stages": {s["name"]: s["steps"] for s in stages}, **summary}
 
     def make_bench(self) -> dict:
         kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench, "--split", "test",
@@ -241,6 +271,11 @@ class Quickstart:
         return results
 
 
+def _text_path(path: Path) -> Path:
+    """Where the scene-text copy of a mixture file goes: beside it, `.text` before the suffix."""
+    return path.with_name(f"{path.stem}.text{path.suffix}")
+
+
 def _count(path: Path) -> int:
     return len(json.loads(path.read_text()))
 
@@ -256,7 +291,7 @@ def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int
     for src in mixture:
         samples = load_llava(src["path"])
         for s in rng.sample(samples, min(n, len(samples))):
-            enc = proc.encode(s, image_root=Path(src["image_root"]), max_length=max_length, source=src["path"],
+            enc = proc.encode(s, image_root=Path(src.get("image_root") or ".")), max_length=max_length, source=src["path"],
                               pixels=False)  # only the length is needed
             lengths.append(len(enc.input_ids))
     if not lengths:

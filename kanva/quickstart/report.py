@@ -316,13 +316,18 @@ def write_report(q) -> dict[str, Path]:
         md += ["![MMBench](mmbench.png)", ""]
     curves = {"vision (per-patch BCE)": q.vision / "metrics.jsonl",
               "align": q.train_dir / "align" / "align" / "metrics.jsonl",
+              **{f"read (text): {LABELS[m]}": q.train_dir / m / "read" / "metrics.jsonl" for m in ("seed", "evolved")},
               **{f"instruct: {LABELS[m]}": q.train_dir / m / "instruct" / "metrics.jsonl" for m in ("seed", "evolved")}}
     if _loss_chart(out / "loss.png", curves):
         md += ["## Training", "", "![loss curves](loss.png)", ""]
-    md += ["| model | steps | tokens trained | tokens/s |", "|---|---|---|---|"]
+    md += ["| model | stage | steps | tokens trained | tokens/s |", "|---|---|---|---|---|"]
     for m in ("seed", "evolved"):
-        t = results["training"].get(m, {})
-        md.append(f"| {LABELS[m]} | {t.get('steps', '?')} | {t.get('tokens', '?')} | {t.get('tokens_per_s', '?')} |")
+        for stage in ("read", "instruct"):
+            t = _json(q.train_dir / m / stage / "summary.json")
+            if t:
+                tps = t.get("tokens_per_s")
+                md.append(f"| {LABELS[m]} | {stage} | {t.get('steps_done', '?')} | {t.get('tokens', '?')} | "
+                          f"{f'{tps:.0f}' if isinstance(tps, (int, float)) else '?'} |")
     md.append("")
     md += _data_section(q)
     md += _gallery(q, answers, out)

@@ -1,0 +1,70 @@
+"""Scene text: images written as the words their grounded image tokens stand for (text-only reading stage)."""
+
+import json
+
+import pytest
+
+from kanva.errors import KanvaError
+from kanva.train.patch_pretrain import PatchLabelSpace
+from kanva.train.scene_text import BACKGROUND, load_label_space, render_samples, scene_texts
+
+CATS = [{"id": 21, "name": "cow", "supercategory": "animal"}, {"id": 48, "name": "fork", "supercategory": "kitchen"}]
+
+
+@pytest.fixture
+def world(tmp_path):
+    images = [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64,
+               "texts": [{"text": "TAXI", "bbox": [48, 48, 16, 16]}]},
+              {"id": 2, "file_name": "b.jpg", "width": 128, "height": 64, "texts": []}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 32, 16], "color": "red"},
+            {"id": 2, "image_id": 2, "category_id": 48, "bbox": [64, 32, 64, 32]}]
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": CATS}))
+    return tmp_path
+
+
+SPACE = PatchLabelSpace(["category", "category", "color", "text"], ["cow", "fork", "red", "TAXI"])
+
+
+def test_cells_follow_the_boxes_in_raster_order(world):
+    texts = scene_texts(world, "train", SPACE, image_size=32, patch=8, min_cover=0.5)
+    a = texts["a.jpg"].split(" ")
+    # 4x4 cells; the cow box covers the first two cells of the top row: colour first, then the object.
+    cells, i = [], 0
+    while i < len(a):
+        if a[i] == "red":
+            cells.append(" ".join(a[i : i + 2]))
+            i += 2
+        else:
+            cells.append(a[i])
+            i += 1
+    assert len(cells) == 16
+    assert cells[:2] == ["red cow", "red cow"] and cells[15] == "TAXI"
+    assert all(c == BACKGROUND for c in cells[2:15])
+    # b.jpg is 128 px wide, squashed to the square input: the fork covers the bottom-right quarter.
+    b = texts["b.jpg"].split(" ")
+    assert len(b) == 16 and [i for i, w in enumerate(b) if w == "fork"] == [10, 11, 14, 15]
+
+
+def test_render_replaces_the_image_and_keeps_the_conversation(world):
+    texts = {"a.jpg": "red cow background"}
+    s = {"id": "7", "image": "sub/a.jpg",
+         "conversations": [{"from": "human", "value": "<image>\nIs there a cow?"}, {"from": "gpt", "value": "Yes"}]}
+    text_only = {"id": "t", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]}
+    (r, t) = render_samples([s, text_only], texts)
+    assert "image" not in r and r["id"] == "7#text"
+    assert r["conversations"][0]["value"] == "red cow background\nIs there a cow?"
+    assert r["conversations"][1] == s["conversations"][1] and s["image"] == "sub/a.jpg"  # input untouched
+    assert t is text_only
+    with pytest.raises(KanvaError, match="'8'.*not in the annotations"):
+        render_samples([{**s, "id": "8", "image": "zzz.jpg"}], texts, source="f.json")
+
+
+def test_label_space_needs_a_vision_pretrained_model(tmp_path):
+    with pytest.raises(KanvaError, match="patch_labels.json"):
+        load_label_space(tmp_path)
+    (tmp_path / "patch_labels.json").write_text(json.dumps(SPACE.to_json()))
+    (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"image_size": 96, "patch_size": 16}}))
+    space, size, patch = load_label_space(tmp_path)
+    assert space.words == SPACE.words and (size, patch) == (96, 16)
