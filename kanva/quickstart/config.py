@@ -67,7 +67,7 @@ class EvalPart:
     batch_size: int = 16
     # Short answers are all these benchmarks parse (yes/no, a letter); a cap keeps a rambling model cheap.
     max_new_tokens: int = 8
-    mmbench_limit: int | None = None  # questions (all rows of a circular group count as one question)
+    mmbench_limit: int | None = None  # the first N rows (circular rotations count one each; groups are kept whole)
     pope_per_split: int | None = None  # keep the first N questions of each POPE split (None: all)
     mme_images: int | None = None  # keep the questions of the first N test images per MME subtask (None: all)
     gallery: int = 12  # test images shown in the report with both models' answers

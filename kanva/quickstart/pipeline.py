@@ -291,8 +291,8 @@ def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int
     for src in mixture:
         samples = load_llava(src["path"])
         for s in rng.sample(samples, min(n, len(samples))):
-            enc = proc.encode(s, image_root=Path(src.get("image_root") or ".")), max_length=max_length, source=src["path"],
-                              pixels=False)  # only the length is needed
+            enc = proc.encode(s, image_root=Path(src.get("image_root") or "."), max_length=max_length,
+                              source=src["path"], pixels=False)  # only the length is needed
             lengths.append(len(enc.input_ids))
     if not lengths:
         raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")

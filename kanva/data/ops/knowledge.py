@@ -85,7 +85,7 @@ class Knowledge(Operator):
         known = [c for c in ctx.present if c in ctx.kb]
         if not known:
             return []
-        opts: list[Variant] = [(1.0, self._exists)]
+        opts: list[Variant] = [(2.0, self._exists)]  # the yes/no form that needs both seeing and knowing
         if any(unique_hypernyms(ctx, c) for c in known):
             opts.append((1.0, self._kind))
         referable = [c for c in known if references(ctx, c)]
