@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from kanva.cli import main
 from kanva.quickstart.config import load_quickstart_config
@@ -47,6 +48,26 @@ def test_report_has_both_models_and_intervals(run):
     assert asked == {"random", "popular", "adversarial"}  # every split was asked, not just the last --data
     assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
     assert list((run / "report" / "gallery").glob("*.png"))
+
+
+def test_each_model_read_its_own_scene_text_first(run):
+    from kanva.data.llava import load_llava
+
+    for m, src in (("seed", run / "data" / "seed.text.json"), ("evolved", run / "data" / "evolved" / "evolved.text.json")):
+        recipe = yaml.safe_load((run / "recipes" / f"{m}.yaml").read_text())
+        assert [st["name"] for st in recipe["stages"]] == ["read", "instruct"]
+        assert recipe["stages"][0]["data"] == [{"path": str(src)}]
+        assert (run / "train" / m / "read" / "summary.json").is_file()
+        samples = load_llava(src)
+        assert samples and all("image" not in s and "<image>" not in s["conversations"][0]["value"] for s in samples)
+        assert any("background" in s["conversations"][0]["value"] for s in samples)
+
+
+def test_without_align_both_runs_start_from_the_vision_model(run, tmp_path):
+    cfg = load_quickstart_config("tiny")
+    cfg.train.align = {}
+    q = Quickstart(cfg, tmp_path)
+    assert q.train_align() == {"skipped": True} and q.instruct_start() == q.vision
 
 
 def test_rerun_skips_and_force_redoes_one_step(run, capsys):
