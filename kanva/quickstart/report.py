@@ -259,7 +259,7 @@ def write_report(q) -> dict[str, Path]:
 
     md: list[str] = ["# Kanva quickstart report", ""]
     md += [f"Config `{cfg.source}`, preset `{cfg.preset}`, seed {cfg.seed}. Two models share everything up to the "
-           "align stage and get the same instruction-tuning token budget; one sees the seed instructions only, "
+           "instruction stages and get the same token budget per stage; one sees the seed instructions only, "
            "the other seed + knowledge-evolved instructions. Intervals are 95% bootstrap intervals "
            f"({n_boot} resamples over images, questions or circular groups); a difference whose interval "
            "excludes 0 is called significant.", ""]

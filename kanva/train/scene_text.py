@@ -1,10 +1,10 @@
 """Scene text: an image written as the words its image tokens stand for, for a text-only reading stage.
 
 The word-grounded projector (patch_pretrain.py) makes each image token start as "the embeddings of what
-this patch shows": " background", or " purple umbrella", or " TAXI". A 135M LM does not learn to read
-such tokens from a few hundred image samples (its yes/no answers stay at chance), but it learns the same
-questions over the same words written as text within a few dozen steps, and what it learns there carries
-over to the image tokens (measured: docs/quickstart.md#why-a-reading-stage).
+this patch shows": " background", or " purple umbrella", or " TAXI". A 135M LM learns a question over the
+same words written as text within a few dozen steps (measured: docs/quickstart.md#why-a-reading-stage),
+with exact labels and no vision compute, and it treats the two as the same task: a model trained on images
+answers the scene-text version as well.
 
 So a LLaVA sample about an image becomes a text-only sample whose `<image>` is replaced by the scene text:
 one cell per patch in the encoder's raster order, the cell's labels from the COCO boxes (the same targets
