@@ -38,6 +38,7 @@ def test_report_has_both_models_and_intervals(run):
     for heading in ("## Targets", "## MME-format", "## POPE-format", "## MMBench-format", "## Gallery", "## Time per step"):
         assert heading in text
     assert "seed only" in text and "seed + evolved" in text
+    assert "| samples |" in text and "| units using KB knowledge |" in text  # the data comparison table
     res = json.loads((run / "report" / "results.json").read_text())
     knowledge = res["mme"]["subtasks"]["knowledge"]
     lo, hi = knowledge["delta_ci"]

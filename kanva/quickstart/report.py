@@ -370,12 +370,27 @@ def _data_section(q) -> list[str]:
         return md + ["(no data summary found)", ""]
     s = json.loads(summary.read_text())
     md += [f"Full data report: [`{q.evolved_dir / 'report.html'}`](../data/evolved/report.html).", ""]
-    flat = {k: v for k, v in s.items() if isinstance(v, (int, float, str))}
-    if flat:
-        md += ["| figure | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in flat.items()] + [""]
-    for k, v in s.items():
-        if isinstance(v, dict) and all(isinstance(x, (int, float, str)) for x in v.values()) and len(v) <= 30:
-            md += [f"**{k}**: " + ", ".join(f"{a}: {b}" for a, b in v.items()), ""]
+    seed, evolved = s.get("seed") or {}, s.get("evolved") or {}
+    rows = [("samples", lambda d: d.get("samples")), ("question-answer units", lambda d: d.get("units")),
+            ("images", lambda d: d.get("images")),
+            ("yes share of yes/no answers", lambda d: (d.get("yes_no") or {}).get("yes_ratio")),
+            ("units using KB knowledge", lambda d: d.get("knowledge_share")),
+            ("near-duplicate rate", lambda d: d.get("near_duplicate_rate")),
+            ("distinct answer bigrams", lambda d: (d.get("distinct") or {}).get("answer_2")),
+            ("mean question words", lambda d: (d.get("question_words") or {}).get("mean")),
+            ("mean answer words", lambda d: (d.get("answer_words") or {}).get("mean"))]
+
+    def cell(v):
+        if v is None:
+            return "-"
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    md += ["| figure | seed | seed + evolved |", "|---|---|---|"]
+    md += [f"| {name} | {cell(get(seed))} | {cell(get(evolved))} |" for name, get in rows] + [""]
+    prov = s.get("provenance") or {}
+    if isinstance(prov.get("acceptance"), (int, float)):
+        md += [f"Evolution kept {prov.get('kept')} of {prov.get('candidates')} candidates "
+               f"(acceptance {prov['acceptance']:.2f}); weak LLM operators: {s.get('weak_llm_operators') or 'none'}.", ""]
     return md
 
 
