@@ -22,9 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-SUFFIX = "\nAnswer the question using a single word or phrase."
-
-
 def auc(scores: list[float], labels: list[bool]) -> float:
     pos = [s for s, y in zip(scores, labels) if y]
     neg = [s for s, y in zip(scores, labels) if not y]
@@ -48,7 +45,7 @@ def main() -> int:
     from PIL import Image
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from kanva.eval.prompts import normalize_question
+    from kanva.eval.prompts import short_answer_prompt
 
     torch.manual_seed(0)
     mme = Path(args.bench) / "mme"
@@ -73,7 +70,7 @@ def main() -> int:
         @torch.no_grad()
         def margin(question: str, image=None, scene: str | None = None) -> float:
             content = [{"type": "image"}] if image is not None else []
-            text = (scene + "\n" if scene else "") + normalize_question(question) + SUFFIX
+            text = (scene + "\n" if scene else "") + short_answer_prompt(question, "llava")
             msgs = [{"role": "user", "content": content + [{"type": "text", "text": text}]}]
             prompt = proc.apply_chat_template(msgs, add_generation_prompt=True)
             if image is not None:

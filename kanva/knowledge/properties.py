@@ -54,6 +54,7 @@ class Property:
     holders: frozenset[str]  # categories that have it in any domain (a "no" needs none of them present)
     kind: str | None = None  # fact kind, for the coverage check
     domain: str | None = None
+    hypernym: str | None = None  # for hypernym properties: the KB's is_a value ("ruminant")
 
 
 @dataclass
@@ -118,7 +119,7 @@ def index_from(names: set[str], sup: dict[str, str], facts: dict[str, dict], hyp
             under = frozenset(under_of(h)) & names
             if MIN_UNDER <= len(under) <= MAX_UNDER:
                 # "any"/"a kind of" read right for count and mass nouns alike (a ruminant, equipment)
-                props.append(Property(f"any {h}", f"a kind of {h}", under, under))
+                props.append(Property(f"any {h}", f"a kind of {h}", under, under, hypernym=h))
     for (kind, value), (domain, phrase) in FACT_PHRASES.items():
         holders = frozenset(cat for cat, f in facts.items() if kind in f and _has(f[kind], value))
         members = frozenset(cat for cat in holders if sup[cat] == domain)

@@ -387,10 +387,6 @@ def _data_section(q) -> list[str]:
 
     md += ["| figure | seed | seed + evolved |", "|---|---|---|"]
     md += [f"| {name} | {cell(get(seed))} | {cell(get(evolved))} |" for name, get in rows] + [""]
-    prov = s.get("provenance") or {}
-    if isinstance(prov.get("acceptance"), (int, float)):
-        md += [f"Evolution kept {prov.get('kept')} of {prov.get('candidates')} candidates "
-               f"(acceptance {prov['acceptance']:.2f}); weak LLM operators: {s.get('weak_llm_operators') or 'none'}.", ""]
     return md
 
 

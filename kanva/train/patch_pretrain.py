@@ -75,7 +75,7 @@ class PatchLabelSpace:
         return cls(kinds=list(d["kinds"]), words=list(d["words"]))
 
 
-def _load_instances(coco_root: Path, split: str) -> dict:
+def load_instances(coco_root: Path, split: str) -> dict:
     path = coco_root / "annotations" / f"instances_{split}.json"
     if not path.is_file():
         raise KanvaError(f"{path}: no such file (patch pretraining needs COCO instances for split {split!r})")
@@ -304,14 +304,14 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     mean = torch.tensor(ip.image_mean, dtype=torch.float32)
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
-    inst = _load_instances(coco, cfg.split)
+    inst = load_instances(coco, cfg.split)
     space = build_label_space(inst, cfg.labels)
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
     val = None
     if cfg.val_split and (coco / "annotations" / f"instances_{cfg.val_split}.json").is_file():
-        vinst = _load_instances(coco, cfg.val_split)
+        vinst = load_instances(coco, cfg.val_split)
         vimages, vpix = _load_split(coco, cfg.val_split, vinst, size, 0)
         # Labels unseen in training are simply not in `space`, so patch_targets ignores them.
         vmap = patch_targets(vinst, space, size, patch, cfg.min_cover)

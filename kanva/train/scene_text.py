@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.train.patch_pretrain import PatchLabelSpace, _load_instances, patch_targets
+from kanva.train.patch_pretrain import PatchLabelSpace, load_instances, patch_targets
 
 BACKGROUND = "background"
 # Within a cell: colour first, then the object, then printed words ("purple umbrella TAXI").
@@ -44,7 +44,7 @@ def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
 def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
                 min_cover: float = 0.2) -> dict[str, str]:
     """file_name -> scene text for every image of the split."""
-    inst = _load_instances(Path(coco_root), split)
+    inst = load_instances(Path(coco_root), split)
     targets = patch_targets(inst, space, image_size, patch, min_cover)
     order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 3), i))
     out = {}

@@ -44,5 +44,6 @@ class Color(Operator):
             if not others:
                 return []
             asked = rng.choice(others)
-        return [Draft(rng.choice(IS).format(c=cat, color=asked, a_color=with_article(asked)), "Yes" if truth else "No", "yesno", "color.yesno",
-                      objects=[cat], slots={"object": cat, "color": asked})]
+        q = rng.choice(IS).format(c=cat, color=asked, a_color=with_article(asked))
+        return [Draft(q, "Yes" if truth else "No", "yesno", "color.yesno", objects=[cat],
+                      slots={"object": cat, "color": asked})]

@@ -131,7 +131,7 @@ class Knowledge(Operator):
             if prop.kind:
                 fact = ctx.kb.fact(cat, prop.kind, dict(ctx.kb.get(cat).kinds)[prop.kind], "facts")
             else:
-                fact = ctx.kb.fact(cat, "is_a", prop.phrase.removeprefix("any "), "hypernyms")
+                fact = ctx.kb.fact(cat, "is_a", prop.hypernym, "hypernyms")
             return [Draft(q, "Yes", "yesno", "knowledge.exists", objects=[cat], slots={"property": prop.phrase},
                           facts=[list(fact)])]
         return [Draft(q, "No", "yesno", "knowledge.exists", slots={"property": prop.phrase},
