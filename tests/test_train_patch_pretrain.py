@@ -79,8 +79,11 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
     tok = AutoProcessor.from_pretrained(tmp_path / "out").tokenizer
     emb = word_embeddings(model, tok, labels["words"] + ["background"])
     proj = model.model.multi_modal_projector
-    # linear_2 maps the label rows of linear_1 onto the words' embeddings (scaled), and nothing else.
-    assert torch.allclose(proj.linear_2.weight[:, :3] * 4.0, emb[:3].T, atol=1e-5)
+    # linear_2 maps the label rows of linear_1 onto the words' embeddings minus the background's, scaled by
+    # the measured median positive logit (and the sharpening of linear_1), and nothing else.
+    m, k = metrics["positive_logit"], cfg.sharpen
+    assert m > 0.5
+    assert torch.allclose(proj.linear_2.weight[:, :3] * (k * m), (emb[:3] - emb[3]).T, rtol=1e-3, atol=1e-4)  # m is rounded
     assert proj.linear_2.weight[:, 3:].abs().sum() == 0
     # An empty patch maps to "background", never to ~0 (which makes the LM's RMSNorm gradients explode).
     assert torch.allclose(proj.linear_2.bias, emb[3], atol=1e-6)
@@ -95,3 +98,30 @@ def test_ground_projector_rejects_too_many_labels(tiny_dir):
     with pytest.raises(KanvaError, match="do not fit"):
         d = model.config.text_config.hidden_size
         ground_projector(model, head, torch.zeros(width + 1, d), torch.zeros(d))
+
+
+def test_grounded_token_is_the_word_embedding(tiny_dir):
+    """A patch whose label logit equals the calibration logit becomes that word's embedding; a patch that
+    is confidently nothing adds nothing; a more confident one scales its word's share."""
+    from transformers import LlavaForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration.from_pretrained(tiny_dir)
+    proj = model.model.multi_modal_projector
+    d_in, d = proj.linear_1.in_features, model.config.text_config.hidden_size
+    words, bg, x = torch.randn(2, d), torch.randn(d), torch.randn(1, d_in)
+    head = torch.nn.Linear(d_in, 2)
+
+    @torch.no_grad()
+    def token(logits: tuple[float, float]) -> torch.Tensor:
+        head.bias.zero_()
+        head.weight.copy_(torch.stack([x[0] * logits[0], x[0] * logits[1]]) / x.pow(2).sum())
+        ground_projector(model, head, words, bg, positive_logit=2.5, sharpen=3.0)
+        proj.linear_1.weight[2:].zero_()  # the free rows (init_free_rows) are not under test here
+        proj.linear_1.bias[2:].zero_()
+        return proj(x)[0]
+
+    # gelu(3 * 2.5) = 7.5 and gelu(3 * -2.5) ~ 0: word 0's embedding, nothing of word 1 or the background
+    assert torch.allclose(token((2.5, -2.5)), words[0], atol=1e-3)
+    assert torch.allclose(token((-10.0, 10.0)), bg + 4 * (words[1] - bg), atol=1e-3)
+    assert torch.allclose(token((-10.0, -10.0)), bg, atol=1e-3)
