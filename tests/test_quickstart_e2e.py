@@ -83,3 +83,17 @@ def test_rerun_skips_and_force_redoes_one_step(run, capsys):
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["quickstart", "--preset", "huge"]) == 2
     assert "no quickstart config for preset 'huge'" in capsys.readouterr().err
+
+
+def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
+    cfg = load_quickstart_config("tiny")
+    cfg.train.instruct = {}
+    q = Quickstart(cfg, tmp_path)
+    assert q.final_model("evolved") == tmp_path / "train" / "evolved" / "read" / "final"
+    cfg.train.read = {}
+    path = tmp_path / "none.yaml"
+    d = yaml.safe_load(open(cfg.source))
+    d["train"]["read"], d["train"]["instruct"] = {}, {}
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(Exception, match="both empty"):
+        load_quickstart_config(str(path))

@@ -56,6 +56,7 @@ class TrainPart:
     # scene text (kanva/train/scene_text.py). Empty: none. Needs the vision pretraining stage.
     read: dict[str, Any] = field(default_factory=dict)
     read_tokens: int = 0
+    # The image stage. Empty: none (then `read` is each run's only stage and its model is the one evaluated).
     instruct: dict[str, Any] = field(default_factory=dict)
     # Both instruction runs see this many training tokens (steps derived from each mixture's mean length).
     instruct_tokens: int = 60000
@@ -108,6 +109,8 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         v = getattr(cfg.data, name)
         if v is not None and not Path(v).is_absolute():
             setattr(cfg.data, name, str(p.resolve().parent / v))
+    if not cfg.train.read and not cfg.train.instruct:
+        raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
     if cfg.world.train < 1 or cfg.world.test < 1:

@@ -56,7 +56,10 @@ class Quickstart:
 
     # -- paths other modules (the report) read ------------------------------------------------------
     def final_model(self, name: str) -> Path:
-        stage = "align" if name == "align" else "instruct"
+        if name == "align":
+            stage = "align"
+        else:  # the run's last stage: the image stage, or the reading stage when there is none
+            stage = "instruct" if self.cfg.train.instruct else "read"
         return self.train_dir / name / stage / "final"
 
     def bench_data(self, bench: str) -> list[Path]:
@@ -218,7 +221,8 @@ class Quickstart:
         stages = []
         if t.read:
             stages.append(self._budget_stage(model, "read", t.read, self.text_mixture(model), t.read_tokens, start))
-        stages.append(self._budget_stage(model, "instruct", t.instruct, self.mixture(model), t.instruct_tokens, start))
+        if t.instruct:
+            stages.append(self._budget_stage(model, "instruct", t.instruct, self.mixture(model), t.instruct_tokens, start))
         summary = self._run_recipe(model, start, *stages)
         return {"steps": stages[-1]["steps"], "stages": {s["name"]: s["steps"] for s in stages}, **summary}
 
