@@ -1,16 +1,16 @@
 """Scene text: an image written as the words its image tokens stand for, for a text-only reading stage.
 
-The word-grounded projector (patch_pretrain.py) makes each image token start as "the embeddings of what
-this patch shows": " background", or " purple umbrella", or " TAXI". A 135M LM learns a question over the
-same words written as text within a few dozen steps (measured: docs/quickstart.md#why-a-reading-stage),
-with exact labels and no vision compute, and it treats the two as the same task: a model trained on images
-answers the scene-text version as well.
+The word-grounded projector (patch_pretrain.py) makes each image token "the embedding of what this patch
+shows": " background", " umbrella", or the sum for a patch with several labels (" purple" + " umbrella").
+A 135M LM learns a question over the same words written as text within a few dozen steps (measured:
+docs/quickstart.md#grounding), with exact labels and no vision compute, and since an image token is its
+word's embedding, what it learns carries over to the images.
 
 So a LLaVA sample about an image becomes a text-only sample whose `<image>` is replaced by the scene text:
 one cell per patch in the encoder's raster order, the cell's labels from the COCO boxes (the same targets
 the vision encoder is trained on), "background" where no label applies. Cheap (no vision compute) and
-exact (ground-truth labels), it teaches the LM the task; the image stage after it then adapts the LM to
-the encoder's real, noisier tokens.
+exact (ground-truth labels), it teaches the LM the task; an optional image stage after it can adapt the
+LM to the encoder's real tokens (the `smol` quickstart measured it as harmful at 29 steps, and has none).
 """
 
 from __future__ import annotations
