@@ -12,6 +12,8 @@ from kanva.train.patch_pretrain import (
     PatchPretrainConfig,
     build_label_space,
     ground_projector,
+    one_token_spellings,
+    PatchLabelSpace,
     patch_targets,
     run_patch_pretrain,
     word_embeddings,
@@ -77,7 +79,8 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
 
     model = LlavaForConditionalGeneration.from_pretrained(tmp_path / "out")
     tok = AutoProcessor.from_pretrained(tmp_path / "out").tokenizer
-    emb = word_embeddings(model, tok, labels["words"] + ["background"])
+    assert len(labels["spellings"]) == 3  # how the LM reads each label (a one-token case variant where one exists)
+    emb = word_embeddings(model, tok, labels["spellings"] + ["background"])
     proj = model.model.multi_modal_projector
     # linear_2 maps the label rows of linear_1 onto the words' embeddings minus the background's, scaled by
     # the measured median positive logit (and the sharpening of linear_1), and nothing else.
@@ -125,3 +128,23 @@ def test_grounded_token_is_the_word_embedding(tiny_dir):
     assert torch.allclose(token((2.5, -2.5)), words[0], atol=1e-3)
     assert torch.allclose(token((-10.0, 10.0)), bg + 4 * (words[1] - bg), atol=1e-3)
     assert torch.allclose(token((-10.0, -10.0)), bg, atol=1e-3)
+
+
+def test_one_token_spellings_prefer_a_single_token_case_variant():
+    vocab = {" taxi": [1], " TA": [2], " Open": [3], " OPEN": [4, 5], " open": [6, 7], " CAFE": [8, 9]}
+
+    def tok(text, add_special_tokens=False):
+        if text in vocab:
+            return {"input_ids": vocab[text]}
+        return {"input_ids": [0, 0]}  # anything else: two tokens
+
+    assert one_token_spellings(tok, ["TAXI", "OPEN", "CAFE"]) == ["taxi", "Open", "CAFE"]
+
+
+def test_label_space_json_round_trip_and_length_check():
+    space = PatchLabelSpace(["category", "text"], ["cow", "TAXI"], ["cow", "taxi"])
+    back = PatchLabelSpace.from_json(space.to_json())
+    assert back == space and back.reads == ["cow", "taxi"]
+    assert PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"]}).reads == ["cow"]  # older files
+    with pytest.raises(KanvaError, match="differ in length"):
+        PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "spellings": ["cow", "x"]})

@@ -68,3 +68,9 @@ def test_label_space_needs_a_vision_pretrained_model(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"vision_config": {"image_size": 96, "patch_size": 16}}))
     space, size, patch = load_label_space(tmp_path)
     assert space.words == SPACE.words and (size, patch) == (96, 16)
+
+
+def test_cells_use_the_spelling_the_lm_reads(world):
+    spelled = PatchLabelSpace(SPACE.kinds, SPACE.words, ["cow", "fork", "red", "taxi"])
+    a = scene_texts(world, "train", spelled, image_size=32, patch=8, min_cover=0.5)["a.jpg"].split(" ")
+    assert a[-1] == "taxi" and "TAXI" not in a

@@ -61,20 +61,52 @@ class PatchPretrainConfig:
 
 @dataclass
 class PatchLabelSpace:
-    """The label vocabulary: one entry per (kind, word). `words[i]` is what the LM reads for label i."""
+    """The label vocabulary: one entry per (kind, word), `words[i]` as the annotations name it.
+
+    `spellings[i]` is how the LM reads label i (its grounded embedding and its scene text): the word itself, or
+    a case variant that the tokenizer keeps as one token (" taxi" for "TAXI", which is " TA" "X" "I"). A
+    one-token label makes its image token exactly one input embedding, the vector the LM reads in text; an
+    average of several token embeddings is a vector the LM never reads anywhere.
+    """
 
     kinds: list[str]
     words: list[str]
+    spellings: list[str] | None = None  # None: the words themselves
 
     def __len__(self) -> int:
         return len(self.words)
 
+    @property
+    def reads(self) -> list[str]:
+        return self.spellings if self.spellings is not None else self.words
+
     def to_json(self) -> dict:
-        return {"kinds": self.kinds, "words": self.words}
+        d = {"kinds": self.kinds, "words": self.words}
+        if self.spellings is not None:
+            d["spellings"] = self.spellings
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> PatchLabelSpace:
-        return cls(kinds=list(d["kinds"]), words=list(d["words"]))
+        sp = d.get("spellings")
+        space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None)
+        if not (len(space.kinds) == len(space.words) == len(space.reads)):
+            raise KanvaError(f"patch labels: kinds, words and spellings differ in length ({len(space.kinds)}, "
+                             f"{len(space.words)}, {len(space.reads)})")
+        return space
+
+
+def one_token_spellings(tokenizer, words: list[str]) -> list[str]:
+    """For each word, the first of (as is, lower, Capitalized) that is one token mid-sentence; else the word."""
+    out = []
+    for w in words:
+        for v in (w, w.lower(), w.capitalize()):
+            if len(tokenizer(" " + v, add_special_tokens=False)["input_ids"]) == 1:
+                out.append(v)
+                break
+        else:
+            out.append(w)
+    return out
 
 
 def load_instances(coco_root: Path, split: str) -> dict:
@@ -391,7 +423,8 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     metrics = {"steps": cfg.steps, "seconds": round(time.time() - t0, 1), "labels": len(space)}
     if val is not None:
         metrics.update({f"val_{k}": round(v, 4) for k, v in evaluate_patches(model, head, val[0], val[1], mean, std, grid).items()})
-    emb = word_embeddings(model, processor.tokenizer, space.words + ["background"])
+    space.spellings = one_token_spellings(processor.tokenizer, space.words)
+    emb = word_embeddings(model, processor.tokenizer, space.reads + ["background"])
     m = median_positive_logit(model, head, pix[:256], targets[:256], mean, std)
     ground_projector(model, head, emb[:-1], emb[-1], positive_logit=m, sharpen=cfg.sharpen)
     metrics["positive_logit"] = round(m, 3)

@@ -52,7 +52,7 @@ def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image
         t = targets[im["id"]]
         cells = []
         for row in t:
-            words = [space.words[i] for i in order if row[i]]
+            words = [space.reads[i] for i in order if row[i]]
             cells.append(" ".join(words) if words else BACKGROUND)
         out[im["file_name"]] = " ".join(cells)
     return out
