@@ -55,3 +55,23 @@ def test_interrupted_step_is_redone(tmp_path):
 def test_unknown_force_is_an_error(tmp_path):
     with pytest.raises(KanvaError, match="unknown step"):
         _runner(tmp_path, []).run(force=["nope"])
+
+
+def test_redone_step_starts_clean_but_an_interrupted_one_resumes(tmp_path):
+    out = tmp_path / "outputs"
+    seen = []
+
+    def work():
+        seen.append(sorted(x.name for x in out.iterdir()) if out.is_dir() else None)
+        out.mkdir(exist_ok=True)
+        (out / "checkpoint").write_text("x")
+        return {}
+
+    def runner():
+        return StepRunner(tmp_path / "run", [Step("train", work, outputs=[out])], log=lambda s: None)
+
+    runner().run()
+    runner().run(force=["train"])  # redone: the earlier checkpoint is gone before it runs
+    (tmp_path / "run" / ".steps" / "train.json").unlink()  # as if interrupted before its marker
+    runner().run()  # no marker: resumes, and sees what the interrupted run left
+    assert seen == [None, None, ["checkpoint"]]

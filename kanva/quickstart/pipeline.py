@@ -89,7 +89,8 @@ class Quickstart:
                  help="knowledge-aware evolution (rules + LLM) with elimination"),
             Step("data_report", self.data_report, after=["evolve"], help="data quality report"),
             Step("align", self.train_align, after=["vision", "seed"], config=c.train.align,
-                 help="stage 1, shared by both models (skipped when train.align is empty)"),
+                 help="stage 1, shared by both models (skipped when train.align is empty)",
+                 outputs=[self.train_dir / "align"]),
         ]
         s.append(Step("scene_text", self.make_scene_text, after=["vision", "evolve"],
                       config={"read": bool(c.train.read)}, help="text-only copies of both mixtures for the reading stage"))
@@ -97,11 +98,12 @@ class Quickstart:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
                           config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens,
                                   "read": c.train.read, "read_tokens": c.train.read_tokens},
-                          help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}"))
+                          help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}",
+                          outputs=[self.train_dir / m]))
         s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
         for m in MODELS:
             s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench"],
-                          config=vars(c.eval), help=f"benchmarks on the {m} model"))
+                          config=vars(c.eval), help=f"benchmarks on the {m} model", outputs=[self.eval_dir / m]))
         s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in MODELS] + ["data_report"],
                       help="markdown + HTML report"))
         return s

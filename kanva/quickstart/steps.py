@@ -4,13 +4,17 @@ Each step writes `OUT/.steps/<name>.json` when it finishes: its seconds, its res
 fingerprint of its config and of the markers of the steps it depends on. A step is redone when it
 has no marker, when `--force` names it, or when its fingerprint changed (an upstream step was redone
 or its config changed), so a re-run after an interruption continues where it stopped and never
-reuses stale outputs. Steps that run long resume internally (training checkpoints, answer files).
+reuses stale outputs. Steps that run long resume internally (training checkpoints, answer files): a step
+with no marker (new, or interrupted) keeps its `outputs` so it can resume; a step that is *redone* (forced,
+or its inputs changed) has its `outputs` removed first, so it neither resumes a run of another recipe nor
+keeps answers of an older model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ class Step:
     after: list[str] = field(default_factory=list)  # steps whose outputs this one reads
     config: Any = None  # anything JSON-able that decides the output (part of the fingerprint)
     help: str = ""
+    outputs: list[Path] = field(default_factory=list)  # removed before the step is redone (not when resumed)
 
 
 class StepRunner:
@@ -72,6 +77,12 @@ class StepRunner:
                 why = "forced" if (step.name in force or "all" in force) else ("inputs changed" if prev else "new")
                 self.log(f"[{i}/{total}] {step.name}: running ({why}) {step.help}")
                 self.marker(step.name).unlink(missing_ok=True)
+                if why != "new":  # redone: what the previous run left is stale, and resuming it would be wrong
+                    for out in step.outputs:
+                        if Path(out).is_dir():
+                            shutil.rmtree(out)
+                        elif Path(out).exists():
+                            Path(out).unlink()
                 t0 = time.time()
                 summary = step.run() or {}
                 rec = {"step": step.name, "seconds": round(time.time() - t0, 1), "finished": time.time(),
