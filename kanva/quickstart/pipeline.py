@@ -98,7 +98,7 @@ class Quickstart:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
                           config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens,
                                   "read": c.train.read, "read_tokens": c.train.read_tokens},
-                          help=f"stage 2 on {'seed data only' if m == 'seed' else 'seed + evolved data'}",
+                          help=f"instruction stages on {'seed data only' if m == 'seed' else 'seed + evolved data'}",
                           outputs=[self.train_dir / m]))
         s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
         for m in MODELS:
