@@ -90,7 +90,6 @@ def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
     cfg.train.instruct = {}
     q = Quickstart(cfg, tmp_path)
     assert q.final_model("evolved") == tmp_path / "train" / "evolved" / "read" / "final"
-    cfg.train.read = {}
     path = tmp_path / "none.yaml"
     d = yaml.safe_load(open(cfg.source))
     d["train"]["read"], d["train"]["instruct"] = {}, {}

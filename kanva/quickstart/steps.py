@@ -78,11 +78,11 @@ class StepRunner:
                 self.log(f"[{i}/{total}] {step.name}: running ({why}) {step.help}")
                 self.marker(step.name).unlink(missing_ok=True)
                 if why != "new":  # redone: what the previous run left is stale, and resuming it would be wrong
-                    for out in step.outputs:
-                        if Path(out).is_dir():
+                    for out in map(Path, step.outputs):
+                        if out.is_dir():
                             shutil.rmtree(out)
-                        elif Path(out).exists():
-                            Path(out).unlink()
+                        else:
+                            out.unlink(missing_ok=True)
                 t0 = time.time()
                 summary = step.run() or {}
                 rec = {"step": step.name, "seconds": round(time.time() - t0, 1), "finished": time.time(),

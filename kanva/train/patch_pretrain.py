@@ -239,15 +239,19 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
+def _patch_logits(model, head, pix_u8, mean, std, batch_size: int = 128):
+    """(start index, [batch, patches, labels] classifier logits) over the images, in batches, eval mode."""
+    model.eval()
+    for s in range(0, len(pix_u8), batch_size):
+        yield s, head(vision_features(model, _normalize(pix_u8[s : s + batch_size], mean, std)))
+
+
 @torch.no_grad()
 def evaluate_patches(model, head, pix, targets, mean, std, grid, batch_size=128) -> dict:
     """Patch-level F1 and image-level F1 per label kind (an image has a label if any patch has it)."""
-    model.eval()
     tp = fp = fn = 0
     itp = ifp = ifn = 0
-    for s in range(0, len(pix), batch_size):
-        x = _normalize(pix[s : s + batch_size], mean, std)
-        logits = head(vision_features(model, x))
+    for s, logits in _patch_logits(model, head, pix, mean, std, batch_size):
         pred = logits > 0
         t = targets[s : s + batch_size].bool()
         tp += (pred & t).sum().item()
@@ -313,12 +317,8 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, backg
 def median_positive_logit(model, head, pix_u8, targets, mean, std, batch_size: int = 128) -> float:
     """The median classifier logit over the (patch, label) pairs that are positive: how sure the encoder
     typically is when a label is there (it sets the projector's scale, see ground_projector)."""
-    model.eval()
-    vals = []
-    for i in range(0, len(pix_u8), batch_size):
-        logits = head(vision_features(model, _normalize(pix_u8[i : i + batch_size], mean, std)))
-        vals.append(logits[targets[i : i + batch_size] > 0])
-    pos = torch.cat(vals)
+    pos = torch.cat([logits[targets[s : s + len(logits)] > 0]
+                     for s, logits in _patch_logits(model, head, pix_u8, mean, std, batch_size)])
     if pos.numel() == 0:
         raise KanvaError("patch labels: no positive patch in the images used to calibrate the projector")
     return max(float(pos.median()), 0.5)  # a floor: an untrained head's median can be ~0 or negative
