@@ -96,3 +96,12 @@ def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
     path.write_text(yaml.safe_dump(d))
     with pytest.raises(Exception, match="both empty"):
         load_quickstart_config(str(path))
+
+
+def test_unknown_color_cells_is_refused_before_any_step(tmp_path):
+    d = yaml.safe_load(open(load_quickstart_config("tiny").source))
+    d["vision"]["color_cells"] = "diagonal"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(Exception, match="vision.color_cells must be one of"):
+        load_quickstart_config(str(path))

@@ -53,6 +53,28 @@ def test_patch_targets_follow_boxes():
     assert (t[..., 1] == t[..., 0]).all()  # colour labels the same patches
 
 
+def test_alternate_color_cells_put_one_word_per_patch():
+    # A red cow over the top row's first three cells (of 4x4), and a red cow within one column below it.
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 32, 16, 16], "color": "red"}]}
+    space = build_label_space(inst, ["category", "color"])
+    space.color_cells = "alternate"
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 2)
+    # Even columns the category, odd ones the colour: never both on a patch of the wide cow ...
+    assert t[0, :3, 0].tolist() == [1, 0, 1] and t[0, :3, 1].tolist() == [0, 1, 0]
+    # ... but the cow within one column keeps both words (else it would lose one of them).
+    assert t[2, 3].tolist() == [1, 1] and t.sum() == 5
+    # Mirrored, the wide cow covers columns 1-3 and its colour is still on the odd columns (1 and 3).
+    m = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, 2)
+    assert m[0, 1:, 0].tolist() == [0, 1, 0] and m[0, 1:, 1].tolist() == [1, 0, 1] and m[2, 0].tolist() == [1, 1]
+    # The layout travels with the label space (the scene text must use the same one).
+    assert PatchLabelSpace.from_json(space.to_json()).color_cells == "alternate"
+    assert "color_cells" not in PatchLabelSpace(["category"], ["cow"]).to_json()  # old files stay as they were
+    with pytest.raises(KanvaError, match="color_cells"):
+        PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "color_cells": "diagonal"})
+
+
 def test_unknown_label_kind_is_an_error():
     with pytest.raises(KanvaError, match="unknown kind"):
         build_label_space({"categories": [], "images": [], "annotations": []}, ["shape"])
@@ -90,6 +112,19 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
     assert proj.linear_2.weight[:, 3:].abs().sum() == 0
     # An empty patch maps to "background", never to ~0 (which makes the LM's RMSNorm gradients explode).
     assert torch.allclose(proj.linear_2.bias, emb[3], atol=1e-6)
+
+
+def test_pretrain_with_alternate_color_cells_records_the_layout(tiny_dir, tmp_path):
+    # hflip on: flipped images take the mirrored boxes' targets (the colour stays on odd columns).
+    _world(tmp_path / "w", "train", 16, 0)
+    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=4, batch_size=8, seed=0,
+                              color_cells="alternate")
+    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
+    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+    assert labels["color_cells"] == "alternate"  # what the scene text reads to lay out its cells the same way
+    with pytest.raises(KanvaError, match="color_cells"):
+        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, color_cells="x"),
+                           tmp_path / "bad")
 
 
 def test_ground_projector_rejects_too_many_labels(tiny_dir):

@@ -47,6 +47,12 @@ def test_cells_follow_the_boxes_in_raster_order(world):
     assert len(b) == 16 and [i for i, w in enumerate(b) if w == "fork"] == [10, 11, 14, 15]
 
 
+def test_alternate_color_cells_give_one_word_per_cell(world):
+    space = PatchLabelSpace(SPACE.kinds, SPACE.words, color_cells="alternate")
+    a = scene_texts(world, "train", space, image_size=32, patch=8, min_cover=0.5)["a.jpg"].split(" ")
+    assert len(a) == 16 and a[:2] == ["cow", "red"] and a[15] == "TAXI"
+
+
 def test_render_replaces_the_image_and_keeps_the_conversation(world):
     texts = {"a.jpg": "red cow background"}
     s = {"id": "7", "image": "sub/a.jpg",

@@ -35,6 +35,7 @@ class VisionPart:
     batch_size: int = 64
     lr: float = 2e-3
     labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
+    color_cells: str = "shared"  # "alternate": colour and category on alternate columns (patch_pretrain.py)
 
 
 @dataclass
@@ -113,6 +114,10 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
+    from kanva.train.patch_pretrain import COLOR_CELLS
+
+    if cfg.vision.color_cells not in COLOR_CELLS:
+        raise KanvaError(f"{p}: vision.color_cells must be one of {list(COLOR_CELLS)}, got {cfg.vision.color_cells!r}")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

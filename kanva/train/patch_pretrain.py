@@ -49,6 +49,10 @@ class PatchPretrainConfig:
     min_cover: float = 0.2  # a patch is labelled with a box when the box covers this share of it
     labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
     hflip: bool = True
+    # "shared": a coloured object's patches carry both its colour and its category (one image token holds
+    # two words); "alternate": odd grid columns carry the colour, even ones the category (one word per token,
+    # the two side by side in the raster order, as "purple umbrella" is in text). See PatchLabelSpace.
+    color_cells: str = "shared"
     sharpen: float = 3.0  # projector label rows = classifier x sharpen (see ground_projector)
     max_images: int = 0  # 0 = all images of the split
     seed: int = 0
@@ -57,6 +61,9 @@ class PatchPretrainConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Labels from COCO
+
+
+COLOR_CELLS = ("shared", "alternate")
 
 
 @dataclass
@@ -72,6 +79,9 @@ class PatchLabelSpace:
     kinds: list[str]
     words: list[str]
     spellings: list[str] | None = None  # None: the words themselves
+    # Where a coloured object's colour goes ("shared" or "alternate"; PatchPretrainConfig.color_cells): part
+    # of the label space because the scene text must lay its cells out exactly as the encoder learnt them.
+    color_cells: str = "shared"
 
     def __len__(self) -> int:
         return len(self.words)
@@ -84,12 +94,17 @@ class PatchLabelSpace:
         d = {"kinds": self.kinds, "words": self.words}
         if self.spellings is not None:
             d["spellings"] = self.spellings
+        if self.color_cells != "shared":
+            d["color_cells"] = self.color_cells
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> PatchLabelSpace:
         sp = d.get("spellings")
-        space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None)
+        space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None,
+                    color_cells=d.get("color_cells", "shared"))
+        if space.color_cells not in COLOR_CELLS:
+            raise KanvaError(f"patch labels: color_cells must be one of {list(COLOR_CELLS)}, got {space.color_cells!r}")
         if not (len(space.kinds) == len(space.words) == len(space.reads)):
             raise KanvaError(f"patch labels: kinds, words and spellings differ in length ({len(space.kinds)}, "
                              f"{len(space.words)}, {len(space.reads)})")
@@ -166,9 +181,13 @@ def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patc
 
 
 def patch_targets(
-    inst: dict, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float
+    inst: dict, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float, mirror: bool = False
 ) -> dict[int, np.ndarray]:
-    """Per image id: a [grid*grid, n_labels] uint8 multi-hot array in the encoder's raster order."""
+    """Per image id: a [grid*grid, n_labels] uint8 multi-hot array in the encoder's raster order.
+
+    `mirror`: the targets of the horizontally flipped images (object boxes mirrored; printed words are not,
+    since images with text are never flipped). Not simply the flipped targets: with `color_cells:
+    alternate` the colour stays on odd columns."""
     grid = image_size // patch
     index = {(k, w): i for i, (k, w) in enumerate(zip(space.kinds, space.words))}
     cat_names = {c["id"]: c["name"] for c in inst["categories"]}
@@ -179,12 +198,26 @@ def patch_targets(
         if im is None:
             raise KanvaError(f"annotation {a.get('id')}: image_id {a['image_id']} is not in images")
         # Images are squashed to a square by the image processor ("resize"), so scale each axis.
-        cover = _box_cover(a["bbox"], image_size / im["width"], image_size / im["height"], grid, patch)
+        bbox = a["bbox"]
+        if mirror:
+            bbox = [im["width"] - bbox[0] - bbox[2], *bbox[1:]]
+        cover = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
         on = cover >= min_cover
-        for key in (("category", cat_names[a["category_id"]]), ("color", a.get("color"))):
-            if key in index:
-                targets[a["image_id"]][on, index[key]] = 1
+        cat, col = index.get(("category", cat_names[a["category_id"]])), index.get(("color", a.get("color")))
+        t = targets[a["image_id"]]
+        if space.color_cells == "alternate" and cat is not None and col is not None:
+            odd = np.zeros_like(on)
+            odd[:, 1::2] = True
+            if (on & odd).any() and (on & ~odd).any():  # both kinds of column: one word per patch
+                t[on & ~odd, cat] = 1
+                t[on & odd, col] = 1
+                continue
+        for i in (cat, col):  # "shared", or an object within one column: both words on its patches
+            if i is not None:
+                t[on, i] = 1
     for iid, im in images.items():
+        if mirror:
+            continue
         for t in im.get("texts") or []:
             key = ("text", t["text"])
             if key in index:
@@ -365,9 +398,16 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
 
     inst = load_instances(coco, cfg.split)
     space = build_label_space(inst, cfg.labels)
+    if cfg.color_cells not in COLOR_CELLS:
+        raise KanvaError(f"vision.color_cells: must be one of {list(COLOR_CELLS)}, got {cfg.color_cells!r}")
+    space.color_cells = cfg.color_cells
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
+    mirrored = None  # targets of flipped images, where they are not just the flipped targets
+    if cfg.hflip and space.color_cells == "alternate":
+        mmap = patch_targets(inst, space, size, patch, cfg.min_cover, mirror=True)
+        mirrored = torch.from_numpy(np.stack([mmap[im["id"]] for im in images]))
     val = None
     if cfg.val_split and (coco / "annotations" / f"instances_{cfg.val_split}.json").is_file():
         vinst = load_instances(coco, cfg.val_split)
@@ -404,7 +444,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
             # Mirror only images without printed words: mirrored text is not what the model will read.
             flip = (torch.rand(cfg.batch_size, generator=gen) < 0.5) & ~has_text[idx]
             x[flip] = x[flip].flip(-1)
-            t[flip] = _hflip_targets(t[flip], grid)
+            t[flip] = _hflip_targets(t[flip], grid) if mirrored is None else mirrored[idx[flip]].float()
         logits = head(vision_features(model, x))
         loss = F.binary_cross_entropy_with_logits(logits, t, pos_weight=pos_weight)
         if not torch.isfinite(loss):

@@ -1,0 +1,84 @@
+"""How well does a vision-pretrained model see each kind of label? Per kind: image F1, patch F1, logit scale.
+
+    python benchmarks/patch_label_probe.py OUT/models/vision --coco OUT/world [--split test]
+
+The vision pretraining stage (kanva/train/patch_pretrain.py) puts its patch classifier, times `sharpen`, into
+the first rows of the projector's `linear_1`; this reads it back from there and scores it on a COCO split
+against the same per-patch targets the stage trains on (`patch_targets`, the label space's `color_cells`):
+- patch F1: a (patch, label) pair is predicted when its logit is > 0;
+- image F1: an image has a label when any of its patches does (what an existence question needs);
+- median logit of the positive pairs: the projector maps this logit to the label's whole word, so a kind whose
+  median is well below the global one (patch_labels.json's `positive_logit`) reaches the LM as part of a word.
+Prints one table row per label kind. Used for docs/quickstart.md#data-mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model", help="a model dir from the vision pretraining stage (has patch_labels.json)")
+    ap.add_argument("--coco", required=True, help="COCO root (the world `kanva world generate` wrote)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--sharpen", type=float, default=None, help="default: PatchPretrainConfig.sharpen")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from kanva.train.patch_pretrain import (PatchLabelSpace, PatchPretrainConfig, _load_split, _patch_logits,
+                                            load_instances, patch_targets)
+
+    model_dir = Path(args.model)
+    meta = json.loads((model_dir / "patch_labels.json").read_text())
+    space = PatchLabelSpace.from_json(meta)
+    sharpen = args.sharpen or PatchPretrainConfig.sharpen
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ip = AutoProcessor.from_pretrained(model_dir).image_processor
+    n = len(space)
+    proj = model.model.multi_modal_projector
+    head = torch.nn.Linear(model.config.vision_config.hidden_size, n)
+    with torch.no_grad():  # the classifier is linear_1's first n rows divided by sharpen (ground_projector)
+        head.weight.copy_(proj.linear_1.weight[:n] / sharpen)
+        head.bias.copy_(proj.linear_1.bias[:n] / sharpen)
+    size, patch = ip.size["height"], model.config.vision_config.patch_size
+    mean, std = torch.tensor(ip.image_mean), torch.tensor(ip.image_std)
+    inst = load_instances(Path(args.coco), args.split)
+    images, pix = _load_split(Path(args.coco), args.split, inst, size, 0)
+    tmap = patch_targets(inst, space, size, patch, PatchPretrainConfig.min_cover)
+    targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images])).bool()
+    with torch.no_grad():
+        logits = torch.cat([lg for _, lg in _patch_logits(model, head, pix, mean, std)])
+
+    print(f"{model_dir} on {args.split} ({len(images)} images; global positive_logit "
+          f"{meta.get('metrics', {}).get('positive_logit', '-')}, color_cells {space.color_cells})")
+    print("| label kind | labels | positive patches | patch F1 | image F1 | median logit of a positive patch |")
+    print("|---|---|---|---|---|---|")
+    for kind in dict.fromkeys(space.kinds):
+        cols = [i for i, k in enumerate(space.kinds) if k == kind]
+        lg, t = logits[:, :, cols], targets[:, :, cols]
+        p = lg > 0
+        patch_f1 = f1((p & t).sum().item(), (p & ~t).sum().item(), (~p & t).sum().item())
+        pi, ti = p.any(1), t.any(1)
+        image_f1 = f1((pi & ti).sum().item(), (pi & ~ti).sum().item(), (~pi & ti).sum().item())
+        med = f"{lg[t].median().item():.2f}" if t.any() else "-"
+        print(f"| {kind} | {len(cols)} | {int(t.sum())} | {patch_f1:.3f} | {image_f1:.3f} | {med} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
