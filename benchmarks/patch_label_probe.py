@@ -24,10 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def f1(tp: int, fp: int, fn: int) -> float:
-    return 2 * tp / max(2 * tp + fp + fn, 1)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", help="a model dir from the vision pretraining stage (has patch_labels.json)")
@@ -40,12 +36,13 @@ def main() -> int:
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from kanva.train.patch_pretrain import (PatchLabelSpace, PatchPretrainConfig, _load_split, _patch_logits,
-                                            load_instances, patch_targets)
+    from kanva.train.patch_pretrain import _f1 as f1
+    from kanva.train.patch_pretrain import PatchPretrainConfig, _load_split, _patch_logits, load_instances, patch_targets
+    from kanva.train.scene_text import load_label_space
 
     model_dir = Path(args.model)
-    meta = json.loads((model_dir / "patch_labels.json").read_text())
-    space = PatchLabelSpace.from_json(meta)
+    space, size, patch = load_label_space(model_dir)
+    meta = json.loads((model_dir / "patch_labels.json").read_text())  # for the run's metrics in the header
     sharpen = args.sharpen or PatchPretrainConfig.sharpen
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
     ip = AutoProcessor.from_pretrained(model_dir).image_processor
@@ -55,7 +52,6 @@ def main() -> int:
     with torch.no_grad():  # the classifier is linear_1's first n rows divided by sharpen (ground_projector)
         head.weight.copy_(proj.linear_1.weight[:n] / sharpen)
         head.bias.copy_(proj.linear_1.bias[:n] / sharpen)
-    size, patch = ip.size["height"], model.config.vision_config.patch_size
     mean, std = torch.tensor(ip.image_mean), torch.tensor(ip.image_std)
     inst = load_instances(Path(args.coco), args.split)
     images, pix = _load_split(Path(args.coco), args.split, inst, size, 0)

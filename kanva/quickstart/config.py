@@ -114,10 +114,9 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
-    from kanva.train.patch_pretrain import COLOR_CELLS
+    from kanva.train.patch_pretrain import check_color_cells
 
-    if cfg.vision.color_cells not in COLOR_CELLS:
-        raise KanvaError(f"{p}: vision.color_cells must be one of {list(COLOR_CELLS)}, got {cfg.vision.color_cells!r}")
+    check_color_cells(cfg.vision.color_cells, f"{p}: vision.color_cells")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

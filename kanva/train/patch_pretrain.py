@@ -66,6 +66,13 @@ class PatchPretrainConfig:
 COLOR_CELLS = ("shared", "alternate")
 
 
+def check_color_cells(value: str, name: str) -> str:
+    """The one check of a `color_cells` value, for every place that reads one (`name`: where, for the error)."""
+    if value not in COLOR_CELLS:
+        raise KanvaError(f"{name} must be one of {list(COLOR_CELLS)}, got {value!r}")
+    return value
+
+
 @dataclass
 class PatchLabelSpace:
     """The label vocabulary: one entry per (kind, word), `words[i]` as the annotations name it.
@@ -82,6 +89,9 @@ class PatchLabelSpace:
     # Where a coloured object's colour goes ("shared" or "alternate"; PatchPretrainConfig.color_cells): part
     # of the label space because the scene text must lay its cells out exactly as the encoder learnt them.
     color_cells: str = "shared"
+
+    def __post_init__(self) -> None:
+        check_color_cells(self.color_cells, "patch labels: color_cells")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -103,8 +113,6 @@ class PatchLabelSpace:
         sp = d.get("spellings")
         space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None,
                     color_cells=d.get("color_cells", "shared"))
-        if space.color_cells not in COLOR_CELLS:
-            raise KanvaError(f"patch labels: color_cells must be one of {list(COLOR_CELLS)}, got {space.color_cells!r}")
         if not (len(space.kinds) == len(space.words) == len(space.reads)):
             raise KanvaError(f"patch labels: kinds, words and spellings differ in length ({len(space.kinds)}, "
                              f"{len(space.words)}, {len(space.reads)})")
@@ -138,7 +146,7 @@ def load_instances(coco_root: Path, split: str) -> dict:
     return data
 
 
-def build_label_space(inst: dict, kinds: list[str]) -> PatchLabelSpace:
+def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared") -> PatchLabelSpace:
     """Labels that occur in the data, in a fixed order (categories by id, then colours, then words)."""
     unknown = sorted(set(kinds) - {"category", "color", "text"})
     if unknown:
@@ -161,7 +169,7 @@ def build_label_space(inst: dict, kinds: list[str]) -> PatchLabelSpace:
             words.append(w)
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
-    return PatchLabelSpace(out_kinds, words)
+    return PatchLabelSpace(out_kinds, words, color_cells=color_cells)
 
 
 def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patch: float) -> np.ndarray:
@@ -193,6 +201,8 @@ def patch_targets(
     cat_names = {c["id"]: c["name"] for c in inst["categories"]}
     images = {im["id"]: im for im in inst["images"]}
     targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in images}
+    odd = np.zeros((grid, grid), dtype=bool)  # the columns that carry the colour under "alternate"
+    odd[:, 1::2] = True
     for a in inst["annotations"]:
         im = images.get(a["image_id"])
         if im is None:
@@ -206,8 +216,6 @@ def patch_targets(
         cat, col = index.get(("category", cat_names[a["category_id"]])), index.get(("color", a.get("color")))
         t = targets[a["image_id"]]
         if space.color_cells == "alternate" and cat is not None and col is not None:
-            odd = np.zeros_like(on)
-            odd[:, 1::2] = True
             if (on & odd).any() and (on & ~odd).any():  # both kinds of column: one word per patch
                 t[on & ~odd, cat] = 1
                 t[on & odd, col] = 1
@@ -215,9 +223,7 @@ def patch_targets(
         for i in (cat, col):  # "shared", or an object within one column: both words on its patches
             if i is not None:
                 t[on, i] = 1
-    for iid, im in images.items():
-        if mirror:
-            continue
+    for iid, im in images.items() if not mirror else ():  # flipped images never have text
         for t in im.get("texts") or []:
             key = ("text", t["text"])
             if key in index:
@@ -397,10 +403,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
     inst = load_instances(coco, cfg.split)
-    space = build_label_space(inst, cfg.labels)
-    if cfg.color_cells not in COLOR_CELLS:
-        raise KanvaError(f"vision.color_cells: must be one of {list(COLOR_CELLS)}, got {cfg.color_cells!r}")
-    space.color_cells = cfg.color_cells
+    space = build_label_space(inst, cfg.labels, cfg.color_cells)
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
