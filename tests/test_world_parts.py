@@ -37,6 +37,7 @@ def test_default_config_draws_every_glyph():
         ({"size_range": [0.5, 0.2]}, "size_range"),
         ({"min_objects": 0}, "min_objects"),
         ({"sign_colors": ["teal"]}, "'teal' is not in the palette"),
+        ({"sign_size": [0.2, 0.1]}, "sign_size"),
     ],
 )
 def test_config_errors_name_the_field(patch, message):
@@ -147,3 +148,24 @@ def test_plan_respects_limits():
             h, w = o.glyph.shape
             assert 0 <= o.x and o.x + w <= 224 and 0 <= o.y and o.y + h <= 224
             assert max(h, w) >= 0.9 * cfg.size_range[0] * 224 * 0.75
+
+
+def test_sign_size_sets_the_font_and_the_board_still_fits():
+    from dataclasses import replace
+
+    from kanva.world.glyphs import sign_font_path
+    from kanva.world.layout import Planner
+
+    cfg = load_world_config()
+    glyphs = GlyphCache({k: tuple(v) for k, v in cfg.palette.items()}, 120)
+    heights = {}
+    for lo_hi in ([0.105, 0.13], [0.17, 0.2]):
+        planner = Planner(replace(cfg, sign_size=lo_hi, text_sign_prob=1.0), 224, glyphs, str(sign_font_path()))
+        hs = []
+        for seed in range(12):
+            sign = planner.plan(np.random.default_rng(seed), set()).sign
+            x0, y0, x1, y1 = sign.board
+            assert 0 <= x0 and x1 <= 224 and x1 - x0 <= 0.6 * 224 + 1
+            hs.append(sign.text_box[3])
+        heights[lo_hi[0]] = np.mean(hs)
+    assert heights[0.17] > 1.3 * heights[0.105]

@@ -50,6 +50,9 @@ class WorldConfig:
     placement_tries: int = 40  # placements tried per object before it is left out of the plan
     flip_prob: float = 0.5  # chance a glyph is mirrored
     text_sign_prob: float = 0.25  # chance an image has a sign with a printed word
+    # A sign's font size as a fraction of the image side, drawn uniformly in [lo, hi]: 0.105-0.13 gives capitals
+    # 7-9 px tall at the 96 px encoder input. The board is at most 0.6 of the side wide (the font shrinks to fit).
+    sign_size: list[float] = field(default_factory=lambda: [0.105, 0.13])
     sign_words: list[str] = field(default_factory=lambda: ["OPEN", "EXIT", "INFO", "SALE"])
     sign_colors: list[str] = field(default_factory=lambda: ["red", "blue", "green", "yellow"])
     # Categories whose colour is varied: each instance is recoloured to a palette colour, recorded in `color`.
@@ -132,6 +135,9 @@ class WorldConfig:
             v = getattr(self, fname)
             if not 0.0 <= v <= 1.0:
                 raise KanvaError(f"{where}: {fname}: must be in [0, 1], got {v}")
+        ss = self.sign_size
+        if len(ss) != 2 or not 0.03 <= ss[0] <= ss[1] <= 0.3:
+            raise KanvaError(f"{where}: sign_size: need [lo, hi] with 0.03 <= lo <= hi <= 0.3, got {ss}")
         if self.text_sign_prob > 0 and not self.sign_colors:
             raise KanvaError(f"{where}: sign_colors: signs need at least one colour")
         words = list(self.sign_words) + [w for s in self.scenes.values() for w in s.sign_words]

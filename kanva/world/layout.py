@@ -172,9 +172,8 @@ class Planner:
         words = cfg.scenes[scene].sign_words or cfg.sign_words
         word = words[int(rng.integers(len(words)))]
         color = cfg.sign_colors[int(rng.integers(len(cfg.sign_colors)))]
-        # Cap height ~7.5-9.5% of the side: 7-9 px at the 96 px encoder input, still legible, and the board
-        # leaves room for the objects.
-        fs = max(8, round(rng.uniform(0.105, 0.13) * s))
+        # Font size as a share of the side (WorldConfig.sign_size); the board leaves room for the objects.
+        fs = max(8, round(rng.uniform(*cfg.sign_size) * s))
         while True:
             x0, y0, x1, y1 = self.sign_font(fs).getbbox(word, anchor="lt")
             pad = max(2, round(0.35 * (y1 - y0)))
