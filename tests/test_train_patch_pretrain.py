@@ -75,6 +75,29 @@ def test_alternate_color_cells_put_one_word_per_patch():
         PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "color_cells": "diagonal"})
 
 
+def test_center_object_cells_put_each_object_on_one_patch():
+    # Two red cows, each over several cells of the 4x4 grid, and a fork: one patch per object, colour with it.
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 32, 32, 32], "color": "red"},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [40, 40, 24, 24]}]}
+    space = build_label_space(inst, ["category", "color"], object_cells="center")
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 3)
+    cow, fork, red = (space.words.index(w) for w in ("cow", "fork", "red"))
+    # Centres (in 32 px): cow 1 at (12, 4) -> cell (0, 1); cow 2 at (8, 24) -> (3, 1); fork at (26, 26) -> (3, 3).
+    assert t[..., cow].sum() == 2 and t[0, 1, cow] == 1 and t[3, 1, cow] == 1
+    assert t[..., fork].sum() == 1 and t[3, 3, fork] == 1
+    assert (t[..., red] == t[..., cow]).all()
+    # "cover" (the default) labels every covered cell: more than one per object.
+    assert patch_targets(inst, build_label_space(inst, ["category"]), 32, 8, 0.5)[1][:, 0].sum() > 2
+    assert PatchLabelSpace.from_json(space.to_json()).object_cells == "center"
+    assert "object_cells" not in build_label_space(inst, ["category"]).to_json()
+    with pytest.raises(KanvaError, match="object_cells must be one of"):
+        PatchLabelSpace(["category"], ["cow"], object_cells="middle")
+    with pytest.raises(KanvaError, match="color_cells must be 'shared'"):
+        PatchLabelSpace(["category"], ["cow"], color_cells="alternate", object_cells="center")
+
+
 def test_unknown_label_kind_is_an_error():
     with pytest.raises(KanvaError, match="unknown kind"):
         build_label_space({"categories": [], "images": [], "annotations": []}, ["shape"])

@@ -53,6 +53,15 @@ def test_alternate_color_cells_give_one_word_per_cell(world):
     assert len(a) == 16 and a[:2] == ["cow", "red"] and a[15] == "TAXI"
 
 
+def test_center_object_cells_write_each_object_once(world):
+    space = PatchLabelSpace(SPACE.kinds, SPACE.words, object_cells="center")
+    texts = scene_texts(world, "train", space, image_size=32, patch=8, min_cover=0.5)
+    a = texts["a.jpg"].split(" ")
+    # The cow (two cells under "cover") is written once, with its colour; the printed word keeps its cells.
+    assert a.count("cow") == 1 and a[:3] == [BACKGROUND, "red", "cow"] and a[-1] == "TAXI"  # centre x = 8: cell 1
+    assert texts["b.jpg"].split(" ").count("fork") == 1
+
+
 def test_render_replaces_the_image_and_keeps_the_conversation(world):
     texts = {"a.jpg": "red cow background"}
     s = {"id": "7", "image": "sub/a.jpg",

@@ -36,6 +36,7 @@ class VisionPart:
     lr: float = 2e-3
     labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
     color_cells: str = "shared"  # "alternate": colour and category on alternate columns (patch_pretrain.py)
+    object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
 
 
 @dataclass
@@ -114,9 +115,10 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
-    from kanva.train.patch_pretrain import check_color_cells
+    from kanva.train.patch_pretrain import check_color_cells, check_object_cells
 
     check_color_cells(cfg.vision.color_cells, f"{p}: vision.color_cells")
+    check_object_cells(cfg.vision.object_cells, cfg.vision.color_cells, f"{p}: vision.object_cells")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

@@ -53,6 +53,10 @@ class PatchPretrainConfig:
     # two words); "alternate": odd grid columns carry the colour, even ones the category (one word per token,
     # the two side by side in the raster order, as "purple umbrella" is in text). See PatchLabelSpace.
     color_cells: str = "shared"
+    # "cover": an object's category (and colour) on every patch its box covers; "center": only on the patch
+    # holding its box centre, so each object is one token and the number of tokens of a word is the number of
+    # objects (counting), at the price of one positive patch per object instead of 2-9. See PatchLabelSpace.
+    object_cells: str = "cover"
     sharpen: float = 3.0  # projector label rows = classifier x sharpen (see ground_projector)
     max_images: int = 0  # 0 = all images of the split
     seed: int = 0
@@ -64,12 +68,23 @@ class PatchPretrainConfig:
 
 
 COLOR_CELLS = ("shared", "alternate")
+OBJECT_CELLS = ("cover", "center")
 
 
 def check_color_cells(value: str, name: str) -> str:
     """The one check of a `color_cells` value, for every place that reads one (`name`: where, for the error)."""
     if value not in COLOR_CELLS:
         raise KanvaError(f"{name} must be one of {list(COLOR_CELLS)}, got {value!r}")
+    return value
+
+
+def check_object_cells(value: str, color_cells: str, name: str) -> str:
+    """The one check of an `object_cells` value (and its fit with `color_cells`)."""
+    if value not in OBJECT_CELLS:
+        raise KanvaError(f"{name} must be one of {list(OBJECT_CELLS)}, got {value!r}")
+    if value == "center" and color_cells != "shared":
+        raise KanvaError(f"{name}: 'center' puts an object on one patch, so its colour shares it: "
+                         f"color_cells must be 'shared', got {color_cells!r}")
     return value
 
 
@@ -89,9 +104,11 @@ class PatchLabelSpace:
     # Where a coloured object's colour goes ("shared" or "alternate"; PatchPretrainConfig.color_cells): part
     # of the label space because the scene text must lay its cells out exactly as the encoder learnt them.
     color_cells: str = "shared"
+    object_cells: str = "cover"  # "center": an object only on the patch of its box centre (one token each)
 
     def __post_init__(self) -> None:
         check_color_cells(self.color_cells, "patch labels: color_cells")
+        check_object_cells(self.object_cells, self.color_cells, "patch labels: object_cells")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -106,13 +123,15 @@ class PatchLabelSpace:
             d["spellings"] = self.spellings
         if self.color_cells != "shared":
             d["color_cells"] = self.color_cells
+        if self.object_cells != "cover":
+            d["object_cells"] = self.object_cells
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> PatchLabelSpace:
         sp = d.get("spellings")
         space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None,
-                    color_cells=d.get("color_cells", "shared"))
+                    color_cells=d.get("color_cells", "shared"), object_cells=d.get("object_cells", "cover"))
         if not (len(space.kinds) == len(space.words) == len(space.reads)):
             raise KanvaError(f"patch labels: kinds, words and spellings differ in length ({len(space.kinds)}, "
                              f"{len(space.words)}, {len(space.reads)})")
@@ -146,7 +165,8 @@ def load_instances(coco_root: Path, split: str) -> dict:
     return data
 
 
-def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared") -> PatchLabelSpace:
+def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
+                      object_cells: str = "cover") -> PatchLabelSpace:
     """Labels that occur in the data, in a fixed order (categories by id, then colours, then words)."""
     unknown = sorted(set(kinds) - {"category", "color", "text"})
     if unknown:
@@ -169,18 +189,20 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared")
             words.append(w)
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
-    return PatchLabelSpace(out_kinds, words, color_cells=color_cells)
+    return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells)
 
 
-def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patch: float) -> np.ndarray:
-    """Share of each grid cell covered by the box (after scaling to the model's input size)."""
+def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patch: float,
+               center_only: bool = False) -> np.ndarray:
+    """Share of each grid cell covered by the box (after scaling to the model's input size); with
+    `center_only`, 1 on the cell holding the box centre and 0 elsewhere."""
     x, y, w, h = box
     x0, x1 = x * scale_x, (x + w) * scale_x
     y0, y1 = y * scale_y, (y + h) * scale_y
     edges = np.arange(grid + 1) * patch
     ox = np.clip(np.minimum(x1, edges[1:]) - np.maximum(x0, edges[:-1]), 0, None) / patch
     oy = np.clip(np.minimum(y1, edges[1:]) - np.maximum(y0, edges[:-1]), 0, None) / patch
-    cover = np.outer(oy, ox)  # [row, col]
+    cover = np.zeros((grid, grid)) if center_only else np.outer(oy, ox)  # [row, col]
     # The cell holding the box centre is always labelled: small objects still get a patch.
     cx = min(int((x0 + x1) / 2 // patch), grid - 1)
     cy = min(int((y0 + y1) / 2 // patch), grid - 1)
@@ -211,7 +233,8 @@ def patch_targets(
         bbox = a["bbox"]
         if mirror:
             bbox = [im["width"] - bbox[0] - bbox[2], *bbox[1:]]
-        cover = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
+        cover = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch,
+                           center_only=space.object_cells == "center")
         on = cover >= min_cover
         cat, col = index.get(("category", cat_names[a["category_id"]])), index.get(("color", a.get("color")))
         t = targets[a["image_id"]]
@@ -403,7 +426,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
     inst = load_instances(coco, cfg.split)
-    space = build_label_space(inst, cfg.labels, cfg.color_cells)
+    space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells)
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))

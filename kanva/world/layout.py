@@ -231,8 +231,6 @@ class Planner:
             if placed is not None:
                 objects, idmap = placed
         if len(objects) < cfg.min_objects:
-            raise KanvaError(
-                f"placed only {len(objects)} of min_objects={cfg.min_objects} in a {scene} image; "
-                "lower min_objects or size_range"
-            )
+            hint = "min_objects or size_range" + (" or sign_size (this image has a sign)" if sign is not None else "")
+            raise KanvaError(f"placed only {len(objects)} of min_objects={cfg.min_objects} in a {scene} image; lower {hint}")
         return Plan(scene, bg, objects, sign, idmap, visibilities(objects, idmap))
