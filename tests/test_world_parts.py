@@ -169,3 +169,18 @@ def test_sign_size_sets_the_font_and_the_board_still_fits():
             hs.append(sign.text_box[3])
         heights[lo_hi[0]] = np.mean(hs)
     assert heights[0.17] > 1.3 * heights[0.105]
+
+
+def test_an_image_whose_objects_do_not_fit_beside_its_sign_goes_without_it():
+    from dataclasses import replace
+
+    from kanva.world.glyphs import sign_font_path
+    from kanva.world.layout import Planner
+
+    cfg = load_world_config()
+    # Every image asks for a sign, and the boards are as large as allowed: some scenes cannot hold both.
+    big = replace(cfg, sign_size=[0.3, 0.3], text_sign_prob=1.0, size_range=[0.8, 0.9])
+    planner = Planner(big, 224, GlyphCache({k: tuple(v) for k, v in cfg.palette.items()}, 120), str(sign_font_path()))
+    plans = [planner.plan(np.random.default_rng(seed), set()) for seed in range(30)]
+    assert all(len(p.objects) >= cfg.min_objects for p in plans)
+    assert any(p.sign is None for p in plans) and any(p.sign is not None for p in plans)

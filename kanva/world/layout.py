@@ -199,20 +199,9 @@ class Planner:
 
     # ---- the plan ---------------------------------------------------------------------------------
 
-    def plan(self, rng: np.random.Generator, forbidden: set[Pair], pair: tuple[str, str] | None = None) -> Plan:
-        """Plan an image. `pair`: two categories that must both appear (the novel split); the scene is then
-        drawn among those whose priors hold both. `forbidden`: pairs that must not appear together."""
-        cfg = self.cfg
-        if pair is None:
-            scene = self.scene_names[int(rng.choice(len(self.scene_names), p=self.scene_p))]
-        else:
-            fits = [i for i, n in enumerate(self.scene_names) if set(pair) <= set(cfg.scene_priors(n))]
-            p = self.scene_p[fits] / self.scene_p[fits].sum()
-            scene = self.scene_names[fits[int(rng.choice(len(fits), p=p))]]
-        priors = cfg.scene_priors(scene)
-        bg = STYLES[cfg.scenes[scene].background](rng, self.size)
-        sign = self._plan_sign(rng, scene, bg) if rng.random() < cfg.text_sign_prob else None
-        target = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
+    def _place_all(self, rng: np.random.Generator, scene: str, bg: Background, priors: dict, target: int,
+                   pair: tuple[str, str] | None, forbidden: set[Pair], sign: SignPlan | None):
+        """Objects placed one by one (the novel pair first) until `target` or the tries run out."""
         objects: list[PlacedObject] = []
         idmap = np.full((self.size, self.size), -1, np.int16)
         for category in pair or ():
@@ -230,7 +219,31 @@ class Planner:
             placed = self._try_place(rng, bg, objects, category, sign)
             if placed is not None:
                 objects, idmap = placed
+        return objects, idmap
+
+    def plan(self, rng: np.random.Generator, forbidden: set[Pair], pair: tuple[str, str] | None = None) -> Plan:
+        """Plan an image. `pair`: two categories that must both appear (the novel split); the scene is then
+        drawn among those whose priors hold both. `forbidden`: pairs that must not appear together."""
+        cfg = self.cfg
+        if pair is None:
+            scene = self.scene_names[int(rng.choice(len(self.scene_names), p=self.scene_p))]
+        else:
+            fits = [i for i, n in enumerate(self.scene_names) if set(pair) <= set(cfg.scene_priors(n))]
+            p = self.scene_p[fits] / self.scene_p[fits].sum()
+            scene = self.scene_names[fits[int(rng.choice(len(fits), p=p))]]
+        priors = cfg.scene_priors(scene)
+        bg = STYLES[cfg.scenes[scene].background](rng, self.size)
+        sign = self._plan_sign(rng, scene, bg) if rng.random() < cfg.text_sign_prob else None
+        target = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
+        objects, idmap = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
+        if len(objects) < cfg.min_objects and sign is not None:
+            # A large board (sign_size) can leave no room for a large glyph (an airplane in the sky it hangs in):
+            # this image goes without its sign rather than failing the whole world.
+            sign = None
+            objects, idmap = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
         if len(objects) < cfg.min_objects:
-            hint = "min_objects or size_range" + (" or sign_size (this image has a sign)" if sign is not None else "")
-            raise KanvaError(f"placed only {len(objects)} of min_objects={cfg.min_objects} in a {scene} image; lower {hint}")
+            raise KanvaError(
+                f"placed only {len(objects)} of min_objects={cfg.min_objects} in a {scene} image; "
+                "lower min_objects or size_range"
+            )
         return Plan(scene, bg, objects, sign, idmap, visibilities(objects, idmap))
