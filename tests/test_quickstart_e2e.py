@@ -98,10 +98,15 @@ def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
         load_quickstart_config(str(path))
 
 
-def test_unknown_color_cells_is_refused_before_any_step(tmp_path):
+@pytest.mark.parametrize("cells, message", [
+    ({"color_cells": "diagonal"}, "vision.color_cells must be one of"),
+    ({"object_cells": "middle"}, "vision.object_cells must be one of"),
+    ({"object_cells": "center", "color_cells": "alternate"}, "vision.object_cells: 'center'.*must be 'shared'"),
+])
+def test_unknown_cell_layouts_are_refused_before_any_step(tmp_path, cells, message):
     d = yaml.safe_load(open(load_quickstart_config("tiny").source))
-    d["vision"]["color_cells"] = "diagonal"
+    d["vision"].update(cells)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(d))
-    with pytest.raises(Exception, match="vision.color_cells must be one of"):
+    with pytest.raises(Exception, match=message):
         load_quickstart_config(str(path))
