@@ -37,21 +37,20 @@ def main() -> int:
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     from kanva.train.patch_pretrain import _f1 as f1
-    from kanva.train.patch_pretrain import PatchPretrainConfig, _load_split, _patch_logits, load_instances, patch_targets
+    from kanva.train.patch_pretrain import (PatchPretrainConfig, _load_split, _patch_logits, classifier_from_projector,
+                                            load_instances, patch_targets)
     from kanva.train.scene_text import load_label_space
 
     model_dir = Path(args.model)
     space, size, patch = load_label_space(model_dir)
     meta = json.loads((model_dir / "patch_labels.json").read_text())  # for the run's metrics in the header
-    sharpen = args.sharpen or PatchPretrainConfig.sharpen
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
     ip = AutoProcessor.from_pretrained(model_dir).image_processor
     n = len(space)
-    proj = model.model.multi_modal_projector
-    head = torch.nn.Linear(model.config.vision_config.hidden_size, n)
-    with torch.no_grad():  # the classifier is linear_1's first n rows divided by sharpen (ground_projector)
-        head.weight.copy_(proj.linear_1.weight[:n] / sharpen)
-        head.bias.copy_(proj.linear_1.bias[:n] / sharpen)
+    readout = meta.get("grounding")  # how ground_projector wrote the classifier into linear_1
+    if readout is None and args.sharpen:
+        readout = {"scale": args.sharpen, "offset": 0.0}
+    head = classifier_from_projector(model, n, readout)
     mean, std = torch.tensor(ip.image_mean), torch.tensor(ip.image_std)
     inst = load_instances(Path(args.coco), args.split)
     images, pix = _load_split(Path(args.coco), args.split, inst, size, 0)

@@ -11,6 +11,7 @@ from kanva.errors import KanvaError
 from kanva.train.patch_pretrain import (
     PatchPretrainConfig,
     build_label_space,
+    classifier_from_projector,
     ground_projector,
     one_token_spellings,
     PatchLabelSpace,
@@ -186,6 +187,50 @@ def test_grounded_token_is_the_word_embedding(tiny_dir):
     assert torch.allclose(token((2.5, -2.5)), words[0], atol=1e-3)
     assert torch.allclose(token((-10.0, 10.0)), bg + 4 * (words[1] - bg), atol=1e-3)
     assert torch.allclose(token((-10.0, -10.0)), bg, atol=1e-3)
+
+
+def test_saturating_grounding_gives_exactly_the_word_however_confident(tiny_dir):
+    from transformers import LlavaForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration.from_pretrained(tiny_dir)
+    assert model.config.projector_hidden_act == "gelu"
+    proj = model.model.multi_modal_projector
+    d_in, d = proj.linear_1.in_features, model.config.text_config.hidden_size
+    words, bg, x = torch.randn(2, d), torch.randn(d), torch.randn(1, d_in)
+    head = torch.nn.Linear(d_in, 2)
+
+    @torch.no_grad()
+    def token(logits: tuple[float, float]) -> torch.Tensor:
+        head.bias.zero_()
+        head.weight.copy_(torch.stack([x[0] * logits[0], x[0] * logits[1]]) / x.pow(2).sum())
+        readout = ground_projector(model, head, words, bg, grounding="saturating", slope=1.0)
+        assert readout["rows"] == 4
+        proj.linear_1.weight[4:].zero_()  # the free rows (init_free_rows) are not under test here
+        proj.linear_1.bias[4:].zero_()
+        back = classifier_from_projector(model, 2, readout)  # what the probes read back
+        assert torch.allclose(back.weight, head.weight, atol=1e-5) and torch.allclose(back.bias, head.bias, atol=1e-5)
+        return proj(x)[0]
+
+    scale = (words[0] - bg).norm()
+    for sure in (1.0, 2.5, 10.0):  # past the threshold: the word itself, not a multiple of it ("scaled")
+        assert (token((sure, -10.0)) - words[0]).norm() < 0.02 * scale
+    assert (token((-10.0, -10.0)) - bg).norm() < 0.02 * scale
+    assert (token((0.0, -10.0)) - (bg + 0.5 * (words[0] - bg))).norm() < 0.05 * scale  # unsure: half the word
+    both = bg + (words[0] - bg) + (words[1] - bg)
+    assert (token((3.0, 3.0)) - both).norm() < 0.03 * scale
+
+
+def test_grounding_is_recorded_and_checked(tiny_dir, tmp_path):
+    _world(tmp_path / "w", "train", 16, 0)
+    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=2, batch_size=8, seed=0,
+                              grounding="saturating")
+    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
+    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+    assert labels["grounding"]["kind"] == "saturating" and labels["grounding"]["rows"] == 2 * len(labels["words"])
+    with pytest.raises(KanvaError, match="grounding must be one of"):
+        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, grounding="hard"),
+                           tmp_path / "bad")
 
 
 def test_one_token_spellings_prefer_a_single_token_case_variant():
