@@ -2,14 +2,16 @@
 
     python benchmarks/patch_label_probe.py OUT/models/vision --coco OUT/world [--split test]
 
-The vision pretraining stage (kanva/train/patch_pretrain.py) puts its patch classifier, times `sharpen`, into
-the first rows of the projector's `linear_1`; this reads it back from there and scores it on a COCO split
-against the same per-patch targets the stage trains on (`patch_targets`, the label space's `color_cells`):
+The vision pretraining stage (kanva/train/patch_pretrain.py) puts its patch classifier into the first rows of
+the projector's `linear_1` (scaled and shifted as its `grounding` says, recorded in patch_labels.json); this
+reads it back from there (`classifier_from_projector`) and scores it on a COCO split against the same
+per-patch targets the stage trains on (`patch_targets`, the label space's `color_cells` and `object_cells`):
 - patch F1: a (patch, label) pair is predicted when its logit is > 0;
 - image F1: an image has a label when any of its patches does (what an existence question needs);
-- median logit of the positive pairs: the projector maps this logit to the label's whole word, so a kind whose
-  median is well below the global one (patch_labels.json's `positive_logit`) reaches the LM as part of a word.
-Prints one table row per label kind. Used for docs/quickstart.md#data-mix.
+- median logit of the positive pairs: under the `scaled` grounding the projector maps the global median
+  (patch_labels.json's `positive_logit`) to the label's whole word, so a kind whose median is well below it
+  reaches the LM as part of a word (under `saturating`, any logit past 0.5 gives the whole word).
+Prints one table row per label kind. Used for docs/quickstart.md#data-mix and #objects-as-tokens.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ def main() -> int:
     ap.add_argument("model", help="a model dir from the vision pretraining stage (has patch_labels.json)")
     ap.add_argument("--coco", required=True, help="COCO root (the world `kanva world generate` wrote)")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--sharpen", type=float, default=None, help="default: PatchPretrainConfig.sharpen")
+    ap.add_argument("--sharpen", type=float, default=None,
+                    help="for a patch_labels.json without a recorded grounding (before session 6): the `scaled` "
+                         "grounding's sharpen (default PatchPretrainConfig.sharpen)")
     args = ap.parse_args()
 
     import numpy as np

@@ -374,7 +374,7 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, backg
     scene text the LM reads; an unsure patch (logit near 0) is half its word. Each label takes two hidden
     units, GELU(s (u + 0.5)) and GELU(s (u - 0.5)) with u = slope * logit and s = GELU_SHARPNESS, whose
     difference / s is that clamp: still a plain `mlp2x_gelu` projector. Measured on the smol quickstart's
-    models: POPE yes-ratio 0.37 -> 0.41 and MME perception 519.6 -> 533.8 (docs/quickstart.md#session-6).
+    models: POPE yes-ratio 0.37 -> 0.41 and MME perception 519.6 -> 533.8 (docs/quickstart.md#objects-as-tokens).
 
     Returns how to read the classifier back out of linear_1 (`classifier_from_projector`).
     """
