@@ -162,9 +162,9 @@ def test_ground_projector_rejects_too_many_labels(tiny_dir):
         ground_projector(model, head, torch.zeros(width + 1, d), torch.zeros(d))
 
 
-def test_grounded_token_is_the_word_embedding(tiny_dir):
-    """A patch whose label logit equals the calibration logit becomes that word's embedding; a patch that
-    is confidently nothing adds nothing; a more confident one scales its word's share."""
+def _grounding_rig(tiny_dir, **ground):
+    """A tiny model, two random words, a background, and token(logits): the image token of a patch whose two
+    label logits are `logits`, with the projector grounded by `ground_projector(**ground)` (free rows zeroed)."""
     from transformers import LlavaForConditionalGeneration
 
     torch.manual_seed(0)
@@ -175,13 +175,24 @@ def test_grounded_token_is_the_word_embedding(tiny_dir):
     head = torch.nn.Linear(d_in, 2)
 
     @torch.no_grad()
-    def token(logits: tuple[float, float]) -> torch.Tensor:
+    def token(logits: tuple[float, float]) -> tuple[torch.Tensor, dict]:
         head.bias.zero_()
         head.weight.copy_(torch.stack([x[0] * logits[0], x[0] * logits[1]]) / x.pow(2).sum())
-        ground_projector(model, head, words, bg, positive_logit=2.5, sharpen=3.0)
-        proj.linear_1.weight[2:].zero_()  # the free rows (init_free_rows) are not under test here
-        proj.linear_1.bias[2:].zero_()
-        return proj(x)[0]
+        readout = ground_projector(model, head, words, bg, **ground)
+        proj.linear_1.weight[readout["rows"]:].zero_()  # the free rows (init_free_rows) are not under test here
+        proj.linear_1.bias[readout["rows"]:].zero_()
+        return proj(x)[0], readout
+
+    return model, head, words, bg, token
+
+
+def test_grounded_token_is_the_word_embedding(tiny_dir):
+    """A patch whose label logit equals the calibration logit becomes that word's embedding; a patch that
+    is confidently nothing adds nothing; a more confident one scales its word's share."""
+    _, _, words, bg, rig = _grounding_rig(tiny_dir, positive_logit=2.5, sharpen=3.0)
+
+    def token(logits):
+        return rig(logits)[0]
 
     # gelu(3 * 2.5) = 7.5 and gelu(3 * -2.5) ~ 0: word 0's embedding, nothing of word 1 or the background
     assert torch.allclose(token((2.5, -2.5)), words[0], atol=1e-3)
@@ -190,27 +201,15 @@ def test_grounded_token_is_the_word_embedding(tiny_dir):
 
 
 def test_saturating_grounding_gives_exactly_the_word_however_confident(tiny_dir):
-    from transformers import LlavaForConditionalGeneration
-
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration.from_pretrained(tiny_dir)
+    model, head, words, bg, rig = _grounding_rig(tiny_dir, grounding="saturating", slope=1.0)
     assert model.config.projector_hidden_act == "gelu"
-    proj = model.model.multi_modal_projector
-    d_in, d = proj.linear_1.in_features, model.config.text_config.hidden_size
-    words, bg, x = torch.randn(2, d), torch.randn(d), torch.randn(1, d_in)
-    head = torch.nn.Linear(d_in, 2)
 
-    @torch.no_grad()
-    def token(logits: tuple[float, float]) -> torch.Tensor:
-        head.bias.zero_()
-        head.weight.copy_(torch.stack([x[0] * logits[0], x[0] * logits[1]]) / x.pow(2).sum())
-        readout = ground_projector(model, head, words, bg, grounding="saturating", slope=1.0)
+    def token(logits):
+        tok, readout = rig(logits)
         assert readout["rows"] == 4
-        proj.linear_1.weight[4:].zero_()  # the free rows (init_free_rows) are not under test here
-        proj.linear_1.bias[4:].zero_()
         back = classifier_from_projector(model, 2, readout)  # what the probes read back
         assert torch.allclose(back.weight, head.weight, atol=1e-5) and torch.allclose(back.bias, head.bias, atol=1e-5)
-        return proj(x)[0]
+        return tok
 
     scale = (words[0] - bg).norm()
     for sure in (1.0, 2.5, 10.0):  # past the threshold: the word itself, not a multiple of it ("scaled")

@@ -352,6 +352,23 @@ def check_grounding(value: str, name: str) -> str:
     return value
 
 
+def check_projector_fits(model, n_labels: int, grounding: str) -> int:
+    """The hidden units `ground_projector` needs for `n_labels` labels, after checking the projector has them
+    (and, for "saturating", GELUs with biases); run before training as well as at grounding time."""
+    check_grounding(grounding, "patch labels: grounding")
+    proj = model.model.multi_modal_projector
+    if grounding == "saturating":
+        act = getattr(model.config, "projector_hidden_act", None)
+        if act != "gelu" or proj.linear_1.bias is None:
+            raise KanvaError(f"patch labels: grounding 'saturating' needs the mlp2x_gelu projector with biases "
+                             f"(projector_hidden_act 'gelu'), got {act!r}")
+    rows = 2 * n_labels if grounding == "saturating" else n_labels
+    if rows > proj.linear_1.out_features:
+        raise KanvaError(f"patch labels: {n_labels} labels ({rows} hidden units with grounding {grounding!r}) do not "
+                         f"fit the projector width {proj.linear_1.out_features}")
+    return rows
+
+
 @torch.no_grad()
 def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, background: torch.Tensor,
                      positive_logit: float = 4.0, sharpen: float = 3.0, grounding: str = "scaled",
@@ -381,21 +398,13 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, backg
     proj = model.model.multi_modal_projector
     n = head.out_features
     d_text = proj.linear_2.out_features
-    check_grounding(grounding, "patch labels: grounding")
-    rows = 2 * n if grounding == "saturating" else n
-    if rows > proj.linear_1.out_features:
-        raise KanvaError(f"patch labels: {n} labels ({rows} hidden units with grounding {grounding!r}) do not fit "
-                         f"the projector width {proj.linear_1.out_features}")
+    rows = check_projector_fits(model, n, grounding)
     if positive_logit <= 0 or sharpen <= 0 or slope <= 0:
         raise KanvaError(f"patch labels: positive_logit ({positive_logit}), sharpen ({sharpen}) and slope ({slope}) "
                          "must be > 0")
     proj.linear_2.weight.zero_()
     diff = (word_emb - background).T
     if grounding == "saturating":
-        act = getattr(model.config, "projector_hidden_act", None)
-        if act != "gelu" or proj.linear_1.bias is None:
-            raise KanvaError(f"patch labels: grounding 'saturating' needs the mlp2x_gelu projector with biases "
-                             f"(projector_hidden_act 'gelu'), got {act!r}")
         s = GELU_SHARPNESS
         w, b = head.weight * (slope * s), head.bias * (slope * s)
         proj.linear_1.weight[:n], proj.linear_1.bias[:n] = w, b + 0.5 * s
@@ -475,9 +484,6 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     torch.manual_seed(cfg.seed)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
     check_grounding(cfg.grounding, "vision pretraining: grounding")
-    if cfg.grounding == "saturating" and getattr(model.config, "projector_hidden_act", None) != "gelu":
-        raise KanvaError(f"{model_dir}: grounding 'saturating' needs the mlp2x_gelu projector, the model has "
-                         f"projector_hidden_act {model.config.projector_hidden_act!r}")
     processor = AutoProcessor.from_pretrained(model_dir)
     ip = processor.image_processor
     size = ip.size.get("height") or ip.size.get("shortest_edge")
@@ -488,11 +494,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
 
     inst = load_instances(coco, cfg.split)
     space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells)
-    rows = len(space) * (2 if cfg.grounding == "saturating" else 1)
-    width = model.model.multi_modal_projector.linear_1.out_features
-    if rows > width:  # checked before training, not after
-        raise KanvaError(f"patch labels: {len(space)} labels ({rows} hidden units with grounding {cfg.grounding!r}) do "
-                         f"not fit the projector width {width}")
+    check_projector_fits(model, len(space), cfg.grounding)  # before training, not after
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
