@@ -83,3 +83,41 @@ def test_lora_targets_only_the_language_model(setup):
     assert not any(p.requires_grad for p in model.model.vision_tower.parameters())
     assert peft_model.merge_and_unload() is model  # the plain model comes back
 
+
+
+def test_scene_cells_are_the_grounded_sums_of_their_words(setup):
+    # A scene-cell sample's image tokens must be exactly what the word-grounded projector gives a patch with
+    # those labels: background + sum of (word - background), each word the mean embedding of its tokens.
+    from kanva.model import load_model
+    from kanva.train.patch_pretrain import word_embeddings
+
+    model_dir, _ = setup
+    model, proc = load_model(model_dir)
+    n = proc.num_image_tokens
+    words = ["cow", "red", "fork", "TAXI"]
+    rows = [[], ["cow"], ["red", "cow"], ["fork", "TAXI", "red"]]
+    samples = []
+    for k in range(2):  # two samples with different cells: the batch must keep each sample's own cells in order
+        cells = [" ".join(rows[(i + k) % len(rows)]) or "background" for i in range(n)]
+        samples.append({"id": str(k), "scene_cells": cells, "conversations": [
+            {"from": "human", "value": "<image>\nIs there a cow?"}, {"from": "gpt", "value": "Yes" if k else "No"}]})
+    encs = [proc.encode(s, max_length=256) for s in samples]
+    assert all(e.pixel_values is None for e in encs)
+    batch = Collator(proc.tokenizer.pad_token_id)(encs)
+    assert batch["cell_ids"].shape[0] == 2 * n and "pixel_values" not in batch
+
+    emb = word_embeddings(model, proc.tokenizer, words + ["background"])
+    vec = dict(zip(words + ["background"], emb))
+    bg = vec["background"]
+    expect = torch.stack([bg + sum((vec[w] - bg for w in rows[(i + k) % len(rows)]), torch.zeros_like(bg))
+                          for k in range(2) for i in range(n)])
+    loss = SupervisedLoss(model)
+    with torch.no_grad():
+        x = loss.cell_embeds(batch["input_ids"], batch["cell_ids"], batch["cell_weights"])
+        image = batch["input_ids"] == model.config.image_token_id
+        torch.testing.assert_close(x[image], expect, rtol=1e-5, atol=1e-6)
+        text = model.get_input_embeddings()(batch["input_ids"].masked_fill(image, 0))
+        assert torch.equal(x[~image], text[~image])
+        got, _ = loss(**batch)
+        shuffled = {**batch, "cell_ids": batch["cell_ids"].flip(0), "cell_weights": batch["cell_weights"].flip(0)}
+        assert not torch.isclose(got, loss(**shuffled)[0])  # the cells are what the model reads

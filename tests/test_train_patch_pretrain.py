@@ -95,8 +95,72 @@ def test_center_object_cells_put_each_object_on_one_patch():
     assert "object_cells" not in build_label_space(inst, ["category"]).to_json()
     with pytest.raises(KanvaError, match="object_cells must be one of"):
         PatchLabelSpace(["category"], ["cow"], object_cells="middle")
-    with pytest.raises(KanvaError, match="color_cells must be 'shared'"):
+    with pytest.raises(KanvaError, match="color_cells must be 'shared' or 'beside'"):
         PatchLabelSpace(["category"], ["cow"], color_cells="alternate", object_cells="center")
+    with pytest.raises(KanvaError, match="needs object_cells 'center'"):
+        PatchLabelSpace(["category"], ["cow"], color_cells="beside")
+
+
+def test_beside_color_cells_put_the_colour_before_the_object():
+    # A red cow centred in column 1 and one centred in column 0 (of 4): the colour on the cell before the
+    # object in the raster, or after it in the first column; never on the object's own cell.
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 32, 16, 32], "color": "red"}]}
+    space = build_label_space(inst, ["category", "color"], color_cells="beside", object_cells="center")
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 2)
+    cow, red = space.words.index("cow"), space.words.index("red")
+    assert t[0, :3, cow].tolist() == [0, 1, 0] and t[0, :3, red].tolist() == [1, 0, 0]
+    assert t[3, :2, cow].tolist() == [1, 0] and t[3, :2, red].tolist() == [0, 1]
+    assert t.sum() == 4
+    # Mirrored: the top cow is centred in column 2, its colour in column 1; the other in column 3, colour in 2.
+    m = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, 2)
+    assert m[0, 1:3, red].tolist() == [1, 0] and m[0, 2, cow] == 1 and m[3, 2:, red].tolist() == [1, 0]
+
+
+def test_side_labels_give_each_object_its_half():
+    # A red cow left of centre, a fork right of it, and a cow whose centre is exactly on the middle (right).
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 40, 16], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 48, "bbox": [40, 40, 24, 24]},
+                            {"id": 3, "image_id": 1, "category_id": 21, "bbox": [24, 24, 16, 16]}]}
+    space = build_label_space(inst, ["category", "color", "side"], object_cells="center")
+    assert space.words[-2:] == ["left", "right"] and space.kinds[-2:] == ["side", "side"]
+    cow, fork, left, right = (space.words.index(w) for w in ("cow", "fork", "left", "right"))
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
+    # Centres (in 32 px): cow 1 (10, 4) -> cell (0, 1), left; fork (26, 26) -> (3, 3), right; cow 3 (16, 16) ->
+    # (2, 2), right: the side always agrees with the labelled cell's column, so the encoder can read it there.
+    assert t[0, 1, [cow, left, right]].tolist() == [1, 1, 0]
+    assert t[3, 3, [fork, left, right]].tolist() == [1, 0, 1] and t[2, 2, [cow, right]].tolist() == [1, 1]
+    assert t[..., left].sum() == 1 and t[..., right].sum() == 2  # only on the objects' cells
+    # Mirrored, each object changes half (so flipped training images cannot simply flip the targets).
+    m = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, -1)
+    assert m[0, 2, [cow, left, right]].tolist() == [1, 0, 1] and m[3, 0, [fork, left]].tolist() == [1, 1]
+    # "cover": the side of the box centre on every covered cell, even those in the other half.
+    cover = build_label_space(inst, ["category", "side"])
+    c = patch_targets(inst, cover, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
+    assert c[0, :3, cover.words.index("left")].tolist() == [1, 1, 1]
+    assert "side" not in build_label_space(inst, ["category"]).kinds
+
+
+def test_count_labels_give_each_object_how_many_of_it_there_are():
+    # Two cows and a fork in image 1, one cow in image 2: "two" on both cows, "one" on the others.
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}, {"id": 2, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 16]},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16]},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [48, 0, 16, 16]},
+                            {"id": 4, "image_id": 2, "category_id": 21, "bbox": [0, 0, 16, 16]}]}
+    space = build_label_space(inst, ["category", "count"], object_cells="center")
+    assert space.words == ["cow", "fork", "one", "two"] and space.kinds[2:] == ["count", "count"]
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)
+    one, two = t[1][:, 2].reshape(4, 4), t[1][:, 3].reshape(4, 4)
+    assert two[0, 0] == 1 and two[3, 3] == 1 and two.sum() == 2  # both cows, not the fork
+    assert one[0, 3] == 1 and one.sum() == 1
+    assert t[2][0].tolist() == [1, 0, 1, 0]  # the lone cow
+    crowd = {**inst, "annotations": [{"id": i, "image_id": 1, "category_id": 21, "bbox": [0, 0, 4, 4]}
+                                     for i in range(11)]}
+    with pytest.raises(KanvaError, match="11 objects of one category"):
+        build_label_space(crowd, ["count"])
 
 
 def test_unknown_label_kind_is_an_error():
@@ -136,6 +200,22 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
     assert proj.linear_2.weight[:, 3:].abs().sum() == 0
     # An empty patch maps to "background", never to ~0 (which makes the LM's RMSNorm gradients explode).
     assert torch.allclose(proj.linear_2.bias, emb[3], atol=1e-6)
+
+
+def test_pretrain_with_side_labels_mirrors_the_words(tiny_dir, tmp_path, monkeypatch):
+    # hflip on with side labels: a flipped image takes the mirrored boxes' targets ("left" becomes "right").
+    import kanva.train.patch_pretrain as pp
+
+    _world(tmp_path / "w", "train", 16, 0)
+    calls = []
+    real = pp.patch_targets
+    monkeypatch.setattr(pp, "patch_targets", lambda *a, **k: calls.append(k.get("mirror", False)) or real(*a, **k))
+    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=2, batch_size=8, seed=0,
+                              labels=["category", "side"], object_cells="center")
+    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
+    assert calls == [False, True]
+    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+    assert labels["words"][-2:] == ["left", "right"] and labels["spellings"][-2:] == ["left", "right"]
 
 
 def test_pretrain_with_alternate_color_cells_records_the_layout(tiny_dir, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from kanva.errors import KanvaError
 from kanva.train.patch_pretrain import PatchLabelSpace
-from kanva.train.scene_text import BACKGROUND, load_label_space, render_samples, scene_texts
+from kanva.train.scene_text import BACKGROUND, load_label_space, render_samples, scene_cells, scene_texts
 
 CATS = [{"id": 21, "name": "cow", "supercategory": "animal"}, {"id": 48, "name": "fork", "supercategory": "kitchen"}]
 
@@ -62,6 +62,14 @@ def test_center_object_cells_write_each_object_once(world):
     assert texts["b.jpg"].split(" ").count("fork") == 1
 
 
+def test_side_labels_follow_the_object_in_its_cell(world):
+    space = PatchLabelSpace(SPACE.kinds + ["side", "side"], SPACE.words + ["left", "right"], object_cells="center")
+    texts = scene_texts(world, "train", space, image_size=32, patch=8, min_cover=0.5)
+    # colour, object, side, then printed words; the sign has no side.
+    assert texts["a.jpg"].split(" ")[:4] == [BACKGROUND, "red", "cow", "left"] and texts["a.jpg"].endswith(" TAXI")
+    assert texts["b.jpg"].split(" ").count("right") == 1 and "left" not in texts["b.jpg"]
+
+
 def test_render_replaces_the_image_and_keeps_the_conversation(world):
     texts = {"a.jpg": "red cow background"}
     s = {"id": "7", "image": "sub/a.jpg",
@@ -74,6 +82,17 @@ def test_render_replaces_the_image_and_keeps_the_conversation(world):
     assert t is text_only
     with pytest.raises(KanvaError, match="'8'.*not in the annotations"):
         render_samples([{**s, "id": "8", "image": "zzz.jpg"}], texts, source="f.json")
+
+
+def test_cells_keep_the_image_token_and_one_entry_per_patch(world):
+    cells = scene_cells(world, "train", SPACE, image_size=32, patch=8, min_cover=0.5)
+    assert cells["a.jpg"][:3] == ["red cow", "red cow", BACKGROUND] and len(cells["a.jpg"]) == 16
+    assert " ".join(cells["a.jpg"]) == scene_texts(world, "train", SPACE, image_size=32, patch=8, min_cover=0.5)["a.jpg"]
+    s = {"id": "7", "image": "a.jpg",
+         "conversations": [{"from": "human", "value": "<image>\nIs there a cow?"}, {"from": "gpt", "value": "Yes"}]}
+    (r,) = render_samples([s], cells)
+    assert r["id"] == "7#cells" and "image" not in r and r["scene_cells"] == cells["a.jpg"]
+    assert r["conversations"] == s["conversations"]  # <image> stays: the processor expands it into the cells
 
 
 def test_label_space_needs_a_vision_pretrained_model(tmp_path):

@@ -51,7 +51,9 @@ class PatchPretrainConfig:
     hflip: bool = True
     # "shared": a coloured object's patches carry both its colour and its category (one image token holds
     # two words); "alternate": odd grid columns carry the colour, even ones the category (one word per token,
-    # the two side by side in the raster order, as "purple umbrella" is in text). See PatchLabelSpace.
+    # the two side by side in the raster order, as "purple umbrella" is in text); "beside" (with
+    # object_cells "center"): the colour on the patch left of the object's one patch (right of it in the first
+    # column), so the raster reads "purple umbrella" and each token is one word. See PatchLabelSpace.
     color_cells: str = "shared"
     # "cover": an object's category (and colour) on every patch its box covers; "center": only on the patch
     # holding its box centre, so each object is one token and the number of tokens of a word is the number of
@@ -72,7 +74,17 @@ class PatchPretrainConfig:
 # Labels from COCO
 
 
-COLOR_CELLS = ("shared", "alternate")
+LABEL_KINDS = ("category", "color", "text", "side", "count")
+# "side": which half of the image an object's box centre is in, on the object's patches. A raster of 36 tokens
+# does not tell a 135M LM a token's column (MME position was at chance even over exact scene text), so the
+# object's token says it: "red cat left". Two halves separate 96% of the "wholly left of" pairs of the world
+# (three thirds: 98.5%, but then the LM must also order "middle"); see docs/quickstart.md#sides.
+SIDES = ("left", "right")
+# "count": how many objects of its category the image holds, on each of them ("bird two" twice). The encoder
+# sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
+# "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+COLOR_CELLS = ("shared", "alternate", "beside")
 OBJECT_CELLS = ("cover", "center")
 GROUNDINGS = ("scaled", "saturating")
 # A saturating unit is the difference of two GELUs this much sharper than the clamp: within ~1% of a hard clamp.
@@ -90,9 +102,12 @@ def check_object_cells(value: str, color_cells: str, name: str) -> str:
     """The one check of an `object_cells` value (and its fit with `color_cells`)."""
     if value not in OBJECT_CELLS:
         raise KanvaError(f"{name} must be one of {list(OBJECT_CELLS)}, got {value!r}")
-    if value == "center" and color_cells != "shared":
-        raise KanvaError(f"{name}: 'center' puts an object on one patch, so its colour shares it: "
-                         f"color_cells must be 'shared', got {color_cells!r}")
+    if value == "center" and color_cells == "alternate":
+        raise KanvaError(f"{name}: 'center' puts an object on one patch, so its colour shares it or goes beside "
+                         f"it: color_cells must be 'shared' or 'beside', got {color_cells!r}")
+    if value == "cover" and color_cells == "beside":
+        raise KanvaError(f"{name}: color_cells 'beside' (the colour on the patch left of the object's one patch) "
+                         "needs object_cells 'center'")
     return value
 
 
@@ -175,10 +190,10 @@ def load_instances(coco_root: Path, split: str) -> dict:
 
 def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
                       object_cells: str = "cover") -> PatchLabelSpace:
-    """Labels that occur in the data, in a fixed order (categories by id, then colours, then words)."""
-    unknown = sorted(set(kinds) - {"category", "color", "text"})
+    """Labels that occur in the data, in a fixed order (categories by id, colours, words, sides, counts)."""
+    unknown = sorted(set(kinds) - set(LABEL_KINDS))
     if unknown:
-        raise KanvaError(f"patch labels: unknown kind(s) {unknown}; known: ['category', 'color', 'text']")
+        raise KanvaError(f"patch labels: unknown kind(s) {unknown}; known: {list(LABEL_KINDS)}")
     cat_names = {c["id"]: c["name"] for c in inst["categories"]}
     out_kinds, words = [], []
     if "category" in kinds:
@@ -195,9 +210,29 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
         for w in texts:
             out_kinds.append("text")
             words.append(w)
+    if "side" in kinds and inst["annotations"]:
+        for w in SIDES:
+            out_kinds.append("side")
+            words.append(w)
+    if "count" in kinds:
+        for n in sorted(set(_category_counts(inst).values())):
+            if n > len(NUMBER_WORDS):
+                raise KanvaError(f"patch labels: an image holds {n} objects of one category; the count labels go up "
+                                 f"to {len(NUMBER_WORDS)}")
+            out_kinds.append("count")
+            words.append(NUMBER_WORDS[n - 1])
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
     return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells)
+
+
+def _category_counts(inst: dict) -> dict[tuple[int, int], int]:
+    """(image id, category id) -> how many annotations of that category the image has."""
+    out: dict[tuple[int, int], int] = {}
+    for a in inst["annotations"]:
+        key = (a["image_id"], a["category_id"])
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patch: float,
@@ -225,12 +260,14 @@ def patch_targets(
 
     `mirror`: the targets of the horizontally flipped images (object boxes mirrored; printed words are not,
     since images with text are never flipped). Not simply the flipped targets: with `color_cells:
-    alternate` the colour stays on odd columns."""
+    alternate` the colour stays on odd columns, under "beside" it stays left of the object, and a "side"
+    label changes word."""
     grid = image_size // patch
     index = {(k, w): i for i, (k, w) in enumerate(zip(space.kinds, space.words))}
     cat_names = {c["id"]: c["name"] for c in inst["categories"]}
     images = {im["id"]: im for im in inst["images"]}
     targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in images}
+    counts = _category_counts(inst) if "count" in space.kinds else {}
     odd = np.zeros((grid, grid), dtype=bool)  # the columns that carry the colour under "alternate"
     odd[:, 1::2] = True
     for a in inst["annotations"]:
@@ -245,13 +282,28 @@ def patch_targets(
                            center_only=space.object_cells == "center")
         on = cover >= min_cover
         cat, col = index.get(("category", cat_names[a["category_id"]])), index.get(("color", a.get("color")))
+        # The half holding the box centre (scaled to the input, as the cells are): the same half as the centre's
+        # cell, so under "center" the encoder learns the side from the patch's own column.
+        centre = (bbox[0] + bbox[2] / 2) * image_size / im["width"]
+        side = index.get(("side", SIDES[0] if centre < image_size / 2 else SIDES[1]))
+        n = counts.get((a["image_id"], a["category_id"]), 0)
+        count = index.get(("count", NUMBER_WORDS[n - 1])) if 0 < n <= len(NUMBER_WORDS) else None
         t = targets[a["image_id"]]
+        if space.color_cells == "beside" and col is not None:
+            # One word per token: the colour goes to the cell before the object's in the raster (after it in the
+            # first column), the object's other words stay on its cell.
+            for r, c in np.argwhere(on):  # the one centre cell
+                t[r, c - 1 if c > 0 else c + 1, col] = 1
+            col = None
         if space.color_cells == "alternate" and cat is not None and col is not None:
             if (on & odd).any() and (on & ~odd).any():  # both kinds of column: one word per patch
                 t[on & ~odd, cat] = 1
                 t[on & odd, col] = 1
+                for i in (side, count):
+                    if i is not None:
+                        t[on & ~odd, i] = 1
                 continue
-        for i in (cat, col):  # "shared", or an object within one column: both words on its patches
+        for i in (cat, col, side, count):  # "shared", or an object within one column: all its words on its patches
             if i is not None:
                 t[on, i] = 1
     for iid, im in images.items() if not mirror else ():  # flipped images never have text
@@ -499,7 +551,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
     mirrored = None  # targets of flipped images, where they are not just the flipped targets
-    if cfg.hflip and space.color_cells == "alternate":
+    if cfg.hflip and (space.color_cells != "shared" or "side" in space.kinds):
         mmap = patch_targets(inst, space, size, patch, cfg.min_cover, mirror=True)
         mirrored = torch.from_numpy(np.stack([mmap[im["id"]] for im in images]))
     val = None

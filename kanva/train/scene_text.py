@@ -23,8 +23,9 @@ from kanva.errors import KanvaError
 from kanva.train.patch_pretrain import PatchLabelSpace, load_instances, patch_targets
 
 BACKGROUND = "background"
-# Within a cell: colour first, then the object, then printed words ("purple umbrella TAXI").
-_KIND_ORDER = {"color": 0, "category": 1, "text": 2}
+# Within a cell: colour first, then the object, how many of it, its side, then printed words
+# ("purple umbrella two left TAXI").
+_KIND_ORDER = {"color": 0, "category": 1, "count": 2, "side": 3, "text": 4}
 
 
 def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
@@ -41,25 +42,34 @@ def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
         raise KanvaError(f"{d}: cannot read the patch label space or vision config: {e}") from None
 
 
-def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
-                min_cover: float = 0.2) -> dict[str, str]:
-    """file_name -> scene text for every image of the split."""
+def scene_cells(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
+                min_cover: float = 0.2) -> dict[str, list[str]]:
+    """file_name -> the words of each cell ("purple umbrella", "background"), in raster order."""
     inst = load_instances(Path(coco_root), split)
     targets = patch_targets(inst, space, image_size, patch, min_cover)
-    order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 3), i))
+    order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 5), i))
     out = {}
     for im in inst["images"]:
-        t = targets[im["id"]]
         cells = []
-        for row in t:
+        for row in targets[im["id"]]:
             words = [space.reads[i] for i in order if row[i]]
             cells.append(" ".join(words) if words else BACKGROUND)
-        out[im["file_name"]] = " ".join(cells)
+        out[im["file_name"]] = cells
     return out
 
 
-def render_samples(samples: list[dict], texts: dict[str, str], source: str = "input") -> list[dict]:
-    """Text-only copies of LLaVA samples: `<image>` replaced by the image's scene text, `image` dropped."""
+def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
+                min_cover: float = 0.2) -> dict[str, str]:
+    """file_name -> scene text (the cells written one after another) for every image of the split."""
+    return {k: " ".join(v) for k, v in scene_cells(coco_root, split, space, image_size, patch, min_cover).items()}
+
+
+def render_samples(samples: list[dict], texts: dict[str, str] | dict[str, list[str]], source: str = "input"
+                   ) -> list[dict]:
+    """Copies of LLaVA samples without their image file. With `texts` from scene_texts: text-only, `<image>`
+    replaced by the scene text. With cells (scene_cells): `<image>` kept and the cells in `scene_cells`, so each
+    image token is the sum of its cell's words, exactly as the grounded projector makes it from a patch with
+    those labels (KanvaProcessor.cell_sums); written out as words, a two-word cell is two tokens instead."""
     out = []
     for s in samples:
         image = s.get("image")
@@ -73,10 +83,13 @@ def render_samples(samples: list[dict], texts: dict[str, str], source: str = "in
             raise KanvaError(f"{source}: sample {s.get('id')!r}: image {image!r} is not in the annotations")
         r = copy.deepcopy(s)
         r.pop("image")
-        r["id"] = f"{s['id']}#text"
+        r["id"] = f"{s['id']}#{'cells' if isinstance(texts[name], list) else 'text'}"
         first = r["conversations"][0]
         if "<image>" not in first["value"]:
             raise KanvaError(f"{source}: sample {s.get('id')!r}: the first turn has no <image>")
-        first["value"] = first["value"].replace("<image>", texts[name], 1)
+        if isinstance(texts[name], list):
+            r["scene_cells"] = list(texts[name])
+        else:
+            first["value"] = first["value"].replace("<image>", texts[name], 1)
         out.append(r)
     return out
