@@ -162,24 +162,3 @@ def test_property_supervised_tokens_decode_to_assistant_turns(proc, images, pair
     # Each supervised run is one assistant turn: as many runs as answers.
     runs = sum(1 for i, t in enumerate(enc.labels) if t != IGNORE and (i == 0 or enc.labels[i - 1] == IGNORE))
     assert runs == len(answers)
-
-
-def test_scene_cells_stand_for_one_image(tmp_path):
-    from kanva.data.llava import SampleError
-    from kanva.model import build_preset, load_model
-
-    _, proc = load_model(build_preset("tiny", tmp_path / "m"))
-    n = proc.num_image_tokens
-    conv = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cow."}]
-    enc = proc.encode({"id": "a", "scene_cells": ["cow"] * n, "conversations": conv})
-    assert enc.input_ids.count(proc.image_token_id) == n and len(enc.cell_ids) == n and enc.pixel_values is None
-    assert proc.encode({"id": "t", "conversations": [{"from": "human", "value": "Hi"}, conv[1]]}).cell_ids is None
-    with pytest.raises(SampleError, match=r"sample 'b'.*has 3 cells; this model's image has"):
-        proc.encode({"id": "b", "scene_cells": ["cow"] * 3, "conversations": conv}, source="f.json")
-    with pytest.raises(SampleError, match="'image' or 'scene_cells', not both"):
-        proc.encode({"id": "c", "image": "x.png", "scene_cells": ["cow"] * n, "conversations": conv})
-    with pytest.raises(SampleError, match="has 0 <image> but the sample has 1 image"):
-        proc.encode({"id": "d", "scene_cells": ["cow"] * n, "conversations": [
-            {"from": "human", "value": "What is it?"}, conv[1]]})
-    with pytest.raises(SampleError, match="non-empty list of non-empty strings"):
-        proc.encode({"id": "e", "scene_cells": ["cow", ""], "conversations": conv})

@@ -6,7 +6,7 @@ import pytest
 
 from kanva.errors import KanvaError
 from kanva.train.patch_pretrain import PatchLabelSpace
-from kanva.train.scene_text import BACKGROUND, load_label_space, render_samples, scene_cells, scene_texts
+from kanva.train.scene_text import BACKGROUND, load_label_space, render_samples, scene_texts
 
 CATS = [{"id": 21, "name": "cow", "supercategory": "animal"}, {"id": 48, "name": "fork", "supercategory": "kitchen"}]
 
@@ -82,17 +82,6 @@ def test_render_replaces_the_image_and_keeps_the_conversation(world):
     assert t is text_only
     with pytest.raises(KanvaError, match="'8'.*not in the annotations"):
         render_samples([{**s, "id": "8", "image": "zzz.jpg"}], texts, source="f.json")
-
-
-def test_cells_keep_the_image_token_and_one_entry_per_patch(world):
-    cells = scene_cells(world, "train", SPACE, image_size=32, patch=8, min_cover=0.5)
-    assert cells["a.jpg"][:3] == ["red cow", "red cow", BACKGROUND] and len(cells["a.jpg"]) == 16
-    assert " ".join(cells["a.jpg"]) == scene_texts(world, "train", SPACE, image_size=32, patch=8, min_cover=0.5)["a.jpg"]
-    s = {"id": "7", "image": "a.jpg",
-         "conversations": [{"from": "human", "value": "<image>\nIs there a cow?"}, {"from": "gpt", "value": "Yes"}]}
-    (r,) = render_samples([s], cells)
-    assert r["id"] == "7#cells" and "image" not in r and r["scene_cells"] == cells["a.jpg"]
-    assert r["conversations"] == s["conversations"]  # <image> stays: the processor expands it into the cells
 
 
 def test_label_space_needs_a_vision_pretrained_model(tmp_path):

@@ -76,8 +76,6 @@ def register(subparsers) -> None:
     p.add_argument("--split", required=True)
     p.add_argument("--model", required=True, help="a model from vision pretraining (has patch_labels.json)")
     p.add_argument("--out", required=True, help="output LLaVA JSON")
-    p.add_argument("--cells", action="store_true", help="keep <image> and give its cells in 'scene_cells': each "
-                   "image token the sum of its cell's words, as the grounded projector makes it (not as text)")
     p.set_defaults(func=_scene_text)
 
     data.set_defaults(func=lambda a: (data.print_help(), 1)[1])
@@ -159,11 +157,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def _scene_text(args: argparse.Namespace) -> int:
     from kanva.data.llava import load_llava, save_llava
-    from kanva.train.scene_text import load_label_space, render_samples, scene_cells, scene_texts
+    from kanva.train.scene_text import load_label_space, render_samples, scene_texts
 
     space, size, patch = load_label_space(args.model)
-    texts = (scene_cells if args.cells else scene_texts)(args.coco, args.split, space, size, patch)
+    texts = scene_texts(args.coco, args.split, space, size, patch)
     out = render_samples(load_llava(args.input), texts, source=args.input)
     save_llava(out, args.out, source=args.input)
-    print(f"wrote {len(out)} {'scene-cell' if args.cells else 'text-only'} samples to {args.out}", file=sys.stderr)
+    print(f"wrote {len(out)} text-only samples to {args.out}", file=sys.stderr)
     return 0

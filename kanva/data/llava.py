@@ -24,9 +24,6 @@ from typing import Any
 from kanva.errors import KanvaError
 
 IMAGE_TOKEN = "<image>"
-# A `scene_cells` sample's default base word: the image token of an empty cell, and what each label's word is
-# added to (kanva/train/scene_text.py).
-SCENE_BASE = "background"
 
 # Reason codes of SampleError. The first group is structural (this module), the second is raised by
 # kanva.model.processor when a sample meets the model (images, token budget).
@@ -90,17 +87,6 @@ def validate_sample(sample: Any, source: str | None = None, index: int | None = 
                 raise fail("schema", f"field 'image' has an invalid path {im!r}", sid)
     else:
         images = []
-    cells = sample.get("scene_cells")
-    if cells is not None:  # an image given as the words of its tokens (kanva/train/scene_text.py): one image
-        if image is not None:
-            raise fail("schema", "a sample has 'image' or 'scene_cells', not both", sid)
-        if not isinstance(cells, list) or not cells or not all(isinstance(c, str) and c.strip() for c in cells):
-            raise fail("schema", "field 'scene_cells' must be a non-empty list of non-empty strings (one per image "
-                       "token)", sid)
-        base = sample.get("scene_base", SCENE_BASE)
-        if not isinstance(base, str) or not base.strip():
-            raise fail("schema", f"field 'scene_base' must be a non-empty string, got {base!r}", sid)
-        images = [cells]
 
     conv = sample.get("conversations")
     if not isinstance(conv, list) or not conv:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from kanva.data.llava import IMAGE_TOKEN, SCENE_BASE, SampleError, sample_images, validate_sample
+from kanva.data.llava import IMAGE_TOKEN, SampleError, sample_images, validate_sample
 from kanva.errors import KanvaError
 
 IGNORE = -100  # label of an unsupervised position (PyTorch cross-entropy's ignore_index)
@@ -43,10 +43,6 @@ class Encoded:
     pixel_values: torch.Tensor | None  # [n_images, 3, H, W]
     id: str
     truncated: int = 0  # tokens cut from the tail to fit max_length
-    # A `scene_cells` sample: per image token, the token ids and weights whose weighted sum of input embeddings
-    # is that token (SupervisedLoss builds it), instead of pixel values.
-    cell_ids: list[list[int]] | None = None
-    cell_weights: list[list[float]] | None = None
 
     @property
     def num_supervised(self) -> int:
@@ -228,23 +224,18 @@ class KanvaProcessor:
         validate_sample(sample, source=source)
         sid = str(sample["id"])
         paths = sample_images(sample)
-        cells = sample.get("scene_cells")
-        n_images = len(paths) + (cells is not None)
         if template == "chat":
             messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]}
                         for t in sample["conversations"]]
             ids, labels = self._chat_tokens(messages)
         elif template == "plain":
-            ids, labels = self._plain_tokens(sample, n_images, source)
+            ids, labels = self._plain_tokens(sample, len(paths), source)
         else:
             raise KanvaError(f"template must be 'chat' or 'plain', got {template!r}")
         ids, labels, n_found = self._expand_images(ids, labels)
-        if n_found != n_images:
-            raise SampleError("image_tokens", f"the prompt has {n_found} {IMAGE_TOKEN} tokens for {n_images} "
+        if n_found != len(paths):
+            raise SampleError("image_tokens", f"the prompt has {n_found} {IMAGE_TOKEN} tokens for {len(paths)} "
                               "image(s)", source=source, sample_id=sid)
-        if cells is not None and len(cells) != self.num_image_tokens:
-            raise SampleError("image_tokens", f"'scene_cells' has {len(cells)} cells; this model's image has "
-                              f"{self.num_image_tokens} tokens", source=source, sample_id=sid)
 
         truncated = 0
         if max_length is not None and len(ids) > max_length:
@@ -259,36 +250,7 @@ class KanvaProcessor:
 
         root = Path(image_root) if image_root is not None else Path(".")
         images = [self.load_image(root / p, sid, source) for p in paths]
-        enc = Encoded(ids, labels, self.pixel_values(images) if pixels else None, sid, truncated)
-        if cells is not None:
-            enc.cell_ids, enc.cell_weights = self.cell_sums(cells, sample.get("scene_base", SCENE_BASE))
-        return enc
-
-    def cell_sums(self, cells: list[str], base: str) -> tuple[list[list[int]], list[list[float]]]:
-        """Per cell ("red car", "background"): token ids and weights whose weighted sum of input embeddings is
-        base + sum over the cell's words of (word - base), a word being the mean embedding of its tokens
-        (" word"). That is the token the word-grounded projector gives a patch whose labels are those words
-        (kanva/train/patch_pretrain.py), so a reading stage on cells trains the LM on the image tokens it
-        will read, sums of several words included, which scene text written out as words never shows it."""
-        memo: dict[str, list[int]] = {}
-
-        def toks(w: str) -> list[int]:
-            if w not in memo:
-                memo[w] = self._tokenize(" " + w) or [self.tokenizer.unk_token_id]
-            return memo[w]
-
-        ids, weights = [], []
-        for cell in cells:
-            words = [w for w in cell.split() if w != base]
-            row_ids, row_w = [], []
-            for w in [base] + words:
-                t = toks(w)
-                k = (1 - len(words)) if w == base else 1
-                row_ids += t
-                row_w += [k / len(t)] * len(t)
-            ids.append(row_ids)
-            weights.append(row_w)
-        return ids, weights
+        return Encoded(ids, labels, self.pixel_values(images) if pixels else None, sid, truncated)
 
     # ---- generation ----------------------------------------------------------------------------------
     def encode_prompt(self, images: list[Image.Image], messages: list[dict[str, Any]]

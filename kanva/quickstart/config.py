@@ -59,9 +59,6 @@ class TrainPart:
     # scene text (kanva/train/scene_text.py). Empty: none. Needs the vision pretraining stage.
     read: dict[str, Any] = field(default_factory=dict)
     read_tokens: int = 0
-    # Scene cells instead of scene text: each image token given to the LM as the sum of its cell's words (as the
-    # grounded projector makes it) instead of the words one after another (kanva/train/scene_text.py).
-    read_cells: bool = False
     # The image stage. Empty: none (then `read` is each run's only stage and its model is the one evaluated).
     instruct: dict[str, Any] = field(default_factory=dict)
     # Both instruction runs see this many training tokens (steps derived from each mixture's mean length).

@@ -93,7 +93,7 @@ class Quickstart:
                  outputs=[self.train_dir / "align"]),
         ]
         s.append(Step("scene_text", self.make_scene_text, after=["vision", "evolve"],
-                      config={"read": bool(c.train.read)} | ({"cells": True} if c.train.read_cells else {}), help="text-only copies of both mixtures for the reading stage"))
+                      config={"read": bool(c.train.read)}, help="text-only copies of both mixtures for the reading stage"))
         for m in MODELS:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
                           config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens,
@@ -204,7 +204,7 @@ class Quickstart:
         for src in {m["path"] for model in MODELS for m in self.mixture(model)}:
             out = _text_path(Path(src))
             kanva("data", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
-                  "--model", self.vision, "--out", out, *(["--cells"] if self.cfg.train.read_cells else []))
+                  "--model", self.vision, "--out", out)
             done[str(out)] = _count(out)
         return done
 

@@ -161,15 +161,4 @@ class Collator:
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         if pix:
             batch["pixel_values"] = torch.cat(pix, dim=0)
-        cells = [(i, w) for e in encs if e.cell_ids is not None for i, w in zip(e.cell_ids, e.cell_weights)]
-        if cells:  # scene-cell samples: one row per image token, in the order Llava fills them
-            if pix:
-                raise KanvaError(f"a micro-batch mixes images and scene cells (samples {[e.id for e in encs]}); "
-                                 "a stage takes one or the other")
-            width = max(len(i) for i, _ in cells)
-            batch["cell_ids"] = torch.zeros((len(cells), width), dtype=torch.long)
-            batch["cell_weights"] = torch.zeros((len(cells), width), dtype=torch.float32)
-            for r, (i, w) in enumerate(cells):
-                batch["cell_ids"][r, : len(i)] = torch.tensor(i)
-                batch["cell_weights"][r, : len(w)] = torch.tensor(w)
         return batch

@@ -42,34 +42,25 @@ def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
         raise KanvaError(f"{d}: cannot read the patch label space or vision config: {e}") from None
 
 
-def scene_cells(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
-                min_cover: float = 0.2) -> dict[str, list[str]]:
-    """file_name -> the words of each cell ("purple umbrella", "background"), in raster order."""
+def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
+                min_cover: float = 0.2) -> dict[str, str]:
+    """file_name -> scene text for every image of the split."""
     inst = load_instances(Path(coco_root), split)
     targets = patch_targets(inst, space, image_size, patch, min_cover)
     order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 5), i))
     out = {}
     for im in inst["images"]:
+        t = targets[im["id"]]
         cells = []
-        for row in targets[im["id"]]:
+        for row in t:
             words = [space.reads[i] for i in order if row[i]]
             cells.append(" ".join(words) if words else BACKGROUND)
-        out[im["file_name"]] = cells
+        out[im["file_name"]] = " ".join(cells)
     return out
 
 
-def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
-                min_cover: float = 0.2) -> dict[str, str]:
-    """file_name -> scene text (the cells written one after another) for every image of the split."""
-    return {k: " ".join(v) for k, v in scene_cells(coco_root, split, space, image_size, patch, min_cover).items()}
-
-
-def render_samples(samples: list[dict], texts: dict[str, str] | dict[str, list[str]], source: str = "input"
-                   ) -> list[dict]:
-    """Copies of LLaVA samples without their image file. With `texts` from scene_texts: text-only, `<image>`
-    replaced by the scene text. With cells (scene_cells): `<image>` kept and the cells in `scene_cells`, so each
-    image token is the sum of its cell's words, exactly as the grounded projector makes it from a patch with
-    those labels (KanvaProcessor.cell_sums); written out as words, a two-word cell is two tokens instead."""
+def render_samples(samples: list[dict], texts: dict[str, str], source: str = "input") -> list[dict]:
+    """Text-only copies of LLaVA samples: `<image>` replaced by the image's scene text, `image` dropped."""
     out = []
     for s in samples:
         image = s.get("image")
@@ -83,13 +74,10 @@ def render_samples(samples: list[dict], texts: dict[str, str] | dict[str, list[s
             raise KanvaError(f"{source}: sample {s.get('id')!r}: image {image!r} is not in the annotations")
         r = copy.deepcopy(s)
         r.pop("image")
-        r["id"] = f"{s['id']}#{'cells' if isinstance(texts[name], list) else 'text'}"
+        r["id"] = f"{s['id']}#text"
         first = r["conversations"][0]
         if "<image>" not in first["value"]:
             raise KanvaError(f"{source}: sample {s.get('id')!r}: the first turn has no <image>")
-        if isinstance(texts[name], list):
-            r["scene_cells"] = list(texts[name])
-        else:
-            first["value"] = first["value"].replace("<image>", texts[name], 1)
+        first["value"] = first["value"].replace("<image>", texts[name], 1)
         out.append(r)
     return out
