@@ -34,8 +34,11 @@ class VisionPart:
     steps: int = 400
     batch_size: int = 64
     lr: float = 2e-3
+    # Label kinds (patch_pretrain.LABEL_KINDS): also "side" (left/right) and "count" (one, two, ...) per object.
     labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
-    color_cells: str = "shared"  # "alternate": colour and category on alternate columns (patch_pretrain.py)
+    # "alternate": colour and category on alternate columns; "beside": the colour on the patch before the
+    # object's (with object_cells "center"); see patch_pretrain.py
+    color_cells: str = "shared"
     object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
     grounding: str = "scaled"  # "saturating": a patch past the threshold gives exactly its word (ground_projector)
 

@@ -78,11 +78,13 @@ LABEL_KINDS = ("category", "color", "text", "side", "count")
 # "side": which half of the image an object's box centre is in, on the object's patches. A raster of 36 tokens
 # does not tell a 135M LM a token's column (MME position was at chance even over exact scene text), so the
 # object's token says it: "red cat left". Two halves separate 96% of the "wholly left of" pairs of the world
-# (three thirds: 98.5%, but then the LM must also order "middle"); see docs/quickstart.md#sides.
+# (three thirds: 98.5%, but then the LM must also order "middle"). Measured as a second word on the object's
+# token, it breaks the reading of the object itself: docs/quickstart.md#sums-of-words.
 SIDES = ("left", "right")
 # "count": how many objects of its category the image holds, on each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
+# Measured only as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words).
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 COLOR_CELLS = ("shared", "alternate", "beside")
 OBJECT_CELLS = ("cover", "center")
