@@ -70,6 +70,13 @@ def test_side_labels_follow_the_object_in_its_cell(world):
     assert texts["b.jpg"].split(" ").count("right") == 1 and "left" not in texts["b.jpg"]
 
 
+def test_beside_color_cells_write_the_colour_before_its_object(world):
+    space = PatchLabelSpace(SPACE.kinds, SPACE.words, color_cells="beside", object_cells="center")
+    a = scene_texts(world, "train", space, image_size=32, patch=8, min_cover=0.5)["a.jpg"].split(" ")
+    # The cow's centre is in cell 1; its colour takes cell 0: one word per cell, read as "red cow".
+    assert len(a) == 16 and a[:3] == ["red", "cow", BACKGROUND] and a.count("red") == 1
+
+
 def test_render_replaces_the_image_and_keeps_the_conversation(world):
     texts = {"a.jpg": "red cow background"}
     s = {"id": "7", "image": "sub/a.jpg",
