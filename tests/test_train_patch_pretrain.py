@@ -175,6 +175,14 @@ def tiny_dir(tmp_path_factory):
     return build_preset("tiny", tmp_path_factory.mktemp("tiny") / "m")
 
 
+def _pretrain_labels(tiny_dir, tmp_path, steps: int, **cfg) -> tuple[PatchPretrainConfig, dict]:
+    """A short pretraining on a 16-image world with these config fields; its config and patch_labels.json."""
+    _world(tmp_path / "w", "train", 16, 0)
+    c = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=steps, batch_size=8, seed=0, **cfg)
+    run_patch_pretrain(tiny_dir, c, tmp_path / "out")
+    return c, json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+
+
 def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
     _world(tmp_path / "w", "train", 48, 0)
     _world(tmp_path / "w", "val", 24, 1)
@@ -206,25 +214,17 @@ def test_pretrain_with_side_labels_mirrors_the_words(tiny_dir, tmp_path, monkeyp
     # hflip on with side labels: a flipped image takes the mirrored boxes' targets ("left" becomes "right").
     import kanva.train.patch_pretrain as pp
 
-    _world(tmp_path / "w", "train", 16, 0)
     calls = []
     real = pp.patch_targets
     monkeypatch.setattr(pp, "patch_targets", lambda *a, **k: calls.append(k.get("mirror", False)) or real(*a, **k))
-    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=2, batch_size=8, seed=0,
-                              labels=["category", "side"], object_cells="center")
-    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
+    _, labels = _pretrain_labels(tiny_dir, tmp_path, 2, labels=["category", "side"], object_cells="center")
     assert calls == [False, True]
-    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
     assert labels["words"][-2:] == ["left", "right"] and labels["spellings"][-2:] == ["left", "right"]
 
 
 def test_pretrain_with_alternate_color_cells_records_the_layout(tiny_dir, tmp_path):
     # hflip on: flipped images take the mirrored boxes' targets (the colour stays on odd columns).
-    _world(tmp_path / "w", "train", 16, 0)
-    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=4, batch_size=8, seed=0,
-                              color_cells="alternate")
-    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
-    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+    cfg, labels = _pretrain_labels(tiny_dir, tmp_path, 4, color_cells="alternate")
     assert labels["color_cells"] == "alternate"  # what the scene text reads to lay out its cells the same way
     with pytest.raises(KanvaError, match="color_cells"):
         run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, color_cells="x"),
@@ -301,11 +301,7 @@ def test_saturating_grounding_gives_exactly_the_word_however_confident(tiny_dir)
 
 
 def test_grounding_is_recorded_and_checked(tiny_dir, tmp_path):
-    _world(tmp_path / "w", "train", 16, 0)
-    cfg = PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=2, batch_size=8, seed=0,
-                              grounding="saturating")
-    run_patch_pretrain(tiny_dir, cfg, tmp_path / "out")
-    labels = json.loads((tmp_path / "out" / "patch_labels.json").read_text())
+    cfg, labels = _pretrain_labels(tiny_dir, tmp_path, 2, grounding="saturating")
     assert labels["grounding"]["kind"] == "saturating" and labels["grounding"]["rows"] == 2 * len(labels["words"])
     with pytest.raises(KanvaError, match="grounding must be one of"):
         run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, grounding="hard"),
