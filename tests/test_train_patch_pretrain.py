@@ -95,10 +95,11 @@ def test_center_object_cells_put_each_object_on_one_patch():
     assert "object_cells" not in build_label_space(inst, ["category"]).to_json()
     with pytest.raises(KanvaError, match="object_cells must be one of"):
         PatchLabelSpace(["category"], ["cow"], object_cells="middle")
-    with pytest.raises(KanvaError, match="color_cells must be 'shared' or 'beside'"):
+    with pytest.raises(KanvaError, match="color_cells must be 'shared', 'beside' or 'around'"):
         PatchLabelSpace(["category"], ["cow"], color_cells="alternate", object_cells="center")
-    with pytest.raises(KanvaError, match="needs object_cells 'center'"):
-        PatchLabelSpace(["category"], ["cow"], color_cells="beside")
+    for cells in ("beside", "around"):
+        with pytest.raises(KanvaError, match="needs object_cells 'center'"):
+            PatchLabelSpace(["category"], ["cow"], color_cells=cells)
 
 
 def test_beside_color_cells_put_the_colour_before_the_object():
@@ -116,6 +117,22 @@ def test_beside_color_cells_put_the_colour_before_the_object():
     # Mirrored: the top cow is centred in column 2, its colour in column 1; the other in column 3, colour in 2.
     m = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, 2)
     assert m[0, 1:3, red].tolist() == [1, 0] and m[0, 2, cow] == 1 and m[3, 2:, red].tolist() == [1, 0]
+
+
+def test_around_color_cells_put_the_colour_on_the_objects_other_patches():
+    # A red cow over three cells of row 0 (centre in column 1), a red cow within one cell (column 0, row 3):
+    # the colour on the first cow's covered cells but its centre, the second falls back to "beside".
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 48, 16, 16], "color": "red"},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [32, 32, 32, 32]}]}
+    space = build_label_space(inst, ["category", "color"], color_cells="around", object_cells="center")
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 3)
+    cow, fork, red = space.words.index("cow"), space.words.index("fork"), space.words.index("red")
+    assert t[0, :, cow].tolist() == [0, 1, 0, 0] and t[0, :, red].tolist() == [1, 0, 1, 0]
+    assert t[3, :2, cow].tolist() == [1, 0] and t[3, :2, red].tolist() == [0, 1]
+    assert t[:, :, fork].sum() == 1 and t[2:, 2:, red].sum() == 0  # an object without a colour: only its centre
+    assert t.sum(-1).max() == 1  # one word per token
 
 
 def test_side_labels_give_each_object_its_half():
@@ -161,6 +178,32 @@ def test_count_labels_give_each_object_how_many_of_it_there_are():
                                      for i in range(11)]}
     with pytest.raises(KanvaError, match="11 objects of one category"):
         build_label_space(crowd, ["count"])
+
+
+def test_plural_labels_replace_the_category_where_its_image_holds_several():
+    # Two cows and a fork in image 1, one cow in image 2: "cows" on both cows of image 1, "cow" on the lone one.
+    inst = {"categories": CATS + [{"id": 61, "name": "sheep", "supercategory": "animal"}],
+            "images": [{"id": 1, "width": 64, "height": 64}, {"id": 2, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 16]},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16]},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [48, 0, 16, 16]},
+                            {"id": 4, "image_id": 2, "category_id": 21, "bbox": [0, 0, 16, 16]},
+                            {"id": 5, "image_id": 2, "category_id": 61, "bbox": [48, 48, 16, 16]},
+                            {"id": 6, "image_id": 2, "category_id": 61, "bbox": [0, 48, 16, 16]}]}
+    space = build_label_space(inst, ["category", "plural"], object_cells="center")
+    # "sheep" is its own plural: no label that the LM could tell apart, so two sheep stay "sheep".
+    assert space.words == ["cow", "fork", "sheep", "cows"] and space.kinds[3:] == ["plural"]
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)
+    cow, cows = t[1][:, 0].reshape(4, 4), t[1][:, 3].reshape(4, 4)
+    assert cows[0, 0] == 1 and cows[3, 3] == 1 and cows.sum() == 2 and cow.sum() == 0  # instead of, not besides
+    assert t[1][3].tolist() == [0, 1, 0, 0]  # the lone fork keeps its word
+    assert t[2][0].tolist() == [1, 0, 0, 0]  # the lone cow of image 2
+    assert t[2][15].tolist() == t[2][12].tolist() == [0, 0, 1, 0]  # both sheep
+
+    def tok(text, add_special_tokens=False):  # " cows" is two tokens for this tokenizer
+        return {"input_ids": [0, 0] if text == " cows" else [0]}
+
+    assert "plural" not in build_label_space(inst, ["category", "plural"], tokenizer=tok).kinds
 
 
 def test_unknown_label_kind_is_an_error():

@@ -34,10 +34,12 @@ class VisionPart:
     steps: int = 400
     batch_size: int = 64
     lr: float = 2e-3
-    # Label kinds (patch_pretrain.LABEL_KINDS): also "side" (left/right) and "count" (one, two, ...) per object.
+    # Label kinds (patch_pretrain.LABEL_KINDS): also "side" (left/right) and "count" (one, two, ...) per object,
+    # and "plural" ("dogs" instead of "dog" where the image holds several).
     labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
     # "alternate": colour and category on alternate columns; "beside": the colour on the patch before the
-    # object's (with object_cells "center"); see patch_pretrain.py
+    # object's, "around": on the object's patches but its centre's (both with object_cells "center"); see
+    # patch_pretrain.py
     color_cells: str = "shared"
     object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
     grounding: str = "scaled"  # "saturating": a patch past the threshold gives exactly its word (ground_projector)
