@@ -89,15 +89,16 @@ SIDES = ("left", "right")
 # Measured only as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words).
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # "plural": an object whose image holds others of its category is labelled with the plural instead of its
-# category ("dogs" on each dog's patch when there are two). Still one word per token, and the LM answers "Is
-# there only one dog?" by reading the word's number instead of counting tokens, which it does not learn to do
-# (over exact scene text a 135M LM's count answers follow the question alone: docs/quickstart.md#plurals).
+# category ("dogs" on each dog's patch when there are two). Still one word per token, so that the LM could
+# answer "Is there only one dog?" by reading the word's number instead of counting tokens, which it does not
+# learn; measured, it did not learn this lookup within a reading stage either, and the encoder finds the number
+# less well than the category (docs/quickstart.md#counting-and-colour-as-words-of-their-own).
 # Only categories whose plural is one token and differs from the singular ("sheep") get one.
 COLOR_CELLS = ("shared", "alternate", "beside", "around")
 # "around" (with object_cells "center"): the colour on the patches the object covers (at least half) other than
 # its centre's, which keeps the category alone: one word per token, and a patch showing the object's colour is
-# labelled with it, which the encoder finds as easily as the category ("beside" asks it to find the patch next to
-# a centre: val colour F1 0.86 -> 0.68). An object within one patch falls back to "beside".
+# labelled with it, which the encoder finds more easily than the patch next to a centre (val image F1 colour:
+# shared 0.86, around 0.79, beside 0.68). An object within one patch falls back to "beside".
 AROUND_COVER = 0.5
 OBJECT_CELLS = ("cover", "center")
 GROUNDINGS = ("scaled", "saturating")
