@@ -139,7 +139,7 @@ class PatchLabelSpace:
     kinds: list[str]
     words: list[str]
     spellings: list[str] | None = None  # None: the words themselves
-    # Where a coloured object's colour goes ("shared" or "alternate"; PatchPretrainConfig.color_cells): part
+    # Where a coloured object's colour goes (COLOR_CELLS; PatchPretrainConfig.color_cells): part
     # of the label space because the scene text must lay its cells out exactly as the encoder learnt them.
     color_cells: str = "shared"
     object_cells: str = "cover"  # "center": an object only on the patch of its box centre (one token each)
@@ -242,7 +242,8 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
         for cid in many:
             name = cat_names[cid]
             word = plural(name)
-            if word == name or (tokenizer is not None and len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) != 1):
+            several = tokenizer is not None and len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) > 1
+            if word == name or several:
                 continue  # "sheep", or a plural the LM reads as several tokens: the singular stays
             out_kinds.append("plural")
             words.append(word)
