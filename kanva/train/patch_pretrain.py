@@ -176,12 +176,17 @@ class PatchLabelSpace:
         return space
 
 
+def _one_token(tokenizer, word: str) -> bool:
+    """Whether the tokenizer keeps `word` as one token mid-sentence."""
+    return len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) == 1
+
+
 def one_token_spellings(tokenizer, words: list[str]) -> list[str]:
     """For each word, the first of (as is, lower, Capitalized) that is one token mid-sentence; else the word."""
     out = []
     for w in words:
         for v in (w, w.lower(), w.capitalize()):
-            if len(tokenizer(" " + v, add_special_tokens=False)["input_ids"]) == 1:
+            if _one_token(tokenizer, v):
                 out.append(v)
                 break
         else:
@@ -242,8 +247,7 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
         for cid in many:
             name = cat_names[cid]
             word = plural(name)
-            several = tokenizer is not None and len(tokenizer(" " + word, add_special_tokens=False)["input_ids"]) > 1
-            if word == name or several:
+            if word == name or (tokenizer is not None and not _one_token(tokenizer, word)):
                 continue  # "sheep", or a plural the LM reads as several tokens: the singular stays
             out_kinds.append("plural")
             words.append(word)
@@ -294,6 +298,8 @@ def patch_targets(
     images = {im["id"]: im for im in inst["images"]}
     targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in images}
     counts = _category_counts(inst) if {"count", "plural"} & set(space.kinds) else {}
+    plural_of = {cid: ("plural", plural(name)) for cid, name in cat_names.items()}
+    plurals = {cid: index[key] for cid, key in plural_of.items() if key in index}  # category id -> its plural label
     odd = np.zeros((grid, grid), dtype=bool)  # the columns that carry the colour under "alternate"
     odd[:, 1::2] = True
     for a in inst["annotations"]:
@@ -314,8 +320,8 @@ def patch_targets(
         side = index.get(("side", SIDES[0] if centre < image_size / 2 else SIDES[1]))
         n = counts.get((a["image_id"], a["category_id"]), 0)
         count = index.get(("count", NUMBER_WORDS[n - 1])) if 0 < n <= len(NUMBER_WORDS) else None
-        if n > 1 and ("plural", plural(cat_names[a["category_id"]])) in index:  # "dogs" instead of "dog"
-            cat = index[("plural", plural(cat_names[a["category_id"]]))]
+        if n > 1 and a["category_id"] in plurals:  # "dogs" instead of "dog"
+            cat = plurals[a["category_id"]]
         t = targets[a["image_id"]]
         if space.color_cells == "around" and col is not None:
             covered = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
