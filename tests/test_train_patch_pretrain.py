@@ -135,54 +135,6 @@ def test_around_color_cells_put_the_colour_on_the_objects_other_patches():
     assert t.sum(-1).max() == 1  # one word per token
 
 
-def test_column_token_order_puts_the_left_object_first():
-    # A cow centred at row 0, column 2 and a fork at row 3, column 0 (of 4x4): in the raster the cow comes
-    # first, column by column the fork does (it is further left).
-    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [32, 0, 16, 16]},
-                            {"id": 2, "image_id": 1, "category_id": 48, "bbox": [0, 48, 16, 16], "color": "red"}]}
-    rows = build_label_space(inst, ["category", "color"], color_cells="beside", object_cells="center")
-    cols = build_label_space(inst, ["category", "color"], color_cells="beside", object_cells="center",
-                             token_order="columns")
-    cow, fork, red = (rows.words.index(w) for w in ("cow", "fork", "red"))
-    r = patch_targets(inst, rows, image_size=32, patch=8, min_cover=0.5)[1]
-    c = patch_targets(inst, cols, image_size=32, patch=8, min_cover=0.5)[1]
-    assert np.flatnonzero(r[:, cow]).tolist() == [2] and np.flatnonzero(r[:, fork]).tolist() == [12]
-    assert np.flatnonzero(c[:, cow]).tolist() == [8] and np.flatnonzero(c[:, fork]).tolist() == [3]
-    # "beside" keeps the colour just before its object in the sequence: the raster's left cell (fork in column 0:
-    # after it), column by column the cell above.
-    assert np.flatnonzero(r[:, red]).tolist() == [13] and np.flatnonzero(c[:, red]).tolist() == [2]
-    # Mirrored, the fork is in column 3 and the cow in column 1: the cow comes first.
-    m = patch_targets(inst, cols, image_size=32, patch=8, min_cover=0.5, mirror=True)[1]
-    assert np.flatnonzero(m[:, cow]).tolist() == [4] and np.flatnonzero(m[:, fork]).tolist() == [15]
-    assert PatchLabelSpace.from_json(cols.to_json()).token_order == "columns"
-    assert "token_order" not in rows.to_json()  # old files stay as they were
-    with pytest.raises(KanvaError, match="token_order must be one of"):
-        PatchLabelSpace(["category"], ["cow"], token_order="diagonal")
-
-
-def test_count_words_take_the_cell_after_their_object_under_one_word_layouts():
-    # Two red cows (one over column 0's rows 0-2, centre row 1; one within the cell at row 0, column 3) and a fork
-    # at row 3, column 2 (of 4x4), column by column with the colour around its object.
-    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 48], "color": "red"},
-                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 0, 16, 16], "color": "red"},
-                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [32, 48, 16, 16]}]}
-    space = build_label_space(inst, ["category", "color", "count"], color_cells="around", object_cells="center",
-                              token_order="columns")
-    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1]
-    w = {word: np.flatnonzero(t[:, space.words.index(word)]).tolist() for word in ("cow", "fork", "red", "one", "two")}
-    # Token c * 4 + r. Tall cow: centre (1, 0) -> 1, number after it (2), colour on the rest of its cover (0).
-    # Small cow: centre (0, 3) -> 12, no cover left, so its colour falls back to the cell after it (13) and the
-    # number goes after that (14). Fork: centre (3, 2) -> 11 at the column's end, its number before it (10).
-    assert w == {"cow": [1, 12], "fork": [11], "red": [0, 13], "one": [10], "two": [2, 14]}
-    assert t.sum(-1).max() == 1  # one word per token
-    # Under "shared" the number stays on the object's own cell.
-    shared = build_label_space(inst, ["category", "color", "count"], object_cells="center")
-    s = patch_targets(inst, shared, image_size=32, patch=8, min_cover=0.5)[1]
-    assert (s[:, shared.words.index("two")] == s[:, shared.words.index("cow")]).all()
-
-
 def test_side_labels_give_each_object_its_half():
     # A red cow left of centre, a fork right of it, and a cow whose centre is exactly on the middle (right).
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],

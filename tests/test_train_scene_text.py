@@ -77,19 +77,6 @@ def test_beside_color_cells_write_the_colour_before_its_object(world):
     assert len(a) == 16 and a[:3] == ["red", "cow", BACKGROUND] and a.count("red") == 1
 
 
-def test_column_token_order_writes_the_grid_column_by_column(world):
-    # Without colours every cell is one word, so the text splits into its 16 cells.
-    kinds, words = zip(*[(k, w) for k, w in zip(SPACE.kinds, SPACE.words) if k != "color"])
-    rows = PatchLabelSpace(list(kinds), list(words), object_cells="center")
-    cols = PatchLabelSpace(list(kinds), list(words), object_cells="center", token_order="columns")
-    r = scene_texts(world, "train", rows, image_size=32, patch=8, min_cover=0.5)
-    c = scene_texts(world, "train", cols, image_size=32, patch=8, min_cover=0.5)
-    for name in r:  # the same cells, transposed: cell (row i, column j) is word j * 4 + i column by column
-        grid = r[name].split(" ")
-        assert len(grid) == 16 and c[name].split(" ") == [grid[i * 4 + j] for j in range(4) for i in range(4)]
-    assert c["a.jpg"] != r["a.jpg"]
-
-
 def test_render_replaces_the_image_and_keeps_the_conversation(world):
     texts = {"a.jpg": "red cow background"}
     s = {"id": "7", "image": "sub/a.jpg",

@@ -42,7 +42,6 @@ class VisionPart:
     # patch_pretrain.py
     color_cells: str = "shared"
     object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
-    token_order: str = "rows"  # "columns": the image tokens column by column, left to right (patch_pretrain.py)
     grounding: str = "scaled"  # "saturating": a patch past the threshold gives exactly its word (ground_projector)
 
 
@@ -122,11 +121,10 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
-    from kanva.train.patch_pretrain import check_color_cells, check_grounding, check_object_cells, check_token_order
+    from kanva.train.patch_pretrain import check_color_cells, check_grounding, check_object_cells
 
     check_color_cells(cfg.vision.color_cells, f"{p}: vision.color_cells")
     check_object_cells(cfg.vision.object_cells, cfg.vision.color_cells, f"{p}: vision.object_cells")
-    check_token_order(cfg.vision.token_order, f"{p}: vision.token_order")
     check_grounding(cfg.vision.grounding, f"{p}: vision.grounding")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")

@@ -133,8 +133,7 @@ class Quickstart:
             return {"skipped": True}
         pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", steps=v.steps,
                                  batch_size=v.batch_size, lr=v.lr, labels=list(v.labels), seed=self.cfg.seed,
-                                 color_cells=v.color_cells, object_cells=v.object_cells, token_order=v.token_order,
-                                 grounding=v.grounding)
+                                 color_cells=v.color_cells, object_cells=v.object_cells, grounding=v.grounding)
         return run_patch_pretrain(self.base, pc, self.vision)
 
     def _start_model(self) -> Path:

@@ -61,9 +61,6 @@ class PatchPretrainConfig:
     # holding its box centre, so each object is one token and the number of tokens of a word is the number of
     # objects (counting), at the price of one positive patch per object instead of 2-9. See PatchLabelSpace.
     object_cells: str = "cover"
-    # The order of the image tokens' labels (TOKEN_ORDERS): "rows", the patch raster; "columns", column by column,
-    # so that an object left of another comes first in the sequence. See PatchLabelSpace.
-    token_order: str = "rows"
     # How a label's confidence becomes its word in the image token (ground_projector): "scaled", the word in
     # proportion to the logit (relu-like, one hidden unit per label, `sharpen`); "saturating", exactly the word
     # once the logit is past 0.5 / `slope` (clamp(slope * logit + 0.5, 0, 1), two hidden units per label).
@@ -89,9 +86,7 @@ SIDES = ("left", "right")
 # "count": how many objects of its category the image holds, on each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
-# Measured as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words), the LM did not
-# read it: so under the one-word-per-token colour layouts ("beside", "around") the number has a cell of its own,
-# the one after its object's in the token order (see _step_cell).
+# Measured only as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words).
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # "plural": an object whose image holds others of its category is labelled with the plural instead of its
 # category ("dogs" on each dog's patch when there are two). Still one word per token, so that the LM could
@@ -106,13 +101,6 @@ COLOR_CELLS = ("shared", "alternate", "beside", "around")
 # shared 0.86, around 0.79, beside 0.68). An object within one patch falls back to "beside".
 AROUND_COVER = 0.5
 OBJECT_CELLS = ("cover", "center")
-# "rows": image token k holds the label of patch k of the raster (row by row), as the vision tower orders its
-# patches. "columns": image token k = c * grid + r holds the label of patch (row r, column c), so "A is left of B"
-# is "A comes before B in the sequence", which an LM reads with no arithmetic on positions (in raster order a
-# left/right relation is the position modulo the grid width: measured, the 135M LM does not learn it; see
-# docs/quickstart.md). The model is unchanged: the encoder's attention learns to move each patch's label to
-# its slot, the targets alone say where.
-TOKEN_ORDERS = ("rows", "columns")
 GROUNDINGS = ("scaled", "saturating")
 # A saturating unit is the difference of two GELUs this much sharper than the clamp: within ~1% of a hard clamp.
 GELU_SHARPNESS = 4.0
@@ -122,13 +110,6 @@ def check_color_cells(value: str, name: str) -> str:
     """The one check of a `color_cells` value, for every place that reads one (`name`: where, for the error)."""
     if value not in COLOR_CELLS:
         raise KanvaError(f"{name} must be one of {list(COLOR_CELLS)}, got {value!r}")
-    return value
-
-
-def check_token_order(value: str, name: str) -> str:
-    """The one check of a `token_order` value."""
-    if value not in TOKEN_ORDERS:
-        raise KanvaError(f"{name} must be one of {list(TOKEN_ORDERS)}, got {value!r}")
     return value
 
 
@@ -162,12 +143,10 @@ class PatchLabelSpace:
     # of the label space because the scene text must lay its cells out exactly as the encoder learnt them.
     color_cells: str = "shared"
     object_cells: str = "cover"  # "center": an object only on the patch of its box centre (one token each)
-    token_order: str = "rows"  # "columns": the tokens column by column (TOKEN_ORDERS)
 
     def __post_init__(self) -> None:
         check_color_cells(self.color_cells, "patch labels: color_cells")
         check_object_cells(self.object_cells, self.color_cells, "patch labels: object_cells")
-        check_token_order(self.token_order, "patch labels: token_order")
 
     def __len__(self) -> int:
         return len(self.words)
@@ -184,16 +163,13 @@ class PatchLabelSpace:
             d["color_cells"] = self.color_cells
         if self.object_cells != "cover":
             d["object_cells"] = self.object_cells
-        if self.token_order != "rows":
-            d["token_order"] = self.token_order
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> PatchLabelSpace:
         sp = d.get("spellings")
         space = cls(kinds=list(d["kinds"]), words=list(d["words"]), spellings=list(sp) if sp is not None else None,
-                    color_cells=d.get("color_cells", "shared"), object_cells=d.get("object_cells", "cover"),
-                    token_order=d.get("token_order", "rows"))
+                    color_cells=d.get("color_cells", "shared"), object_cells=d.get("object_cells", "cover"))
         if not (len(space.kinds) == len(space.words) == len(space.reads)):
             raise KanvaError(f"patch labels: kinds, words and spellings differ in length ({len(space.kinds)}, "
                              f"{len(space.words)}, {len(space.reads)})")
@@ -233,7 +209,7 @@ def load_instances(coco_root: Path, split: str) -> dict:
 
 
 def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
-                      object_cells: str = "cover", tokenizer=None, token_order: str = "rows") -> PatchLabelSpace:
+                      object_cells: str = "cover", tokenizer=None) -> PatchLabelSpace:
     """Labels that occur in the data, in a fixed order (categories by id, colours, words, sides, counts,
     plurals). `tokenizer`: plurals only where it keeps the plural as one token (None: every plural)."""
     unknown = sorted(set(kinds) - set(LABEL_KINDS))
@@ -277,8 +253,7 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
             words.append(word)
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
-    return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells,
-                           token_order=token_order)
+    return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells)
 
 
 def _category_counts(inst: dict) -> dict[tuple[int, int], int]:
@@ -308,19 +283,10 @@ def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patc
     return cover
 
 
-def _step_cell(r: int, c: int, d: int, grid: int, token_order: str) -> tuple[int, int]:
-    """The cell `d` (1 or -1) tokens from (r, c) in the token order, within its row (its column under
-    "columns"); the other way at the grid's edge, so the word stays next to its object."""
-    if token_order == "columns":
-        return (r + d if 0 <= r + d < grid else r - d), c
-    return r, (c + d if 0 <= c + d < grid else c - d)
-
-
 def patch_targets(
     inst: dict, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float, mirror: bool = False
 ) -> dict[int, np.ndarray]:
-    """Per image id: a [grid*grid, n_labels] uint8 multi-hot array, one row per image token in the label
-    space's `token_order` (the encoder's raster order under "rows", column by column under "columns").
+    """Per image id: a [grid*grid, n_labels] uint8 multi-hot array in the encoder's raster order.
 
     `mirror`: the targets of the horizontally flipped images (object boxes mirrored; printed words are not,
     since images with text are never flipped). Not simply the flipped targets: with `color_cells:
@@ -357,32 +323,18 @@ def patch_targets(
         if n > 1 and a["category_id"] in plurals:  # "dogs" instead of "dog"
             cat = plurals[a["category_id"]]
         t = targets[a["image_id"]]
-        one_word = space.color_cells in ("beside", "around")  # one word per token (object_cells "center")
-        centres = [tuple(rc) for rc in np.argwhere(on)]  # the one centre cell under "center"
-        counted = np.zeros_like(on)
-        if one_word and count is not None:
-            # The number on the cell after its object's in the token order ("bird two"), as text writes it.
-            for r, c in centres:
-                counted[_step_cell(r, c, 1, grid, space.token_order)] = True
         if space.color_cells == "around" and col is not None:
             covered = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
-            ring = (covered >= AROUND_COVER) & ~on & ~counted
+            ring = (covered >= AROUND_COVER) & ~on
             if ring.any():
                 t[ring, col] = 1
                 col = None
-        if one_word and col is not None:
-            # One word per token: the colour goes to the cell before the object's in the token order (after it
-            # at the start of a row, or of a column under "columns"), the object's other words stay on its cell.
-            for r, c in centres:
-                before = _step_cell(r, c, -1, grid, space.token_order)
-                t[before + (col,)] = 1
-                if counted[before]:  # at the start of a row (column): colour after the object, number after that
-                    counted[before] = False
-                    counted[_step_cell(*before, 1, grid, space.token_order)] = True
+        if space.color_cells in ("beside", "around") and col is not None:
+            # One word per token: the colour goes to the cell before the object's in the raster (after it in the
+            # first column), the object's other words stay on its cell.
+            for r, c in np.argwhere(on):  # the one centre cell
+                t[r, c - 1 if c > 0 else c + 1, col] = 1
             col = None
-        if one_word and count is not None:
-            t[counted, count] = 1
-            count = None
         if space.color_cells == "alternate" and cat is not None and col is not None:
             if (on & odd).any() and (on & ~odd).any():  # both kinds of column: one word per patch
                 t[on & ~odd, cat] = 1
@@ -400,8 +352,6 @@ def patch_targets(
             if key in index:
                 cover = _box_cover(t["bbox"], image_size / im["width"], image_size / im["height"], grid, patch)
                 targets[iid][cover >= min_cover, index[key]] = 1
-    if space.token_order == "columns":  # token c * grid + r <- patch (r, c)
-        return {iid: np.ascontiguousarray(t.transpose(1, 0, 2)).reshape(grid * grid, -1) for iid, t in targets.items()}
     return {iid: t.reshape(grid * grid, -1) for iid, t in targets.items()}
 
 
@@ -635,14 +585,13 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
     inst = load_instances(coco, cfg.split)
-    space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells, tokenizer=processor.tokenizer,
-                              token_order=cfg.token_order)
+    space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells, tokenizer=processor.tokenizer)
     check_projector_fits(model, len(space), cfg.grounding)  # before training, not after
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
     mirrored = None  # targets of flipped images, where they are not just the flipped targets
-    if cfg.hflip and (space.color_cells != "shared" or "side" in space.kinds or space.token_order != "rows"):
+    if cfg.hflip and (space.color_cells != "shared" or "side" in space.kinds):
         mmap = patch_targets(inst, space, size, patch, cfg.min_cover, mirror=True)
         mirrored = torch.from_numpy(np.stack([mmap[im["id"]] for im in images]))
     val = None
