@@ -135,6 +135,29 @@ def test_around_color_cells_put_the_colour_on_the_objects_other_patches():
     assert t.sum(-1).max() == 1  # one word per token
 
 
+def test_count_and_side_words_take_cells_of_their_own_under_one_word_layouts():
+    # 4x4 grid. Red cow A over column 0's rows 0-2 (centre row 1), red cow B within cell (3, 3), fork at (2, 2).
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 48], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16], "color": "red"},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [32, 32, 16, 16]}]}
+    space = build_label_space(inst, ["category", "color", "count", "side"], color_cells="around",
+                              object_cells="center")
+    t = patch_targets(inst, space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
+    cells = {w: [tuple(int(x) for x in rc) for rc in np.argwhere(t[..., space.words.index(w)])]
+             for w in ("cow", "fork", "red", "one", "two", "left", "right")}
+    # A: number and side after it in its row, past the cell its colour would take beside it (column 1), colour
+    # on the rest of its cover. B, at the row's end: its words go the other way, its colour beside it (no cover
+    # left). The fork (no colour): "fork one" then its side on the free cell before it.
+    assert cells == {"cow": [(1, 0), (3, 3)], "fork": [(2, 2)], "red": [(0, 0), (2, 0), (3, 2)],
+                     "one": [(2, 3)], "two": [(1, 2), (3, 1)], "left": [(1, 3)], "right": [(2, 1), (3, 0)]}
+    assert t.sum(-1).max() == 1  # one word per token
+    # Under "shared" they stay on the object's own cell.
+    shared = build_label_space(inst, ["category", "count"], object_cells="center")
+    s = patch_targets(inst, shared, image_size=32, patch=8, min_cover=0.5)[1]
+    assert (s[:, shared.words.index("two")] == s[:, shared.words.index("cow")]).all()
+
+
 def test_side_labels_give_each_object_its_half():
     # A red cow left of centre, a fork right of it, and a cow whose centre is exactly on the middle (right).
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],

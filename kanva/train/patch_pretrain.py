@@ -86,7 +86,9 @@ SIDES = ("left", "right")
 # "count": how many objects of its category the image holds, on each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
-# Measured only as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words).
+# Measured as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words), the LM did not
+# read it: so under the one-word-per-token colour layouts ("beside", "around") the number and the side have cells
+# of their own, after the object's in its row ("bird two left"; _cells_after).
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # "plural": an object whose image holds others of its category is labelled with the plural instead of its
 # category ("dogs" on each dog's patch when there are two). Still one word per token, so that the LM could
@@ -283,6 +285,12 @@ def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patc
     return cover
 
 
+def _cells_after(c: int, grid: int, skip: int | None) -> list[int]:
+    """The columns of a row for the words written after an object centred in column `c`: c+1, c+2, ... to the
+    row's end, then c-1, c-2, ... (the row's other side), leaving out `skip` (the colour's cell)."""
+    return [cc for cc in [*range(c + 1, grid), *range(c - 1, -1, -1)] if cc != skip]
+
+
 def patch_targets(
     inst: dict, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float, mirror: bool = False
 ) -> dict[int, np.ndarray]:
@@ -323,16 +331,26 @@ def patch_targets(
         if n > 1 and a["category_id"] in plurals:  # "dogs" instead of "dog"
             cat = plurals[a["category_id"]]
         t = targets[a["image_id"]]
+        one_word = space.color_cells in ("beside", "around")  # one word per token (object_cells "center")
+        after = np.zeros_like(on)  # the cells of the words written after the object ("bird two left")
+        if one_word:
+            for r, c in np.argwhere(on):  # the one centre cell
+                before = c - 1 if c > 0 else c + 1  # kept for the colour when it goes beside
+                cells = _cells_after(c, grid, skip=before if col is not None else None)
+                for i, cc in zip([i for i in (count, side) if i is not None], cells):
+                    t[r, cc, i] = 1
+                    after[r, cc] = True
+            count = side = None
         if space.color_cells == "around" and col is not None:
             covered = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
-            ring = (covered >= AROUND_COVER) & ~on
+            ring = (covered >= AROUND_COVER) & ~on & ~after
             if ring.any():
                 t[ring, col] = 1
                 col = None
-        if space.color_cells in ("beside", "around") and col is not None:
+        if one_word and col is not None:
             # One word per token: the colour goes to the cell before the object's in the raster (after it in the
             # first column), the object's other words stay on its cell.
-            for r, c in np.argwhere(on):  # the one centre cell
+            for r, c in np.argwhere(on):
                 t[r, c - 1 if c > 0 else c + 1, col] = 1
             col = None
         if space.color_cells == "alternate" and cat is not None and col is not None:
