@@ -83,7 +83,7 @@ LABEL_KINDS = ("category", "color", "text", "side", "count", "plural")
 # (three thirds: 98.5%, but then the LM must also order "middle"). Measured as a second word on the object's
 # token, it breaks the reading of the object itself: docs/quickstart.md#sums-of-words.
 SIDES = ("left", "right")
-# "count": how many objects of its category the image holds, on each of them ("bird two" twice). The encoder
+# "count": how many objects of its category the image holds, for each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
 # Measured as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words), the LM did not
@@ -285,6 +285,12 @@ def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patc
     return cover
 
 
+def _cell_before(c: int) -> int:
+    """The column a colour takes beside an object centred in column `c`: the one before it (after it in the
+    first column), so the row reads "purple umbrella"."""
+    return c - 1 if c > 0 else c + 1
+
+
 def _cells_after(c: int, grid: int, skip: int | None) -> list[int]:
     """The columns of a row for the words written after an object centred in column `c`: c+1, c+2, ... to the
     row's end, then c-1, c-2, ... (the row's other side), leaving out `skip` (the colour's cell)."""
@@ -334,10 +340,11 @@ def patch_targets(
         one_word = space.color_cells in ("beside", "around")  # one word per token (object_cells "center")
         after = np.zeros_like(on)  # the cells of the words written after the object ("bird two left")
         if one_word:
+            words_after = [i for i in (count, side) if i is not None]
             for r, c in np.argwhere(on):  # the one centre cell
-                before = c - 1 if c > 0 else c + 1  # kept for the colour when it goes beside
-                cells = _cells_after(c, grid, skip=before if col is not None else None)
-                for i, cc in zip([i for i in (count, side) if i is not None], cells):
+                # A coloured object keeps the cell before it free, for its colour if it goes beside.
+                cells = _cells_after(c, grid, skip=_cell_before(c) if col is not None else None)
+                for i, cc in zip(words_after, cells):
                     t[r, cc, i] = 1
                     after[r, cc] = True
             count = side = None
@@ -348,10 +355,9 @@ def patch_targets(
                 t[ring, col] = 1
                 col = None
         if one_word and col is not None:
-            # One word per token: the colour goes to the cell before the object's in the raster (after it in the
-            # first column), the object's other words stay on its cell.
+            # One word per token: the colour on the cell beside the object's (_cell_before).
             for r, c in np.argwhere(on):
-                t[r, c - 1 if c > 0 else c + 1, col] = 1
+                t[r, _cell_before(c), col] = 1
             col = None
         if space.color_cells == "alternate" and cat is not None and col is not None:
             if (on & odd).any() and (on & ~odd).any():  # both kinds of column: one word per patch
