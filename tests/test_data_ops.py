@@ -19,6 +19,7 @@ from kanva.data.synth import MiniKB, synth_coco, write_coco
 from kanva.data.unit import LETTERS, Unit
 from kanva.data.ops.counting import NUMBER_WORDS
 from kanva.data.vocab import mentioned, mentions, with_article
+from kanva.knowledge.properties import index_from_view
 
 DRAWS = 6
 
@@ -249,6 +250,32 @@ def test_knowledge_answers_follow_the_kb(coco, kb):
                 assert cat not in mentioned(d.question)
     assert {"knowledge.kind", "knowledge.isa", "knowledge.use", "knowledge.part", "knowledge.exists"} <= set(seen)
     assert seen["Yes"] and seen["No"], seen
+
+
+def test_knowledge_facts_first_draws_facts_over_hypernyms(coco, kb):
+    """With `knowledge_facts_first`, "is there ... in the image?" names a KB fact whenever one applies: the answers
+    stay true, and a hypernym ("any ...") appears only for an image and answer where no fact could."""
+    def phrases(cfg):
+        out = []
+        for ctx, drafts in run_op(coco, kb, "knowledge", cfg=cfg):
+            for d in drafts:
+                if d.template == "knowledge.exists":
+                    check_property_claim(ctx, kb, d)
+                    out.append((ctx, d))
+        return out
+
+    plain, first = phrases(EvolveConfig()), phrases(EvolveConfig(knowledge_facts_first=True))
+    share = [sum(not d.slots["property"].startswith("any ") for _, d in got) / len(got) for got in (plain, first)]
+    assert share[1] > share[0] + 0.2, share
+    kx = index_from_view(kb, coco.category_names)
+    for ctx, d in first:
+        if d.slots["property"].startswith("any "):
+            present, visible = set(ctx.rec.counts), {o.category for o in ctx.usable}
+            if d.answer == "Yes":
+                assert not [p for p in kx.properties if p.kind and p.members & visible]
+            else:
+                assert not [p for p in kx.properties if p.kind and not (p.holders & present)
+                            and kx.decidable(p, present)]
 
 
 def check_property_claim(ctx, kb, d):

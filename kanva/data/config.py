@@ -32,6 +32,10 @@ class EvolveConfig:
     focus_bias: float = 0.7  # probability to ask about the parent's objects when they qualify
     min_visible: float = 0.3  # objects less visible than this are not counted or referred to
     max_count: int = 10  # counting questions up to this many instances
+    # "Is there <property> in the image?" (knowledge.exists) draws its property among the KB's facts ("an animal
+    # that eats only plants") whenever one applies, and among hypernyms ("any chordate") only otherwise. Off, both
+    # are drawn alike, and hypernyms are most of the phrases (57 of 69 in the quickstart's world).
+    knowledge_facts_first: bool = False
     size_ratio: float = 2.0  # "which looks larger" only when the areas differ at least this much
     no_gain_jaccard: float = 0.85  # child vs parent token Jaccard at or above this: no gain
     near_dup_jaccard: float = 0.8  # MinHash estimate at or above this: near duplicate (same image)

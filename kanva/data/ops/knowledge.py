@@ -124,7 +124,8 @@ class Knowledge(Operator):
             pool = [p for p in kx.properties if not (p.holders & present) and kx.decidable(p, present)]
         if not pool:
             return []
-        prop = rng.choice(pool)
+        facts = [p for p in pool if p.kind is not None] if ctx.cfg.knowledge_facts_first else []
+        prop = rng.choice(facts or pool)
         q = rng.choice(EXISTS).format(p=prop.phrase)
         if truth:
             cat = ctx.pick(rng, sorted(prop.members & visible), parent)
