@@ -64,6 +64,14 @@ class KnowledgeIndex:
     supercategory: dict[str, str]
     recorded: dict[str, frozenset[str]]  # category -> fact kinds the KB records for it
 
+    def shown_by(self, shown: set[str]) -> list[Property]:
+        """Properties a shown object has: "Is there <phrase> in the image?" is yes."""
+        return [p for p in self.properties if p.members & shown]
+
+    def surely_absent(self, present: set[str]) -> list[Property]:
+        """Properties no present object has, where that is certain: "Is there <phrase> in the image?" is no."""
+        return [p for p in self.properties if not (p.holders & present) and self.decidable(p, present)]
+
     def decidable(self, p: Property, present: set[str]) -> bool:
         """Whether "no present object has p" is certain for these categories."""
         if not present <= self.known:

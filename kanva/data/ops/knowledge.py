@@ -118,10 +118,7 @@ class Knowledge(Operator):
         present = set(ctx.present)
         visible = {o.category for o in ctx.usable}
         truth = rng.random() < 0.5
-        if truth:
-            pool = [p for p in kx.properties if p.members & visible]
-        else:
-            pool = [p for p in kx.properties if not (p.holders & present) and kx.decidable(p, present)]
+        pool = kx.shown_by(visible) if truth else kx.surely_absent(present)
         if not pool:
             return []
         facts = [p for p in pool if p.kind is not None] if ctx.cfg.knowledge_facts_first else []

@@ -68,8 +68,7 @@ def _knowledge(scene: Scene, kx: KnowledgeIndex | None, rng: random.Random) -> t
     if kx is None:
         return None
     present, shown = scene.present, set(scene.shown)
-    yes = [p for p in kx.properties if p.members & shown]
-    no = [p for p in kx.properties if not (p.holders & present) and kx.decidable(p, present)]
+    yes, no = kx.shown_by(shown), kx.surely_absent(present)
     if not yes or not no:
         return None
     # A pair of the same sort (two facts, or two hypernyms) so the wording does not give the answer away;
