@@ -56,6 +56,11 @@ class Property:
     domain: str | None = None
     hypernym: str | None = None  # for hypernym properties: the KB's is_a value ("ruminant")
 
+    @property
+    def is_fact(self) -> bool:
+        """A fact of the KB ("an animal that eats only plants"), not a WordNet hypernym ("any chordate")."""
+        return self.kind is not None
+
 
 @dataclass
 class KnowledgeIndex:
@@ -76,7 +81,7 @@ class KnowledgeIndex:
         """Whether "no present object has p" is certain for these categories."""
         if not present <= self.known:
             return False
-        if p.kind is None:
+        if not p.is_fact:
             return True
         return all(p.kind in self.recorded[c] for c in present if self.supercategory.get(c) == p.domain)
 

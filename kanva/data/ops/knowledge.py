@@ -121,12 +121,12 @@ class Knowledge(Operator):
         pool = kx.shown_by(visible) if truth else kx.surely_absent(present)
         if not pool:
             return []
-        facts = [p for p in pool if p.kind is not None] if ctx.cfg.knowledge_facts_first else []
+        facts = [p for p in pool if p.is_fact] if ctx.cfg.knowledge_facts_first else []
         prop = rng.choice(facts or pool)
         q = rng.choice(EXISTS).format(p=prop.phrase)
         if truth:
             cat = ctx.pick(rng, sorted(prop.members & visible), parent)
-            if prop.kind:
+            if prop.is_fact:
                 fact = ctx.kb.fact(cat, prop.kind, dict(ctx.kb.get(cat).kinds)[prop.kind], "facts")
             else:
                 fact = ctx.kb.fact(cat, "is_a", prop.hypernym, "hypernyms")

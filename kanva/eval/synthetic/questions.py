@@ -73,8 +73,8 @@ def _knowledge(scene: Scene, kx: KnowledgeIndex | None, rng: random.Random) -> t
         return None
     # A pair of the same sort (two facts, or two hypernyms) so the wording does not give the answer away;
     # facts first: they read naturally ("an animal that eats only plants"), WordNet hypernyms less so.
-    facts = [(a, b) for a in yes for b in no if a.kind is not None and b.kind is not None]
-    kinds = [(a, b) for a in yes for b in no if a.kind is None and b.kind is None]
+    facts = [(a, b) for a in yes for b in no if a.is_fact and b.is_fact]
+    kinds = [(a, b) for a in yes for b in no if not a.is_fact and not b.is_fact]
     pairs = facts or kinds
     a, b = rng.choice(pairs) if pairs else (rng.choice(yes), rng.choice(no))
     return a.phrase, b.phrase
