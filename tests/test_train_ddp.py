@@ -37,7 +37,9 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     run_recipe(recipe_from_dict(recipe(4), source="single.yaml"), tmp_path / "single")
     # two processes: 2 per micro-batch x 2 accum x 2 processes = global 8
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(recipe(2)))
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    # CPU processes (gloo) even where a GPU is visible: with one GPU, accelerate's barrier asks rank 1 for a
+    # second device (seen on an H100 machine: rank 1 died at wait_for_everyone).
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()),
