@@ -103,6 +103,7 @@ def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
     ({"object_cells": "middle"}, "vision.object_cells must be one of"),
     ({"object_cells": "center", "color_cells": "alternate"}, "vision.object_cells: 'center'.*must be 'shared'"),
     ({"grounding": "hard"}, "vision.grounding must be one of"),
+    ({"exclusive": ["count"]}, r"vision.exclusive: \['count'\] not among the trained label kinds"),
 ])
 def test_unknown_cell_layouts_are_refused_before_any_step(tmp_path, cells, message):
     d = yaml.safe_load(open(load_quickstart_config("tiny").source))

@@ -392,3 +392,51 @@ def test_label_space_json_round_trip_and_length_check():
     assert PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"]}).reads == ["cow"]  # older files
     with pytest.raises(KanvaError, match="differ in length"):
         PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "spellings": ["cow", "x"]})
+
+
+def test_exclusive_shift_is_the_unweighted_decision_boundary():
+    from kanva.train.patch_pretrain import exclusive_shifts
+
+    w = torch.tensor([5.0, 5.0, 2.0])
+    shifts = exclusive_shifts(["category", "count", "count"], ["count"], w)
+    assert shifts[0] == 0 and torch.allclose(shifts[1:], w[1:].log())
+    # Where a label is right half the time (p = 0.5), the pos-weighted BCE is lowest at logit ln(w), not 0:
+    # the shifted threshold is p > 0.5.
+    for wi, si in zip(w[1:], shifts[1:]):
+        z = si.clone().requires_grad_(True)
+        loss = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor(1.0), pos_weight=wi) + \
+            0.5 * torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor(0.0), pos_weight=wi)
+        loss.backward()
+        assert abs(z.grad.item()) < 1e-6
+        z0 = torch.tensor(0.0, requires_grad=True)
+        (0.5 * torch.nn.functional.binary_cross_entropy_with_logits(z0, torch.tensor(1.0), pos_weight=wi)
+         + 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(z0, torch.tensor(0.0), pos_weight=wi)).backward()
+        assert z0.grad.item() < -0.1  # at 0 the loss still falls towards ln(w)
+
+
+def test_pretrain_with_exclusive_count_moves_only_the_number_thresholds(tiny_dir, tmp_path):
+    kw = dict(labels=["category", "count"], object_cells="center", grounding="saturating")
+    _, plain = _pretrain_labels(tiny_dir, tmp_path / "a", 2, **kw)
+    _, excl = _pretrain_labels(tiny_dir, tmp_path / "b", 2, exclusive=["count"], **kw)
+    assert "threshold_shift" not in plain["metrics"]
+    shift = excl["metrics"]["threshold_shift"]
+    words, kinds = excl["words"], excl["kinds"]
+    assert set(shift) == {w for w, k in zip(words, kinds) if k == "count"} and all(v > 0 for v in shift.values())
+
+    from transformers import LlavaForConditionalGeneration
+
+    def head(d, labels):
+        m = LlavaForConditionalGeneration.from_pretrained(d / "out")
+        return classifier_from_projector(m, len(labels["words"]), labels["grounding"])
+
+    a, b = head(tmp_path / "a", plain), head(tmp_path / "b", excl)
+    assert torch.allclose(a.weight, b.weight)  # same seed, same encoder: only the thresholds differ
+    for i, (w, k) in enumerate(zip(words, kinds)):
+        assert b.bias[i].item() == pytest.approx(a.bias[i].item() - shift.get(w, 0.0), abs=1e-4)
+
+
+def test_exclusive_must_name_a_trained_kind(tiny_dir, tmp_path):
+    _world(tmp_path / "w", "train", 4, 0)
+    with pytest.raises(KanvaError, match="exclusive.*'side'"):
+        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=1,
+                                                         exclusive=["side"]), tmp_path / "bad")

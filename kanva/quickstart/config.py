@@ -43,6 +43,9 @@ class VisionPart:
     color_cells: str = "shared"
     object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
     grounding: str = "scaled"  # "saturating": a patch past the threshold gives exactly its word (ground_projector)
+    # Label kinds a patch holds at most one of ("count"): grounded at the unweighted decision boundary
+    # (PatchPretrainConfig.exclusive)
+    exclusive: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -121,11 +124,12 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
     if cfg.train.read and not cfg.vision.enabled:
         raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
-    from kanva.train.patch_pretrain import check_color_cells, check_grounding, check_object_cells
+    from kanva.train.patch_pretrain import check_color_cells, check_exclusive, check_grounding, check_object_cells
 
     check_color_cells(cfg.vision.color_cells, f"{p}: vision.color_cells")
     check_object_cells(cfg.vision.object_cells, cfg.vision.color_cells, f"{p}: vision.object_cells")
     check_grounding(cfg.vision.grounding, f"{p}: vision.grounding")
+    check_exclusive(cfg.vision.exclusive, cfg.vision.labels, f"{p}: vision.exclusive")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

@@ -133,7 +133,8 @@ class Quickstart:
             return {"skipped": True}
         pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", steps=v.steps,
                                  batch_size=v.batch_size, lr=v.lr, labels=list(v.labels), seed=self.cfg.seed,
-                                 color_cells=v.color_cells, object_cells=v.object_cells, grounding=v.grounding)
+                                 color_cells=v.color_cells, object_cells=v.object_cells, grounding=v.grounding,
+                                 exclusive=list(v.exclusive))
         return run_patch_pretrain(self.base, pc, self.vision)
 
     def _start_model(self) -> Path:

@@ -67,6 +67,12 @@ class PatchPretrainConfig:
     grounding: str = "scaled"
     sharpen: float = 3.0  # "scaled": projector label rows = classifier x sharpen
     slope: float = 1.0  # "saturating": the clamp's slope per unit of logit
+    # Label kinds of which a patch holds at most one (the number words: an object has one number). Training
+    # weights positives up (`pos_weight`, to keep recall on rare labels), which moves every label's decision
+    # boundary from p = 0.5 to p = 1 / (1 + pos_weight): an unsure patch then fires two numbers ("one" and
+    # "two"), a token that is the sum of two words, which the LM does not read. For these kinds the grounding
+    # threshold goes back to the unweighted boundary, logit > ln(pos_weight) (see `exclusive_shifts`).
+    exclusive: list[str] = field(default_factory=list)
     max_images: int = 0  # 0 = all images of the split
     seed: int = 0
     log_every: int = 10
@@ -468,6 +474,27 @@ def check_grounding(value: str, name: str) -> str:
     return value
 
 
+def check_exclusive(kinds: list[str], labels: list[str], name: str) -> list[str]:
+    """`exclusive` must name label kinds the model is trained on."""
+    bad = [k for k in kinds if k not in labels]
+    if bad:
+        raise KanvaError(f"{name}: {bad} not among the trained label kinds {labels}")
+    return list(kinds)
+
+
+def exclusive_shifts(kinds: list[str], exclusive: list[str], pos_weight: torch.Tensor) -> torch.Tensor:
+    """Per label, how far its grounding threshold moves: ln(pos_weight) for the `exclusive` kinds, else 0.
+
+    With BCE weighted by w on positives, the loss is minimised at logit = ln(w * p / (1 - p)), so logit > 0
+    means p > 1 / (1 + w); logit > ln(w) is p > 0.5, where at most one of labels that exclude each other
+    passes (their p sum to at most 1 on a patch). Measured on the smol quickstart (w = 5 for every label): the
+    number words' val patches with exactly their labels 0.40 -> 0.51, test cells firing two or more numbers
+    106 -> 13 (docs/quickstart.md#one-number-per-object).
+    """
+    mask = torch.tensor([k in exclusive for k in kinds])
+    return torch.where(mask, pos_weight.log(), torch.zeros_like(pos_weight))
+
+
 def check_projector_fits(model, n_labels: int, grounding: str) -> int:
     """The hidden units `ground_projector` needs for `n_labels` labels, after checking the projector has them
     (and, for "saturating", GELUs with biases); run before training as well as at grounding time."""
@@ -611,6 +638,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     inst = load_instances(coco, cfg.split)
     space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells, tokenizer=processor.tokenizer)
     check_projector_fits(model, len(space), cfg.grounding)  # before training, not after
+    check_exclusive(cfg.exclusive, cfg.labels, "vision pretraining: exclusive")
     images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
     targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
@@ -671,6 +699,12 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     log.close()
 
     metrics = {"steps": cfg.steps, "seconds": round(time.time() - t0, 1), "labels": len(space)}
+    shifts = exclusive_shifts(space.kinds, cfg.exclusive, pos_weight)
+    if shifts.any():
+        # From here on the classifier is the one the LM will see: val metrics, the median and the projector.
+        with torch.no_grad():
+            head.bias -= shifts
+        metrics["threshold_shift"] = {w: round(float(shifts[i]), 4) for i, w in enumerate(space.words) if shifts[i]}
     if val is not None:
         metrics.update({f"val_{k}": round(v, 4) for k, v in evaluate_patches(model, head, val[0], val[1], mean, std, grid).items()})
     space.spellings = one_token_spellings(processor.tokenizer, space.words)
