@@ -8,6 +8,9 @@ reads it back from there (`classifier_from_projector`) and scores it on a COCO s
 per-patch targets the stage trains on (`patch_targets`, the label space's `color_cells` and `object_cells`):
 - patch F1: a (patch, label) pair is predicted when its logit is > 0;
 - image F1: an image has a label when any of its patches does (what an existence question needs);
+- patches firing 2+: patches where two or more labels of the kind pass (two numbers on one patch, "one" and "two",
+  give a token that is the sum of two words; docs/quickstart.md#one-number-per-object);
+- exact: of the patches with a label of the kind, the share whose predicted labels of the kind are exactly those;
 - median logit of the positive pairs: under the `scaled` grounding the projector maps the global median
   (patch_labels.json's `positive_logit`) to the label's whole word, so a kind whose median is well below it
   reaches the LM as part of a word (under `saturating`, any logit past 0.5 gives the whole word).
@@ -65,8 +68,9 @@ def main() -> int:
 
     print(f"{model_dir} on {args.split} ({len(images)} images; global positive_logit "
           f"{meta.get('metrics', {}).get('positive_logit', '-')}, color_cells {space.color_cells})")
-    print("| label kind | labels | positive patches | patch F1 | image F1 | median logit of a positive patch |")
-    print("|---|---|---|---|---|---|")
+    print("| label kind | labels | positive patches | patch F1 | image F1 | patches firing 2+ | exact "
+          "| median logit of a positive patch |")
+    print("|---|---|---|---|---|---|---|---|")
     for kind in dict.fromkeys(space.kinds):
         cols = [i for i, k in enumerate(space.kinds) if k == kind]
         lg, t = logits[:, :, cols], targets[:, :, cols]
@@ -75,7 +79,10 @@ def main() -> int:
         pi, ti = p.any(1), t.any(1)
         image_f1 = f1((pi & ti).sum().item(), (pi & ~ti).sum().item(), (~pi & ti).sum().item())
         med = f"{lg[t].median().item():.2f}" if t.any() else "-"
-        print(f"| {kind} | {len(cols)} | {int(t.sum())} | {patch_f1:.3f} | {image_f1:.3f} | {med} |")
+        multi = int((p.sum(-1) > 1).sum())
+        labelled = t.any(-1)
+        exact = ((p == t).all(-1) & labelled).sum().item() / max(1, int(labelled.sum()))
+        print(f"| {kind} | {len(cols)} | {int(t.sum())} | {patch_f1:.3f} | {image_f1:.3f} | {multi} | {exact:.2f} | {med} |")
     return 0
 
 
