@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="smol",
-                   help="smol (default: SmolLM2-135M-Instruct, about 60 min on 2 cores) | tiny (about a minute, for tests)"
+                   help="smol (default: SmolLM2-135M-Instruct, about 55 min on 2 cores) | tiny (about a minute, for tests)"
                         " | a quickstart YAML (see recipes/quickstart-*.yaml)")
     p.add_argument("--out", default=None, help="where everything goes (default: runs/quickstart-PRESET)")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
