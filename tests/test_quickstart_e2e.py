@@ -1,6 +1,7 @@
 """`kanva quickstart --preset tiny`: the whole loop end to end, then a re-run that skips finished steps."""
 
 import json
+import os
 
 import pytest
 import yaml
@@ -14,9 +15,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("qs") / "tiny"
-    assert main(["quickstart", "--preset", "tiny", "--out", str(out)]) == 0
-    return out
+    # A relative --out, as the README's plain `kanva quickstart` has (runs/quickstart-smol): the recipes the run
+    # writes must still point at its models when `kanva train` reads them from OUT/recipes/.
+    base = tmp_path_factory.mktemp("qs")
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        assert main(["quickstart", "--preset", "tiny", "--out", "tiny"]) == 0
+    finally:
+        os.chdir(cwd)
+    return base / "tiny"
 
 
 def test_every_step_finished_and_timed(run):

@@ -40,7 +40,9 @@ def kanva(*argv: str) -> None:
 class Quickstart:
     def __init__(self, cfg: QuickstartConfig, out: str | Path):
         self.cfg = cfg
-        self.out = Path(out)
+        # Absolute: the recipes written under OUT/recipes/ name the models by path, and `kanva train` reads a
+        # relative path from the recipe's folder, so a relative --out (the default runs/quickstart-PRESET) broke.
+        self.out = Path(out).resolve()
         o = self.out
         self.world = o / "world"
         self.base = o / "models" / "base"
