@@ -42,9 +42,11 @@ def test_interrupted_step_is_redone(tmp_path):
     def boom():
         raise RuntimeError("killed")
 
-    r = StepRunner(tmp_path, [Step("a", lambda: calls.append("a")), Step("b", boom, after=["a"])], log=lambda s: None)
+    lines = []
+    r = StepRunner(tmp_path, [Step("a", lambda: calls.append("a")), Step("b", boom, after=["a"])], log=lines.append)
     with pytest.raises(RuntimeError):
         r.run()
+    assert "b: failed" in lines[-1] and "--force b" in lines[-1]  # how to resume, and how to start over
     assert r.done("a") and not r.done("b")
     r2 = StepRunner(tmp_path, [Step("a", lambda: calls.append("a")), Step("b", lambda: calls.append("b"), after=["a"])],
                     log=lambda s: None)

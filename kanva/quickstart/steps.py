@@ -84,7 +84,14 @@ class StepRunner:
                         else:
                             out.unlink(missing_ok=True)
                 t0 = time.time()
-                summary = step.run() or {}
+                try:
+                    summary = step.run() or {}
+                except BaseException:
+                    # Its outputs stay, so a plain re-run resumes it; --force starts it over (e.g. after the
+                    # inputs it had started from were fixed by hand).
+                    self.log(f"[{i}/{total}] {step.name}: failed after {time.time() - t0:.0f} s; run the same command "
+                             f"again to resume it, or add --force {step.name} to start it over")
+                    raise
                 rec = {"step": step.name, "seconds": round(time.time() - t0, 1), "finished": time.time(),
                        "fingerprint": fp, "summary": summary}
                 tmp = self.marker(step.name).with_suffix(".tmp")
