@@ -10,6 +10,8 @@ exercises the real code paths and its log doubles as a tutorial. Steps are resum
 
 from __future__ import annotations
 
+import copy
+
 import json
 import math
 import random
@@ -133,10 +135,9 @@ class Quickstart:
         v = self.cfg.vision
         if not v.enabled:
             return {"skipped": True}
-        pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", steps=v.steps,
-                                 batch_size=v.batch_size, lr=v.lr, labels=list(v.labels), seed=self.cfg.seed,
-                                 color_cells=v.color_cells, object_cells=v.object_cells, grounding=v.grounding,
-                                 exclusive=list(v.exclusive))
+        # Every VisionPart field but `enabled` is a PatchPretrainConfig field of the same name and meaning.
+        fields = {k: copy.deepcopy(x) for k, x in vars(v).items() if k != "enabled"}
+        pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", seed=self.cfg.seed, **fields)
         return run_patch_pretrain(self.base, pc, self.vision)
 
     def _start_model(self) -> Path:
