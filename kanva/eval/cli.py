@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-BENCHES = "mme, mmbench, pope, sqa, llava-bench"
+BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa"
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -47,6 +47,7 @@ def _score(args) -> int:
         judge=_judge(args),
         judge_runs=args.judge_runs,
         reviews_dir=args.reviews_dir,
+        upload=args.upload,
     )
     print(format_result(result))
     _write_json(result, args.json)
@@ -107,7 +108,7 @@ def _report(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="score, run and report benchmarks (MME, MMBench, POPE, ScienceQA, LLaVA-Bench)")
+    p = subparsers.add_parser("eval", help="score, run and report benchmarks (MME, MMBench, POPE, ScienceQA, LLaVA-Bench, VQA family, GQA, ...)")
     sub = p.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 1)[1])
 
@@ -123,7 +124,8 @@ def register(subparsers) -> None:
         type=Path,
         nargs="+",
         help="benchmark data: MME folder/question file; MMBench TSV; POPE annotation files or their folder "
-        "(plus LLaVA's question file); ScienceQA folder; LLaVA-Bench folder",
+        "(plus LLaVA's question file); ScienceQA folder; LLaVA-Bench folder; VQAv2 questions [+ annotations]; "
+        "VizWiz val.json/test.json; TextVQA question file [+ Rosetta OCR file]; GQA question file",
     )
     s.add_argument(
         "--predictions",
@@ -134,6 +136,7 @@ def register(subparsers) -> None:
     )
     s.add_argument("--json", type=Path, help="write the results JSON here")
     s.add_argument("--split", default="test", help="ScienceQA split (default test)")
+    s.add_argument("--upload", type=Path, help="also write the evaluation server's file here (vqav2, vizwiz, textvqa, gqa)")
     _add_judge_args(s)
     s.set_defaults(func=_score)
 

@@ -15,7 +15,8 @@ from typing import Any
 from kanva.errors import KanvaError
 
 TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
-          "llava-bench": "LLaVA-Bench (% of reference)"}
+          "llava-bench": "LLaVA-Bench (% of reference)", "vqav2": "VQAv2 (%)", "vizwiz": "VizWiz (%)",
+          "textvqa": "TextVQA (%)", "gqa": "GQA (%)"}
 
 
 def load_run(path: Path) -> dict:
@@ -62,6 +63,12 @@ def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
         return table, {"overall": r["overall"], **r["category"]}
     if b == "sqa":
         table = {"IMG accuracy": r["img_accuracy"], "accuracy (all)": r["accuracy"]}
+        return table, dict(table)
+    if b in ("vqav2", "vizwiz", "textvqa"):
+        table = {"accuracy": r["accuracy"], **{f"answer type: {k}": v for k, v in r["answer_types"].items()}}
+        return table, dict(table)
+    if b == "gqa":
+        table = {"accuracy": r["accuracy"], "binary": r["binary"], "open": r["open"]}
         return table, dict(table)
     table = {"overall": r["overall"], **r["categories"]}
     return table, dict(table)

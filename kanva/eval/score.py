@@ -11,7 +11,9 @@ from typing import Sequence
 
 from kanva.errors import KanvaError
 
-BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench")
+BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa")
+# Benchmarks whose answers `--upload FILE` turns into the file an evaluation server takes.
+UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa")
 
 
 def check_bench(bench: str) -> str:
@@ -37,12 +39,28 @@ def score(
     judge=None,
     judge_runs: int = 3,
     reviews_dir: Path | None = None,
+    upload: Path | None = None,
 ) -> dict:
-    """Scores answer files (or MME results folders, LLaVA-Bench review files) against the data."""
+    """Scores answer files (or MME results folders, LLaVA-Bench review files) against the data.
+
+    With `upload`, also writes the evaluation server's file for the benchmarks in UPLOADS.
+    """
     from kanva.eval.answers import load_answers
 
     check_bench(bench)
+    if upload is not None and bench not in UPLOADS:
+        raise KanvaError(f"{bench}: --upload is for {', '.join(UPLOADS)}")
     data = [Path(p) for p in data] if data else None
+    if bench in UPLOADS:
+        from kanva.eval.tasks import get_task
+
+        task = get_task(bench)
+        loaded = task.load(data, split)
+        answers = load_answers(_one(predictions, "predictions", bench))
+        result = task.score(loaded, answers)
+        if upload is not None:
+            result["upload"] = write_upload(bench, loaded, answers, Path(upload))
+        return result
     if bench == "mme":
         from kanva.eval.mme import load_mme, load_mme_results, score_mme, score_mme_matched  # noqa: F401
 
@@ -86,3 +104,17 @@ def score(
     result["answers"] = coverage
     result["judge"] = judge.model
     return result
+
+
+def write_upload(bench: str, data, answers, path: Path) -> dict:
+    """Writes the server file (JSON) for `bench`; returns where and how many answers were missing."""
+    import json
+
+    if bench == "gqa":
+        from kanva.eval.gqa import upload_rows
+    else:
+        from kanva.eval.vqa import upload_rows
+    rows, missing = upload_rows(data, answers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"file": str(path), "rows": len(rows), "missing": missing}

@@ -13,7 +13,18 @@ def _rows(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> s
 
 def format_result(r: dict) -> str:
     b = r["benchmark"]
-    if b == "mme":
+    if "accuracy" not in r and b in ("vqav2", "vizwiz", "textvqa", "gqa"):
+        out = f"{b}: not scored here"
+    elif b in ("vqav2", "vizwiz", "textvqa"):
+        rows = [("accuracy", f"{r['accuracy']:.2f}")] + [(f"answer type: {k}", f"{v:.2f}") for k, v in r["answer_types"].items()]
+        out = _rows(f"{b} (percent; min(humans/3, 1) over the 10 leave-one-out subsets; {r['questions']} questions)",
+                    rows, ("metric", "acc"))
+    elif b == "gqa":
+        rows = [("accuracy", f"{r['accuracy']:.2f}"), ("binary", f"{r['binary']:.2f}"), ("open", f"{r['open']:.2f}")]
+        rows += [(f"structural: {k}", f"{v:.2f}") for k, v in r["structural"].items()]
+        rows += [(f"semantic: {k}", f"{v:.2f}") for k, v in r["semantic"].items()]
+        out = _rows(f"GQA (percent, exact match; {r['questions']} balanced questions)", rows, ("metric", "acc"))
+    elif b == "mme":
         rows = [
             (s, f"{v:.2f}", f"{r['details'][s]['acc']:.2f}", f"{r['details'][s]['acc_plus']:.2f}", r["details"][s]["other"])
             for s, v in r["subtasks"].items()
@@ -56,6 +67,9 @@ def format_result(r: dict) -> str:
         from kanva.eval.answers import Coverage
 
         out += "\n" + Coverage(**r["answers"]).line()
+    if r.get("upload"):
+        u = r["upload"]
+        out += f"\nupload file: {u['file']} ({u['rows']} rows, {u['missing']} without an answer: written as \"\")"
     for note in r.get("notes", []):
         out += f"\nnote: {note}"
     return out

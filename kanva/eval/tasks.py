@@ -234,12 +234,62 @@ def _lb_score(data, answers, judge=None, judge_runs=3, reviews_dir=None, answers
     return result
 
 
+# --- VQAv2, VizWiz, TextVQA, GQA ------------------------------------------------------------------------
+def _vqa_loader(bench):
+    def load(paths, split):
+        from kanva.eval.vqa import load_vqa
+
+        return load_vqa(bench, paths)
+
+    return load
+
+
+def _vqa_items(data, style, image_root):
+    from kanva.eval.vqa import build_prompt
+
+    root = Path(image_root) if image_root else data.image_dir
+    return [RunItem(q.qid, build_prompt(data, q), _open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
+            for q in data.questions]
+
+
+def _vqa_subset(data, uids):
+    return replace(data, questions=[q for q in data.questions if q.qid in uids])
+
+
+def _vqa_score(data, answers, **_):
+    from kanva.eval.vqa import score_vqa
+
+    return score_vqa(data, answers)
+
+
+def _gqa_load(paths, split):
+    from kanva.eval.gqa import load_gqa
+
+    return load_gqa(paths)
+
+
+def _gqa_items(data, style, image_root):
+    from kanva.eval.prompts import short_answer_prompt
+
+    root = Path(image_root) if image_root else data.image_dir
+    return [RunItem(q.qid, short_answer_prompt(q.question, style), _open_image(root / q.image, q.where),
+                    {"image": q.image}, unit=q.qid) for q in data.questions]
+
+
+def _gqa_score(data, answers, **_):
+    from kanva.eval.gqa import score_gqa
+
+    return score_gqa(data, answers)
+
+
 TASKS = {
     "mme": Task("mme", 128, _mme_load, _mme_items, _mme_subset, _mme_score),
     "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
     "mmbench": Task("mmbench", 128, _mmb_load, _mmb_items, _mmb_subset, _mmb_score),
     "sqa": Task("sqa", 128, _sqa_load, _sqa_items, _sqa_subset, _sqa_score),
     "llava-bench": Task("llava-bench", 1024, _lb_load, _lb_items, _lb_subset, _lb_score),
+    **{b: Task(b, 128, _vqa_loader(b), _vqa_items, _vqa_subset, _vqa_score) for b in ("vqav2", "vizwiz", "textvqa")},
+    "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _vqa_subset, _gqa_score),
 }
 
 
