@@ -39,9 +39,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=_seed)
 
     p = sub.add_parser("evolve", help="evolve instructions with rules, the KB and optionally an LLM")
-    p.add_argument("--input", required=True, help="LLaVA JSON/JSONL to evolve (e.g. from `kanva data seed`)")
-    p.add_argument("--coco", required=True, help="annotation root of the input's images")
-    p.add_argument("--split", required=True)
+    p.add_argument("--input", required=True, help="LLaVA JSON/JSONL to evolve (e.g. from `kanva data seed`, or a "
+                   "LLaVA-665K-style mixture)")
+    p.add_argument("--coco", action="append", default=[],
+                   help="annotations of (some of) the input's images: a COCO root DIR (with --split) or an instances "
+                   "JSON file (repeatable; images in none of them are grounded by the objects their answers name)")
+    p.add_argument("--split", default=None, help="split of the --coco roots, e.g. train or train2017")
     p.add_argument("--out", required=True, help="output directory (evolved.json, provenance.jsonl, ...)")
     p.add_argument("--rounds", type=int, default=3)
     _llm_args(p, "none", "none, local, local:DIR or an OpenAI-compatible URL")
@@ -65,7 +68,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("report", help="quality report (markdown, HTML, summary.json) of an evolve directory")
     p.add_argument("dir", help="a `kanva data evolve` output directory")
     p.add_argument("--baseline", default=None, help="LLaVA file to compare with (default: the evolve input)")
-    p.add_argument("--coco", default=None, help="annotation root (default: the one recorded in run.json)")
+    p.add_argument("--coco", action="append", default=None,
+                   help="annotations, as for evolve (default: the ones recorded in run.json)")
     p.add_argument("--split", default=None)
     p.set_defaults(func=_report)
 

@@ -62,6 +62,10 @@ class ImageRec:
     # Derived once at load (the operators read them for every unit).
     counts: dict[str, int] = field(default_factory=dict)
     caption_mentions: frozenset[str] = frozenset()
+    # Where the objects come from (kanva/data/image_sources.py): "coco" (annotated boxes), "text" (only the
+    # categories its samples' answers name, in `named`; no boxes, no counts) or "none" (nothing known).
+    grounding: str = "coco"
+    named: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -190,11 +194,13 @@ def load_coco(root: str | Path, split: str) -> CocoSet:
     return coco_from_dicts(inst, caps, root, split)
 
 
-def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str) -> CocoSet:
-    """A CocoSet from already-parsed instances and captions (errors name the files they would be in)."""
+def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str, ipath: Path | None = None,
+                    cpath: Path | None = None) -> CocoSet:
+    """A CocoSet from already-parsed instances and captions (errors name the files they would be in, by
+    default the layout's `root/annotations/{instances,captions}_{split}.json`)."""
     root = Path(root)
-    ipath = root / "annotations" / f"instances_{split}.json"
-    cpath = root / "annotations" / f"captions_{split}.json"
+    ipath = ipath or root / "annotations" / f"instances_{split}.json"
+    cpath = cpath or root / "annotations" / f"captions_{split}.json"
     images = _parse_images(_list_field(inst, "images", ipath), ipath)
     categories = _parse_categories(_list_field(inst, "categories", ipath), ipath)
 

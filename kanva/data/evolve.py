@@ -81,10 +81,12 @@ class Evolver:
     # -- drawing -------------------------------------------------------------------------------------------
     def _draw(self, ctx: Context, parent: Unit, rng: random.Random) -> tuple[str, list[Draft] | Job] | None:
         """Draw operator then variant by weight among applicable ones; retry without a variant that gave []."""
+        g = ctx.rec.grounding  # an image without boxes draws only among operators that need no more than it has
+        ops = self.ops if g == "coco" else [(op, w) for op, w in self.ops if g in op.groundings]
         # Operators whose options depend on the image only are asked once per image.
-        choices = list(ctx.memo("free_choices", lambda: [(op, w * vw, fn) for op, w in self.ops if op.parent_free
+        choices = list(ctx.memo("free_choices", lambda: [(op, w * vw, fn) for op, w in ops if op.parent_free
                                                          for vw, fn in op.options(ctx, parent)]))
-        for op, w in self.ops:
+        for op, w in ops:
             if not op.parent_free:
                 choices += [(op, w * vw, fn) for vw, fn in op.options(ctx, parent)]
         total = sum(w for _, w, _ in choices)

@@ -3,7 +3,9 @@
 Each (human, gpt) turn pair of a one-image sample becomes a seed unit (a lineage head for evolution) with the
 present objects it mentions as its focus. Every input sample ends up in exactly one state, recorded in
 provenance: `seed` (evolved), `passthrough` (kept as is: no image or several images), `excluded` (an image of
-an evaluation set). A sample whose image is not in the annotations is an error, naming file and sample ids.
+an evaluation set). A sample whose image is in no annotation file is still a seed: its image is grounded by
+the categories its answers name, or not at all (kanva/data/image_sources.py), and the operators that need
+more than that leave it alone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kanva.data.coco import CocoSet, ImageRec
 from kanva.data.exclude import image_key
+from kanva.data.image_sources import Lexicon, ungrounded_rec
 from kanva.data.llava import sample_images
 from kanva.data.rng import derive
 from kanva.data.unit import Unit, parse_human
@@ -41,15 +44,18 @@ def seed_units(sample: dict, rec: ImageRec) -> list[Unit]:
         answer = conv[t + 1]["value"].strip()
         question, fmt, options = parse_human(conv[t]["value"], answer)
         found = [m.category for part in (question, answer) for m in mentions(part) if not m.negated]
-        objects = [c for c in dict.fromkeys(found) if c in rec.counts]
+        objects = [c for c in dict.fromkeys(found) if c in rec.counts or c in rec.named]
         uid = f"{sample['id']}#{t // 2}"
         units.append(Unit(uid, image, rec.id, question, answer, fmt, options, lineage=uid, objects=objects))
     return units
 
 
-def join(samples: list[dict], coco: CocoSet, source: str, exclude: set[str]) -> list[SeedItem]:
-    items: list[SeedItem] = []
-    missing: list[str] = []
+def join(samples: list[dict], coco: CocoSet | None, source: str, exclude: set[str],
+         lexicon: Lexicon | None = None) -> list[SeedItem]:
+    """One SeedItem per sample, in input order. Images in no annotation file get a record from their samples'
+    answers (matched against `lexicon`), one per image base name."""
+    items: list[SeedItem | None] = []
+    unannotated: dict[str, list[int]] = {}  # image key -> positions in `items` waiting for a record
     for i, s in enumerate(samples):
         images = sample_images(s)
         if any(image_key(p) in exclude for p in images):
@@ -58,16 +64,17 @@ def join(samples: list[dict], coco: CocoSet, source: str, exclude: set[str]) -> 
         if len(images) != 1:
             items.append(SeedItem(i, s, "passthrough"))
             continue
-        rec = coco.lookup(images[0])
+        rec = coco.lookup(images[0]) if coco is not None else None
         if rec is None:
-            missing.append(str(s["id"]))
+            unannotated.setdefault(image_key(images[0]), []).append(i)
+            items.append(None)
             continue
         items.append(SeedItem(i, s, "seed", rec, seed_units(s, rec)))
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise KanvaError(f"{source}: {len(missing)} sample(s) have images that are not in "
-                         f"{coco.root}/annotations/instances_{coco.split}.json: sample {shown}")
-    return items
+    for key, positions in unannotated.items():
+        rec = ungrounded_rec(key, [samples[i] for i in positions], lexicon)
+        for i in positions:
+            items[i] = SeedItem(i, samples[i], "seed", rec, seed_units(samples[i], rec))
+    return items  # type: ignore[return-value]  # every None was filled above
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:

@@ -166,6 +166,20 @@ def provenance_metrics(records: list[dict]) -> dict[str, Any]:
     acceptance = {op: {"candidates": sum(c.values()), "kept": c["kept"],
                        "rate": round(c["kept"] / sum(c.values()), 4)} for op, c in sorted(per_op.items())}
     inputs = Counter(r["status"] for r in records if r.get("stage") == "input")
+    # Per image grounding (kanva/data/image_sources.py): input samples, candidates and kept units; samples
+    # with no image or several, and excluded ones, under "(passthrough)" and "(excluded)".
+    ground_of = {r["image_id"]: r["grounding"] for r in records if r.get("stage") == "input" and "grounding" in r}
+    grounding: dict[str, Counter] = {}
+    for r in records:
+        if r.get("stage") == "input":
+            grounding.setdefault(r.get("grounding") or f"({r['status']})", Counter())["samples"] += 1
+    for r in cands:
+        g = ground_of.get(r.get("image_id"))
+        if g is not None:
+            row = grounding.setdefault(g, Counter())
+            row["candidates"] += 1
+            row["kept"] += r["status"] == "kept" and r["id"] not in dropped
+            row[f"op:{r['operator']}"] += r["status"] == "kept" and r["id"] not in dropped
     return {
         "candidates": len(cands),
         "kept": sum(a["kept"] for a in acceptance.values()),
@@ -175,6 +189,9 @@ def provenance_metrics(records: list[dict]) -> dict[str, Any]:
         "rejections_by_operator": {op: dict(c.most_common()) for op, c in sorted(reasons_by_op.items())},
         "templates": dict(templates.most_common()),
         "inputs": dict(sorted(inputs.items())),
+        "grounding": {g: {"samples": c["samples"], "candidates": c["candidates"], "kept": c["kept"],
+                          "kept_by_operator": {k[3:]: v for k, v in sorted(c.items()) if k.startswith("op:") and v}}
+                      for g, c in sorted(grounding.items())},
         "models": sorted({r["model"] for r in cands if r.get("model")}),
         "prompts": sorted({r["prompt"] for r in cands if r.get("prompt")}),
     }

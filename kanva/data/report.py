@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kanva.data.coco import CocoSet, load_coco
+from kanva.data.coco import CocoSet
+from kanva.data.image_sources import coco_specs, load_annotations
 from kanva.data.llava import load_llava
 from kanva.data.metrics import HIST_BINS, dataset_metrics, provenance_metrics, unit_key
 from kanva.data.rundir import RunDir
@@ -58,7 +59,7 @@ def _seed_info(baseline: Path, samples: list[dict]) -> dict[tuple[str, str], dic
 
 
 def build_summary(run_dir: str | Path, baseline: str | Path | None = None, coco: CocoSet | None = None,
-                  coco_dir: str | Path | None = None, split: str | None = None) -> dict[str, Any]:
+                  coco_dir: str | Path | list[str] | None = None, split: str | None = None) -> dict[str, Any]:
     rd = RunDir(run_dir)
     config = rd.config()
     evolved_path = rd.path / "evolved.json"
@@ -66,8 +67,7 @@ def build_summary(run_dir: str | Path, baseline: str | Path | None = None, coco:
         raise KanvaError(f"{rd.path}: no evolved.json (the run has not finished; run `kanva data evolve` again)")
     baseline = Path(baseline or config["input"])
     if coco is None:
-        root, sp = coco_dir or config.get("coco"), split or config.get("split")
-        coco = load_coco(root, sp) if root and sp else None
+        coco = load_annotations(coco_specs(coco_dir or config.get("coco")), split or config.get("split"))
     records = _read_jsonl(rd.prov)
     seed_samples = load_llava(baseline)
     evolved = load_llava(evolved_path)
@@ -242,7 +242,15 @@ def _html_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_report(run_dir: str | Path, baseline: str | Path | None = None, coco_dir: str | Path | None = None,
+def grounding_rows(summary: dict) -> list[tuple[str, ...]]:
+    rows = []
+    for g, c in summary["provenance"]["grounding"].items():
+        ops = ", ".join(f"{op} {n}" for op, n in c["kept_by_operator"].items())
+        rows.append((g, str(c["samples"]), str(c["candidates"]), str(c["kept"]), ops or "-"))
+    return rows
+
+
+def write_report(run_dir: str | Path, baseline: str | Path | None = None, coco_dir: str | Path | list[str] | None = None,
                  split: str | None = None, coco: CocoSet | None = None) -> list[Path]:
     run_dir = Path(run_dir)
     summary = build_summary(run_dir, baseline, coco, coco_dir, split)
@@ -253,6 +261,7 @@ def write_report(run_dir: str | Path, baseline: str | Path | None = None, coco_d
     op_header = ("operator", "candidates", "kept", "acceptance", "kept per round " + "/".join(rounds),
                  "main rejection reasons")
     sbs_header = ("figure", "seed", "evolved")
+    ground_header = ("grounding", "input samples", "candidates", "kept", "kept per operator")
     rej_rows = [(k, str(v)) for k, v in prov["rejections"].items()]
     weak = summary["weak_llm_operators"]
     run = summary["run"]
@@ -266,6 +275,7 @@ def write_report(run_dir: str | Path, baseline: str | Path | None = None, coco_d
           side_by_side(summary)), "", "## Operators", "", _md_table(op_header, operator_rows(summary)), ""]
     if weak_text:
         md += [weak_text, ""]
+    md += ["## Grounding of the input's images", "", _md_table(ground_header, grounding_rows(summary)), ""]
     md += ["## Rejection reasons", "", _md_table(("reason", "candidates"), rej_rows), ""]
     md += [f"![{name}](report/{p.name})" for name, p in plots.items()]
     md_path = run_dir / "report.md"
@@ -279,6 +289,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}img{{max-width:100
 <h1>Instruction data report</h1><p>{html.escape(intro)}</p>
 <h2>Seed vs evolved</h2>{_html_table(sbs_header, side_by_side(summary))}
 <h2>Operators</h2>{_html_table(op_header, operator_rows(summary))}<p>{html.escape(weak_text)}</p>
+<h2>Grounding of the input's images</h2>{_html_table(ground_header, grounding_rows(summary))}
 <h2>Rejection reasons</h2>{_html_table(("reason", "candidates"), rej_rows)}
 <h2>Plots</h2>{imgs}</body></html>
 """

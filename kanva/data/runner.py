@@ -15,11 +15,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kanva.data.coco import CocoSet, load_coco
+from kanva.data.coco import CocoSet
 from kanva.data.config import EvolveConfig
 from kanva.data.evolve import Evolver
 from kanva.data.exclude import read_excludes
 from kanva.data.finalize import balance, to_samples
+from kanva.data.image_sources import (GROUNDING_LABELS, Lexicon, annotation_files, coco_specs, load_annotations,
+                                      no_annotations)
 from kanva.data.join import SeedItem, in_shard, join
 from kanva.data.kbview import KBView
 from kanva.data.llava import load_llava, save_llava
@@ -38,15 +40,26 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def default_kb() -> Any:
+    try:
+        from kanva.knowledge import load_kb
+    except ImportError as e:
+        raise KanvaError(f"the knowledge base (kanva.knowledge.load_kb) is not available: {e}") from None
+    return load_kb()
+
+
 def load_knowledge(kb: Any, categories: Iterable[str]) -> KBView:
     """The KB view: `kb` when given (tests, other KBs), else the curated KB of `kanva.knowledge`."""
     if kb is None:
-        try:
-            from kanva.knowledge import load_kb
-        except ImportError as e:
-            raise KanvaError(f"the knowledge base (kanva.knowledge.load_kb) is not available: {e}") from None
-        kb = load_kb()
+        kb = default_kb()
     return kb if isinstance(kb, KBView) else KBView(kb, categories)
+
+
+def kb_vocabulary(kb: Any) -> list[str]:
+    """The categories a KB knows: what the answers of unannotated images are matched against."""
+    if isinstance(kb, KBView):
+        return sorted(kb.info)
+    return list(getattr(kb, "categories", ()))
 
 
 def kb_digest(kb: KBView) -> str:
@@ -80,19 +93,24 @@ def input_records(items: list[SeedItem]) -> tuple[list[dict], list[dict]]:
         sid = str(it.sample["id"])
         rec: dict[str, Any] = {"id": sid, "stage": "input", "status": it.status, "index": it.index}
         if it.rec is not None:
-            rec.update(image=it.rec.key, image_id=it.rec.id, units=[u.id for u in it.units])
+            rec.update(image=it.rec.key, image_id=it.rec.id, grounding=GROUNDING_LABELS[it.rec.grounding],
+                       units=[u.id for u in it.units])
         prov.append(rec)
         if it.status != "excluded":
             lines.append({"kind": "seed", "index": it.index, "sample": it.sample})
     return prov, lines
 
 
-def run_evolve(input_path: str | Path, coco_dir: str | Path, split: str, out: str | Path, *, rounds: int = 3,
+def run_evolve(input_path: str | Path, coco_dir: str | Path | Iterable[str | Path] | None, split: str | None,
+               out: str | Path, *, rounds: int = 3,
                seed: int = 0, shard: tuple[int, int] = (0, 1), exclude: Iterable[str | Path] = (),
                cfg: EvolveConfig | None = None, backend: Backend | None = None, llm_spec: str = "none",
                kb: Any = None, coco: CocoSet | None = None, overwrite: bool = False, progress: bool = True,
                stop_after: int | None = None, freeze_gc: bool = False) -> Path:
     """Evolve `input_path` into `out/evolved.json` (+ provenance). Resumes an interrupted run in `out`.
+
+    `coco_dir`: the annotations, as one or more COCO roots (with `split`) or instances files, or None; images
+    in none of them are grounded by their answers (kanva/data/image_sources.py).
 
     `stop_after` (tests) returns after that many chunks, as a kill would, without finalizing. `freeze_gc`
     (the CLI sets it) moves the loaded annotations and samples, which live for the whole run, out of the
@@ -104,17 +122,21 @@ def run_evolve(input_path: str | Path, coco_dir: str | Path, split: str, out: st
     cfg = cfg or EvolveConfig()
     if rounds < 0:
         raise KanvaError(f"--rounds {rounds}: must be >= 0")
-    coco = coco or load_coco(coco_dir, split)
+    specs = coco_specs(coco_dir)
+    coco = coco or load_annotations(specs, split) or no_annotations()
     exclude = [str(p) for p in exclude]
     excluded = read_excludes(exclude)
     samples = load_llava(input_path)
-    items = join(samples, coco, str(input_path), excluded)
+    if kb is None:
+        kb = default_kb()
+    items = join(samples, coco, str(input_path), excluded, Lexicon(kb_vocabulary(kb)))
+    named = {c for it in items if it.rec is not None for c in it.rec.named}  # all shards: one KB digest
     items = [it for it in items if in_shard(it.shard_key, shard)]
-    kbv = load_knowledge(kb, coco.category_names)
+    kbv = load_knowledge(kb, [*coco.category_names, *sorted(named)])
 
     config = {
-        "input": str(input_path), "input_sha256": file_sha256(input_path), "coco": str(coco_dir), "split": split,
-        "instances_sha256": file_sha256(Path(coco_dir) / "annotations" / f"instances_{split}.json"),
+        "input": str(input_path), "input_sha256": file_sha256(input_path), "coco": specs, "split": split,
+        "instances_sha256": {str(p): file_sha256(p) for p in annotation_files(specs, split)},
         "rounds": rounds, "seed": seed, "shard": list(shard), "llm": llm_spec,
         "model": backend.model if backend is not None else None,
         "exclude": {p: file_sha256(p) for p in exclude}, "evolve": asdict(cfg), "config_digest": cfg.digest(),

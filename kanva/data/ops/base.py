@@ -193,6 +193,9 @@ class Operator:
 
     name = "operator"
     kind = "rule"
+    # The image groundings (kanva/data/image_sources.py) under which the operator may run: most rule
+    # operators need boxes and the full object list ("coco"); some need only that a named object is there.
+    groundings: tuple[str, ...] = ("coco",)
     # True when options() depends on the image only, not on the parent: the loop then asks once per image.
     parent_free = False
 

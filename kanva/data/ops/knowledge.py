@@ -78,10 +78,15 @@ def _other_values(ctx: Context, cat: str, field: str) -> list[str]:
 class Knowledge(Operator):
     name = "knowledge"
     parent_free = True
+    groundings = ("coco", "text")
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not len(ctx.kb):
             return []
+        if ctx.rec.grounding == "text":
+            # Only presence is known: a property some named object shows ("Is there an animal that lays eggs
+            # in the image?" - Yes). No "no" form (an unnamed object may have it), no pointing (no boxes).
+            return [(1.0, self._named)] if any(c in ctx.kb for c in ctx.rec.named) else []
         known = [c for c in ctx.present if c in ctx.kb]
         if not known:
             return []
@@ -134,6 +139,23 @@ class Knowledge(Operator):
                           facts=[list(fact)])]
         return [Draft(q, "No", "yesno", "knowledge.exists", slots={"property": prop.phrase},
                       params={"negative": True})]
+
+    def _named(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        # Over every category the view knows: a text-grounded image may name one no annotation file lists.
+        kx = ctx.shared_memo("knowledge_index_all", lambda: index_from_view(ctx.kb, sorted(ctx.kb.info)))
+        named = set(ctx.rec.named)
+        pool = kx.shown_by(named)
+        if not pool:
+            return []
+        facts = [p for p in pool if p.is_fact] if ctx.cfg.knowledge_facts_first else []
+        prop = rng.choice(facts or pool)
+        cat = rng.choice(sorted(prop.members & named))
+        if prop.is_fact:
+            fact = ctx.kb.fact(cat, prop.kind, dict(ctx.kb.get(cat).kinds)[prop.kind], "facts")
+        else:
+            fact = ctx.kb.fact(cat, "is_a", prop.hypernym, "hypernyms")
+        return [Draft(rng.choice(EXISTS).format(p=prop.phrase), "Yes", "yesno", "knowledge.exists_named",
+                      objects=[cat], slots={"property": prop.phrase}, facts=[list(fact)])]
 
     def _referable(self, ctx: Context, parent: Unit, rng: random.Random, field: str | None) -> tuple[str, str]:
         cats = [c for c in ctx.present if c in ctx.kb and references(ctx, c)

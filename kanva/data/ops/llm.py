@@ -257,6 +257,7 @@ class LLMParaphrase(LLMOperator):
 
     name = "llm_paraphrase"
     max_tokens = 64
+    groundings = ("coco", "text", "none")  # rewords the question only
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         return [(1.0, self._job)]
