@@ -28,7 +28,7 @@ answers = {}
 for model_dir in model_dirs:
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
     proc = AutoProcessor.from_pretrained(model_dir)
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\n" + question}]}]
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
     prompt = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = proc(images=Image.open(image_path).convert("RGB"), text=prompt, return_tensors="pt")
     with torch.inference_mode():
@@ -50,7 +50,7 @@ def hf_answers(model_dirs: list[Path], image_path: Path, cwd: Path) -> dict[Path
 
 def kanva_answer(generator, image_path: Path) -> str:
     image = Image.open(image_path).convert("RGB")
-    rows = [([image], [{"role": "user", "content": "<image>\n" + QUESTION}])]
+    rows = [([image], [{"role": "user", "content": QUESTION}])]  # as `kanva chat --image --prompt` sends it
     return generator.generate(rows, max_new_tokens=MAX_NEW, temperature=0.0)[0]
 
 

@@ -50,7 +50,8 @@ def test_parts_become_image_markers_in_order():
         },
         Limits(),
     )
-    assert [m["content"] for m in p.messages] == ["be brief", "<image>\nwhat?", "a cat", "and\n<image>"]
+    image, text = {"type": "image"}, lambda t: {"type": "text", "text": t}
+    assert [m["content"] for m in p.messages] == ["be brief", [image, text("what?")], "a cat", [text("and"), image]]
     assert [w for _, w in p.image_urls] == ["messages[1].content[0].image_url", "messages[3].content[1].image_url"]
     assert (p.max_tokens, p.temperature, p.stop) == (7, 0.0, ["x"])
 

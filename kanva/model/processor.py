@@ -29,6 +29,7 @@ from PIL import Image
 
 from kanva.data.llava import IMAGE_TOKEN, SampleError, sample_images, validate_sample
 from kanva.errors import KanvaError
+from kanva.model.templates import IMAGE_PLACE, recorded_template
 
 IGNORE = -100  # label of an unsupervised position (PyTorch cross-entropy's ignore_index)
 
@@ -109,6 +110,9 @@ class KanvaProcessor:
             processor = AutoProcessor.from_pretrained(model_dir)
         except (OSError, ValueError) as e:
             raise KanvaError(f"{model_dir}: cannot load the processor ({e})") from None
+        template = recorded_template(record)
+        if template is not None:
+            processor.chat_template = processor.tokenizer.chat_template = template.jinja
         return cls(processor, image_aspect_ratio=record.get("image_aspect_ratio", "pad"),
                    end_of_turn=record.get("template", {}).get("end_of_turn"))
 
@@ -258,7 +262,8 @@ class KanvaProcessor:
         """Prompt ids (ending with the generation prompt) and pixel values for (images, messages).
 
         `<image>` in a user message marks where an image goes; when no message has one, one per image is
-        put at the front of the first user message.
+        put at the front of the first user message, as the chat template renders an image part
+        (IMAGE_PLACE, `<image>\n`): string and typed content with the same images and text give the same ids.
         """
         messages = [dict(m) for m in messages]
         if images and sum(_count_images(m.get("content")) for m in messages) == 0:
@@ -266,10 +271,9 @@ class KanvaProcessor:
             if first is None:
                 raise KanvaError("a prompt with images needs a user message")
             if isinstance(first["content"], str):
-                first["content"] = IMAGE_TOKEN * len(images) + "\n" + first["content"]
-            else:  # transformers' list-of-parts form
-                first["content"] = ([{"type": "image"}] * len(images) + [{"type": "text", "text": "\n"}]
-                                    + list(first["content"]))
+                first["content"] = IMAGE_PLACE * len(images) + first["content"]
+            else:  # transformers' list-of-parts form; the template renders each image part as IMAGE_PLACE
+                first["content"] = [{"type": "image"}] * len(images) + list(first["content"])
         text = self.render(messages, add_generation_prompt=True)
         ids = self._tokenize(text)
         ids, _, n_found = self._expand_images(ids, [IGNORE] * len(ids))

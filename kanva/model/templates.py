@@ -4,8 +4,13 @@ A template must be prefix-stable: rendering messages[:k] with the generation pro
 rendering messages[:k+1]. The processor relies on that to find each assistant turn's characters (and so
 its tokens) per message, instead of counting separator lengths. Message content may be a string
 (with `<image>` where an image goes) or a list of parts in transformers' multimodal form
-(`{"type": "image"}` renders as `<image>`, `{"type": "text", "text": ...}` as its text), so
+(`{"type": "image"}` renders as `<image>` and a newline, `{"type": "text", "text": ...}` as its text), so
 `AutoProcessor.apply_chat_template` works on a saved model without kanva.
+
+An image part renders as IMAGE_PLACE (`<image>\n`) because that is how LLaVA data puts an image in front
+of the question (`"<image>\nWhat is ..."`), so training, `kanva chat` / `kanva serve` (which insert
+IMAGE_PLACE) and any client of the saved template -- plain transformers, vLLM -- give the model the same
+tokens for the same typed content.
 """
 
 from __future__ import annotations
@@ -13,13 +18,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kanva.data.llava import IMAGE_TOKEN
 from kanva.errors import KanvaError
 
-# Renders one message's content, string or list of parts.
+# How one image sits in a prompt: its token on a line of its own, before the text that follows.
+IMAGE_PLACE = IMAGE_TOKEN + "\n"
+
+
+def _literal(text: str) -> str:
+    # A JSON string is a valid Jinja string literal (same escapes), so any system prompt is safe to embed.
+    return json.dumps(text)
+
+
+# Renders one message's content, string (as is) or list of parts (an image part as IMAGE_PLACE).
 _CONTENT = (
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'image' -%}<image>{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
+    "{%- if part['type'] == 'image' -%}{{ " + _literal(IMAGE_PLACE) + " }}"
+    "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
     "{%- endfor -%}{%- endif -%}"
 )
 
@@ -32,11 +48,6 @@ class Template:
     jinja: str
     end_of_turn: str
     system_prompt: str | None
-
-
-def _literal(text: str) -> str:
-    # A JSON string is a valid Jinja string literal (same escapes), so any system prompt is safe to embed.
-    return json.dumps(text)
 
 
 def chatml(system_prompt: str | None = None) -> Template:
@@ -96,3 +107,12 @@ def get_template(name: str, system_prompt: str | None = None) -> Template:
     if name not in TEMPLATES:
         raise KanvaError(f"unknown chat template {name!r}; known: {sorted(TEMPLATES)}")
     return TEMPLATES[name](system_prompt)
+
+
+def recorded_template(record: dict) -> Template | None:
+    """The template a model's kanva.json names, as this version renders it (None: no record).
+
+    A checkpoint saved before a rendering fix keeps the old Jinja; loading through this keeps every model on
+    the one rendering that matches its training data (string content renders the same in every version)."""
+    t = record.get("template") or {}
+    return get_template(t["name"], t.get("system_prompt")) if t.get("name") in TEMPLATES else None

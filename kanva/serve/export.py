@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kanva.errors import KanvaError
+from kanva.model.templates import recorded_template
 
 ADAPTER_CONFIG = "adapter_config.json"
 DTYPES = ("float32", "bfloat16", "float16")
@@ -60,6 +61,10 @@ def load_merged(model_dir: str | Path, dtype: str = "float32") -> tuple[Any, Any
         model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
     has_processor = any((model_dir / f).is_file() for f in ("processor_config.json", "tokenizer_config.json"))
     processor = AutoProcessor.from_pretrained(model_dir if has_processor else base)
+    record_path = (model_dir if (model_dir / "kanva.json").is_file() else base) / "kanva.json"
+    template = recorded_template(json.loads(record_path.read_text())) if record_path.is_file() else None
+    if template is not None:  # the current rendering of the model's template (see recorded_template)
+        processor.chat_template = processor.tokenizer.chat_template = template.jinja
     if not getattr(processor, "chat_template", None):
         raise KanvaError(f"{model_dir}: the processor has no chat template; vLLM's chat API would refuse it")
     return model.to(getattr(torch, dtype)).eval(), processor, has_adapter

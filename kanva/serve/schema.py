@@ -2,7 +2,9 @@
 
 Parsing is pydantic (types, ranges); the limits and the OpenAI features this server does not have are checked
 here too, so a request fails before any image is decoded or any slot is taken. Messages become
-`{"role", "content": str}` with one `<image>` per image part, at the position of the part.
+`{"role", "content"}` with string content as sent and a list of parts in transformers' typed form
+(`{"type": "image"}` at each image part's position, `{"type": "text", "text"}`), which the model's chat
+template renders: the very prompt that vLLM or plain transformers build from the same request.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class ParsedRequest:
     """A validated request: messages in Generator form, image URLs still to load, sampling settings."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     image_urls: list[tuple[str, str]]  # (url, where) in prompt order
     max_tokens: int
     temperature: float
@@ -151,7 +153,7 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
     if any(s == "" for s in stop):
         raise APIError(400, "stop: stop strings must be non-empty", param="stop")
 
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     image_urls: list[tuple[str, str]] = []
     n_images = sum(
         isinstance(p, ImagePart) for m in req.messages if isinstance(m.content, list) for p in m.content
@@ -161,7 +163,7 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
     for i, m in enumerate(req.messages):
         role = "system" if m.role == "developer" else m.role
         parts = [TextPart(type="text", text=m.content)] if isinstance(m.content, str) else (m.content or [])
-        pieces: list[str] = []
+        pieces: list[dict[str, str]] = []
         for j, p in enumerate(parts):
             where = f"messages[{i}].content" + (f"[{j}]" if isinstance(m.content, list) else "")
             if isinstance(p, TextPart):
@@ -171,15 +173,15 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
                         f"{where}: text contains {IMAGE_TOKEN!r}, which marks image positions; send images as image_url parts",
                         param=where,
                     )
-                pieces.append(p.text)
+                pieces.append({"type": "text", "text": p.text})
             else:
                 if role != "user":
                     raise APIError(400, f"{where}: images are only accepted in user messages", param=where)
                 image_urls.append((p.image_url.url, where + ".image_url"))
-                pieces.append(IMAGE_TOKEN)
+                pieces.append({"type": "image"})
         if role == "assistant" and not pieces:
             raise APIError(400, f"messages[{i}].content: assistant message has no content", param=f"messages[{i}]")
-        messages.append({"role": role, "content": "\n".join(pieces)})
+        messages.append({"role": role, "content": m.content if isinstance(m.content, str) else pieces})
     if messages[-1]["role"] != "user":
         raise APIError(400, "messages: the last message must be from the user", param="messages")
 
