@@ -145,7 +145,67 @@ def test_score_review_files_cli(tmp_path, capsys):
     assert "conv" in capsys.readouterr().out
 
 
-def test_unparseable_review_names_the_line(tmp_path):
-    p = _write(tmp_path / "r.jsonl", [{"category": "conv", "content": "8 7\nx"}, {"category": "conv", "content": "great answer"}])
-    with pytest.raises(KanvaError, match=r"r\.jsonl:2.*two scores"):
-        score_llava_bench([p])
+def test_unparseable_reviews_are_counted_not_defaulted(tmp_path):
+    p = _write(tmp_path / "r.jsonl", [{"category": "conv", "content": "8 7\nx"}, {"category": "conv", "content": "great answer"},
+                                      {"category": "llava_bench_conv", "content": "8, 6 (LLaVA: unparsed)", "tuple": [-1, -1]}])
+    r = score_llava_bench([p])
+    assert r["overall"] == pytest.approx(100 * 7 / 8)  # only the parsable review counts
+    assert r["judge_failures"]["count"] == 2 and "r.jsonl:2" in r["judge_failures"]["examples"][0]
+    assert r["runs"][0]["reviews"] == 1 and "not defaulted" in r["notes"][0]
+    bad = _write(tmp_path / "bad.jsonl", [{"category": "conv", "content": "great"}])
+    with pytest.raises(KanvaError, match=r"bad.jsonl: no review holds two scores"):
+        score_llava_bench([bad])
+
+
+def _mock_judge(reply, status=200):
+    """A judge behind httpx's mock transport; `reply(messages)` gives the text. Returns (Judge, calls)."""
+    import httpx
+
+    calls = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        calls.append(body)
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "bad request", "type": "invalid_request_error"}})
+        return httpx.Response(200, json={
+            "id": "x", "object": "chat.completion", "created": 0, "model": "judge-2024-01-01",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply(body["messages"])},
+                         "finish_reason": "stop"}]})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    return Judge("judge", base_url="http://judge/v1", api_key="k", http_client=client), calls
+
+
+def test_official_rules_build_llavas_request_and_parse(bench, tmp_path):
+    rule = {f"llava_bench_{c}": {"role": "Assistant", "prompt": f"RULE {c.upper()}"} for c in ("conv", "detail", "complex")}
+    (tmp_path / "rule.json").write_text(json.dumps(rule))
+    data = load_llava_bench(bench)
+    # "8, 6" is no pair under LLaVA's parse (split on single spaces gives three parts): a counted failure.
+    judge, calls = _mock_judge(lambda m: "8, 6\nclose" if "trophy" in m[1]["content"] else "8 6\nok")
+    answers = [Answer("0", "An apple."), Answer("1", "A table."), Answer("2", "He won.")]
+    with pytest.raises(KanvaError, match="needs --judge-system"):
+        judge_answers(data, answers, judge, tmp_path / "rv", runs=1, rules_file=tmp_path / "rule.json")
+    from kanva.eval.llava_bench import judge_and_score
+
+    r = judge_and_score(data, answers, judge, tmp_path / "rv", runs=1, judge_rules=tmp_path / "rule.json",
+                        judge_system="SYSTEM LINE")
+    assert calls[0]["messages"] == [
+        {"role": "system", "content": "SYSTEM LINE"},
+        {"role": "user", "content": "[Context]\nA red apple and a mug on a kitchen table.\n\n"
+                                    "[Question]\nWhat is on the table?\n\n"
+                                    "[Assistant 1]\nA red apple.\n\n[End of Assistant 1]\n\n"
+                                    "[Assistant 2]\nAn apple.\n\n[End of Assistant 2]\n\n"
+                                    "[System]\nRULE CONV\n\n"},
+    ]
+    assert len(calls) == 3 and calls[0]["max_tokens"] == 1024  # one ask per question, as LLaVA's script
+    assert r["judge_failures"]["count"] == 1 and "question 2" in r["judge_failures"]["examples"][0]
+    assert r["overall"] == pytest.approx(75.0)  # (6 + 6) / (8 + 8), the failed question left out
+    assert r["judge_info"]["comparable"] is True and r["judge_info"]["versions"] == ["judge-2024-01-01"]
+    # Kanva's own rules are marked not comparable; a failing endpoint is counted, not raised.
+    judge2, _ = _mock_judge(lambda m: "8 6", status=400)
+    files, cov = judge_answers(data, answers, judge2, tmp_path / "rv2", runs=1)
+    assert len(cov["judge_failures"]) == 3 and "bad request" in cov["judge_failures"][0]
+    judge3, _ = _mock_judge(lambda m: "8 4\nok")
+    r3 = judge_and_score(data, answers, judge3, tmp_path / "rv3", runs=1)
+    assert r3["judge_info"]["comparable"] is False and "not comparable" in " ".join(r3["notes"])

@@ -6,17 +6,25 @@ import argparse
 import json
 from pathlib import Path
 
-BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa"
+BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa, mm-vet"
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("LLaVA-Bench judge (an OpenAI-compatible endpoint)")
+    g = p.add_argument_group("judge for llava-bench and mm-vet (an OpenAI-compatible endpoint)")
     g.add_argument("--judge-model", help="judge model name, e.g. gpt-4o or a local model served by vLLM")
     g.add_argument("--judge-base-url", help="endpoint, e.g. http://127.0.0.1:8000/v1 (default: api.openai.com)")
     g.add_argument("--judge-api-key", help="API key (default: $OPENAI_API_KEY)")
-    g.add_argument("--judge-runs", type=int, default=3, help="judge runs to average (default 3)")
+    g.add_argument("--judge-runs", type=int, help="judge runs to average (default 3 for llava-bench, 1 for mm-vet)")
     g.add_argument("--judge-temperature", type=float, default=0.2)
-    g.add_argument("--reviews-dir", type=Path, help="where review files go (default: beside the answers)")
+    g.add_argument("--reviews-dir", type=Path, help="where review / grade files go (default: beside the answers)")
+    g.add_argument("--judge-cache", type=Path, help="judge reply cache, JSON lines keyed by request (default: "
+                   "beside the review / grade files)")
+    g.add_argument("--judge-prompt", type=Path, help="mm-vet: the official grading prompt (a text file, or the "
+                   "official mm-vet_evaluator.py); without it Kanva's own prompt, marked not comparable")
+    g.add_argument("--judge-rules", type=Path, help="llava-bench: LLaVA's rule.json, to judge with LLaVA's request "
+                   "(needs --judge-system); without it Kanva's own rules, marked not comparable")
+    g.add_argument("--judge-system", help="llava-bench with --judge-rules: the system message of LLaVA's review "
+                   "script (llava/eval/eval_gpt_review_bench.py)")
 
 
 def _judge(args):
@@ -24,7 +32,12 @@ def _judge(args):
         return None
     from kanva.eval.judge import Judge
 
-    return Judge(args.judge_model, args.judge_base_url, args.judge_api_key, temperature=args.judge_temperature)
+    return Judge(args.judge_model, args.judge_base_url, args.judge_api_key, temperature=args.judge_temperature,
+                 cache=args.judge_cache)
+
+
+def _judge_files(args) -> dict:
+    return {"judge_prompt": args.judge_prompt, "judge_rules": args.judge_rules, "judge_system": args.judge_system}
 
 
 def _write_json(result: dict, path: Path | None) -> None:
@@ -48,6 +61,7 @@ def _score(args) -> int:
         judge_runs=args.judge_runs,
         reviews_dir=args.reviews_dir,
         upload=args.upload,
+        judge_files=_judge_files(args),
     )
     print(format_result(result))
     _write_json(result, args.json)
@@ -74,6 +88,7 @@ def _run(args) -> int:
         judge_runs=args.judge_runs,
         reviews_dir=args.reviews_dir,
         results_path=args.results,
+        judge_files=_judge_files(args),
     )
     run = result["run"]
     qps = f"{run['questions_per_second']:.2f} questions/s" if run["questions_per_second"] else "nothing to generate"
@@ -132,7 +147,8 @@ def register(subparsers) -> None:
         type=Path,
         nargs="+",
         required=True,
-        help="answer file; or MME eval-tool results folder; or LLaVA-Bench review files (one per judge run)",
+        help="answer file; or MME eval-tool results folder; or LLaVA-Bench review files (one per judge run); "
+        "or MM-Vet's grade file (the official grader's format)",
     )
     s.add_argument("--json", type=Path, help="write the results JSON here")
     s.add_argument("--split", default="test", help="ScienceQA split (default test)")

@@ -5,11 +5,24 @@ conv/detail/complex), `answers_gpt4.jsonl` (the reference answers: question_id, 
 (image, caption: the judge reads the caption instead of the image) and `images/`.
 
 For each question the judge sees the caption, the question, the reference (Assistant 1) and the
-candidate (Assistant 2) under its category's rule (`llava_bench_rules.json`, written for Kanva), and
-writes the two 1-10 scores on its first line. Per category and overall, score = mean(candidate) /
-mean(reference) * 100; the reported figures are the means over the judge runs (3 by default). Each run
-is a review file (JSON lines with `question_id`, `category`, `content`, ...) that
-`kanva eval score llava-bench --predictions R1 [R2 R3]` re-scores with no data and no judge.
+candidate (Assistant 2) under its category's rule, and writes the two 1-10 scores on its first line.
+Two request layouts:
+
+- official (`--judge-rules rule.json`, LLaVA's rule file, which the user has with the benchmark, plus
+  `--judge-system TEXT`, the one-line system message of LLaVA's review script): the user message is
+  "[Context]", caption, "[Question]", question, "[<role> 1]", reference, "[End of <role> 1]", the same
+  for 2, then "[System]" and the rule's prompt of category `llava_bench_<category>`, blocks separated by
+  blank lines as LLaVA's script joins them; the first line of the reply, commas made spaces, split on
+  single spaces, must be exactly two numbers (LLaVA's parse). Scores compare with published ones.
+- Kanva's own rules (`llava_bench_rules.json`), marked `comparable: false` in the results.
+
+Per category and overall, score = mean(candidate) / mean(reference) * 100; the reported figures are
+the means over the judge runs (3 by default). A judge call that fails, or a reply without two scores
+(Kanva's rules: after 2 more tries), is counted per run and reported, and that question is left out
+of the run's means, never given a default score. Each run is a review file (JSON lines with
+`question_id`, `category`, `content`, `scores`, ...) that `kanva eval score llava-bench --predictions
+R1 [R2 R3]` re-scores with no data and no judge (LLaVA's review files too: their `tuple` [-1, -1]
+marks a failed parse, counted as such).
 """
 
 from __future__ import annotations
@@ -89,7 +102,7 @@ def category_name(raw: str) -> str:
 
 
 def judge_messages(q: LBQuestion, candidate: str, rule_set: dict) -> tuple[str, str]:
-    """(system, user) for one review: the category's rule, then the output format."""
+    """(system, user) for one review under Kanva's rules: the category's rule, then the output format."""
     cat = category_name(q.category)
     if cat not in rule_set["categories"]:
         raise KanvaError(f"{q.where}: no judge rule for category {q.category!r} (have {', '.join(rule_set['categories'])})")
@@ -102,14 +115,65 @@ def judge_messages(q: LBQuestion, candidate: str, rule_set: dict) -> tuple[str, 
     return rule_set["system"], user
 
 
+def load_official_rules(path: Path) -> dict:
+    """LLaVA's rule.json: {category: {"role", "prompt"}}; checked per category when used."""
+    path = Path(path)
+    if not path.is_file():
+        raise KanvaError(f"{path}: no such rule file")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(obj, dict):
+        raise KanvaError(f"{path}: a rule file is a JSON object of categories")
+    return {"_path": str(path), **obj}
+
+
+def official_messages(q: LBQuestion, candidate: str, rule_file: dict, system: str) -> list[dict]:
+    """The request as LLaVA's review script builds it (see the module docstring)."""
+    key = "llava_bench_" + category_name(q.category)
+    rule = rule_file.get(key)
+    if not isinstance(rule, dict) or not isinstance(rule.get("role"), str) or not isinstance(rule.get("prompt"), str):
+        raise KanvaError(f"{rule_file['_path']}: no rule {key!r} with string 'role' and 'prompt' (for {q.where})")
+    role, prompt = rule["role"], rule["prompt"]
+    user = "".join([
+        f"[Context]\n{q.caption}\n\n",
+        f"[Question]\n{q.question}\n\n",
+        f"[{role} 1]\n{q.reference}\n\n[End of {role} 1]\n\n",
+        f"[{role} 2]\n{candidate}\n\n[End of {role} 2]\n\n",
+        f"[System]\n{prompt}\n\n",
+    ])
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 def parse_scores(content: str) -> tuple[float, float] | None:
-    """The two numbers of the review's first line (commas count as spaces), or None."""
+    """Kanva's rules: the two numbers of the review's first line (commas count as spaces), or None."""
     lines = content.strip().splitlines()
     first = lines[0].replace(",", " ") if lines else ""
     nums = _NUMBER.findall(first)
     if len(nums) != 2:
         return None
     return float(nums[0]), float(nums[1])
+
+
+def parse_scores_official(content: str) -> tuple[float, float] | None:
+    """LLaVA's parse: first line, commas -> spaces, split on single spaces, exactly two numbers."""
+    parts = content.split("\n")[0].replace(",", " ").split(" ")
+    if len(parts) != 2:
+        return None
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        return None
+
+
+def _row_scores(r: dict) -> tuple[float, float] | None:
+    """A review row's scores: as the judging decided (`scores`), LLaVA's `tuple` ([-1, -1] = failed), or parsed."""
+    for key in ("scores", "tuple"):
+        v = r.get(key)
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+            return None if key == "tuple" and list(v) == [-1, -1] else (float(v[0]), float(v[1]))
+    return parse_scores(r["content"])
 
 
 def _ratio(pairs: list[tuple[float, float]]) -> float:
@@ -127,24 +191,29 @@ def score_reviews(reviews: list[list[dict]], sources: list[str]) -> dict:
         if not rows:
             raise KanvaError(f"{src}: no reviews")
         by_cat: dict[str, list[tuple[float, float]]] = {}
-        judges = sorted({str(r["judge"]) for r in rows if r.get("judge")})
+        failed = []
         for r in rows:
-            pair = parse_scores(r["content"])
+            pair = _row_scores(r)
             if pair is None:
-                first = r["content"].strip().splitlines()[:1]
-                got = first[0] if first else ""
-                raise KanvaError(f"{r['_where']}: the review's first line must hold two scores, got {got!r}")
+                failed.append(r["_where"])
+                continue
             by_cat.setdefault(category_name(r["category"]), []).append(pair)
         everything = [p for v in by_cat.values() for p in v]
+        if not everything:
+            raise KanvaError(f"{src}: no review holds two scores ({len(failed)} unparsable, e.g. {failed[0]})")
         runs.append(
             {
                 "source": src,
                 "overall": _ratio(everything),
                 "categories": {c: _ratio(v) for c, v in sorted(by_cat.items())},
                 "reviews": len(everything),
+                "unparsable": len(failed),
+                "unparsable_examples": failed[:3],
                 "reference_mean": sum(p[0] for p in everything) / len(everything),
                 "candidate_mean": sum(p[1] for p in everything) / len(everything),
-                "judge": judges,
+                "judge": sorted({str(r["judge"]) for r in rows if r.get("judge")}),
+                "versions": sorted({str(r["judge_version"]) for r in rows if r.get("judge_version")}),
+                "rules": sorted({str(r["rules"]) for r in rows if r.get("rules")}),
             }
         )
     cats = sorted({c for r in runs for c in r["categories"]})
@@ -153,13 +222,29 @@ def score_reviews(reviews: list[list[dict]], sources: list[str]) -> dict:
         if lacking:
             raise KanvaError(f"{', '.join(lacking)}: no reviews of category {c!r}, which other runs have")
     judge = sorted({j for r in runs for j in r["judge"]})
-    return {
+    rules_used = sorted({x for r in runs for x in r["rules"]})
+    official = bool(rules_used) and all(x.startswith("official") for x in rules_used)
+    unparsable = sum(r["unparsable"] for r in runs)
+    result = {
         "benchmark": "llava-bench",
         "overall": sum(r["overall"] for r in runs) / len(runs),
         "categories": {c: sum(r["categories"][c] for r in runs) / len(runs) for c in cats},
         "runs": runs,
         "judge": judge[0] if len(judge) == 1 else (judge or "unknown (not recorded in the review files)"),
+        "judge_info": {
+            "versions": sorted({v for r in runs for v in r["versions"]}),
+            "rules": rules_used or ["unknown (LLaVA's or older review files)"],
+            "comparable": official or (None if not rules_used else False),
+        },
+        "judge_failures": {"count": unparsable, "examples": [e for r in runs for e in r["unparsable_examples"]][:3]},
+        "notes": [],
     }
+    if unparsable:
+        result["notes"].append(f"{unparsable} reviews without two scores are left out of their run's means (not defaulted)")
+    if rules_used and not official:
+        result["notes"].append("judged with Kanva's own rules: not comparable with published LLaVA-Bench scores "
+                               "(judge with --judge-rules rule.json --judge-system TEXT for that)")
+    return result
 
 
 def load_reviews(path: Path) -> list[dict]:
@@ -181,21 +266,45 @@ def is_review_file(path: Path) -> bool:
 
 
 def judge_answers(
-    data: LBData, answers: list[Answer], judge, out_dir: Path, runs: int = 3, retries: int = 2
+    data: LBData,
+    answers: list[Answer],
+    judge,
+    out_dir: Path,
+    runs: int = 3,
+    retries: int = 2,
+    rules_file: Path | None = None,
+    system: str | None = None,
 ) -> tuple[list[Path], dict]:
     """Runs the judge `runs` times over the answers, writing (and resuming) one review file per run.
 
-    A missing answer is judged as an empty answer (so it scores as what it is: no answer). A reply
-    whose first line lacks two scores is asked again up to `retries` times, then is an error.
+    A missing answer is judged as an empty answer (so it scores as what it is: no answer). Under
+    Kanva's rules a reply without two scores is asked again up to `retries` times; then, like a failed
+    call, it is recorded in `failures` (returned in the coverage dict) and no review row is written, so
+    a rerun asks again. Replies are cached in OUT_DIR/judge_cache.jsonl unless the judge has a cache.
     """
     from tqdm import tqdm
 
+    from kanva.eval.judge import JudgeError, prompt_hash
+
+    if rules_file is not None:
+        if not system:
+            raise KanvaError("llava-bench: --judge-rules needs --judge-system, the one-line system message of LLaVA's "
+                             "review script (llava/eval/eval_gpt_review_bench.py), to build its request")
+        official = load_official_rules(rules_file)
+        rules_tag = "official:" + prompt_hash(json.dumps(official, sort_keys=True), system)
+        parse = parse_scores_official
+        retries = 0  # LLaVA's script asks once per question
+    else:
+        rule_set = rules()
+        rules_tag = "kanva:" + prompt_hash(json.dumps(rule_set, sort_keys=True))
+        parse = parse_scores
     by_qid = {q.qid: i for i, q in enumerate(data.questions)}
     by_q, cov = assign(len(data.questions), answers, lambda a: by_qid.get(a.question_id), lambda i: data.questions[i].qid)
-    rule_set = rules()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
+    if getattr(judge, "cache", None) is None and hasattr(judge, "use_cache"):
+        judge.use_cache(out_dir / "judge_cache.jsonl")
+    files, failures = [], []
     for run in range(runs):
         path = out_dir / f"reviews_run{run + 1}.jsonl"
         done = {row_qid(r, f"{path}:{n}") for n, r in read_jsonl(path)} if path.is_file() else set()
@@ -203,31 +312,63 @@ def judge_answers(
         todo = [(q, a) for q, a in zip(data.questions, by_q) if q.qid not in done]
         with open(path, "a", encoding="utf-8") as f:
             for q, a in tqdm(todo, desc=f"judge run {run + 1}/{runs}", unit="q", disable=not todo):
-                system, user = judge_messages(q, a.text if a is not None else "", rule_set)
-                for attempt in range(retries + 1):
-                    content = judge.review(system, user, seed=run * 1000 + attempt)
-                    pair = parse_scores(content)
-                    if pair is not None:
-                        break
+                candidate = a.text if a is not None else ""
+                if rules_file is not None:
+                    messages = official_messages(q, candidate, official, system)
                 else:
-                    raise KanvaError(
-                        f"judge {judge.model!r}: no two scores on the first line for question {q.qid!r} after "
-                        f"{retries + 1} tries (last reply starts {content[:80]!r})"
-                    )
+                    sys_msg, user = judge_messages(q, candidate, rule_set)
+                    messages = [{"role": "system", "content": sys_msg}, {"role": "user", "content": user}]
+                pair = reply = None
+                try:
+                    for attempt in range(retries + 1):
+                        reply = judge.ask(messages, seed=run * 1000 + attempt,
+                                          max_tokens=1024 if rules_file is not None else None)
+                        pair = parse(reply.content)
+                        if pair is not None:
+                            break
+                except JudgeError as e:
+                    failures.append(f"run {run + 1}, question {q.qid}: {e}")
+                    continue
+                if pair is None:
+                    failures.append(f"run {run + 1}, question {q.qid}: no two scores on the first line "
+                                    f"(reply starts {reply.content[:60]!r})")
+                    continue
                 row = {
                     "question_id": q.qid,
                     "category": q.category,
-                    "content": content,
+                    "content": reply.content,
                     "scores": list(pair),
                     "judge": judge.model,
+                    "judge_version": reply.version,
+                    "rules": rules_tag,
                     "run": run + 1,
                     "answered": a is not None,
                 }
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
-    return files, cov.as_dict()
+    out = cov.as_dict()
+    out["judge_failures"] = failures
+    return files, out
 
 
-def score_llava_bench(review_files: list[Path]) -> dict:
+def score_llava_bench(review_files: list[Path], failures: list[str] | None = None) -> dict:
+    """Scores review files; `failures` are judge calls of this session that left no review row."""
     result = score_reviews([load_reviews(p) for p in review_files], [str(p) for p in review_files])
+    if failures:
+        jf = result["judge_failures"]
+        jf["count"] += len(failures)
+        jf["examples"] = (failures + jf["examples"])[:3]
+        result["notes"].append(f"{len(failures)} judge calls failed or gave no scores; those questions are left out "
+                               "of their run's means (not defaulted); rerun to ask again")
+    return result
+
+
+def judge_and_score(data: LBData, answers: list[Answer], judge, out_dir: Path, runs: int | None = None,
+                    judge_rules: Path | None = None, judge_system: str | None = None, **_) -> dict:
+    """Judges (resuming the review files in `out_dir`) and scores; the results record the judge."""
+    files, coverage = judge_answers(data, answers, judge, out_dir, runs=runs or 3, rules_file=judge_rules,
+                                    system=judge_system)
+    failures = coverage.pop("judge_failures")
+    result = score_llava_bench(files, failures)
+    result.update(answers=coverage, judge=judge.model)
     return result

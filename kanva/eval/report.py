@@ -16,7 +16,7 @@ from kanva.errors import KanvaError
 
 TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
           "llava-bench": "LLaVA-Bench (% of reference)", "vqav2": "VQAv2 (%)", "vizwiz": "VizWiz (%)",
-          "textvqa": "TextVQA (%)", "gqa": "GQA (%)"}
+          "textvqa": "TextVQA (%)", "gqa": "GQA (%)", "mm-vet": "MM-Vet (%)"}
 
 
 def load_run(path: Path) -> dict:
@@ -67,6 +67,9 @@ def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
     if b in ("vqav2", "vizwiz", "textvqa"):
         table = {"accuracy": r["accuracy"], **{f"answer type: {k}": v for k, v in r["answer_types"].items()}}
         return table, dict(table)
+    if b == "mm-vet":
+        table = {"total": r["total"], "std": r["std"], **r["capabilities"]}
+        return table, {"total": r["total"], **r["capabilities"]}
     if b == "gqa":
         table = {"accuracy": r["accuracy"], "binary": r["binary"], "open": r["open"]}
         return table, dict(table)

@@ -69,9 +69,10 @@ def run_benchmark(
     device: str = "cpu",
     generator: Any = None,
     judge: Any = None,
-    judge_runs: int = 3,
+    judge_runs: int | None = None,
     reviews_dir: Path | None = None,
     results_path: Path | None = None,
+    judge_files: dict | None = None,
     progress: bool = True,
 ) -> dict:
     """Generates missing answers into `out`, scores them and writes the results JSON; returns it."""
@@ -117,7 +118,8 @@ def run_benchmark(
         bar.close()
     answers = load_answers(out)
     scored = task.subset(loaded, {it.uid for it in items}) if limit is not None else loaded
-    result = task.score(scored, answers, judge=judge, judge_runs=judge_runs, reviews_dir=reviews_dir, answers_path=out)
+    result = task.score(scored, answers, judge=judge, judge_runs=judge_runs, reviews_dir=reviews_dir, answers_path=out,
+                        **(judge_files or {}))
     result["run"] = {
         "benchmark": bench,
         "model": str(Path(model_dir)),

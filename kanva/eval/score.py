@@ -11,7 +11,7 @@ from typing import Sequence
 
 from kanva.errors import KanvaError
 
-BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa")
+BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet")
 # Benchmarks whose answers `--upload FILE` turns into the file an evaluation server takes.
 UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa")
 
@@ -37,13 +37,15 @@ def score(
     *,
     split: str = "test",
     judge=None,
-    judge_runs: int = 3,
+    judge_runs: int | None = None,
     reviews_dir: Path | None = None,
     upload: Path | None = None,
+    judge_files: dict | None = None,
 ) -> dict:
     """Scores answer files (or MME results folders, LLaVA-Bench review files) against the data.
 
-    With `upload`, also writes the evaluation server's file for the benchmarks in UPLOADS.
+    With `upload`, also writes the evaluation server's file for the benchmarks in UPLOADS. `judge_files`:
+    judge_prompt (mm-vet), judge_rules and judge_system (llava-bench).
     """
     from kanva.eval.answers import load_answers
 
@@ -71,6 +73,8 @@ def score(
                 gt = load_mme(_one(data, "data", bench))
             return score_mme(gt, answers)
         return score_mme(load_mme(_one(data, "data", bench)), load_answers(pred))
+    if bench == "mm-vet":
+        return score_mmvet(data, predictions, judge, judge_runs, reviews_dir, (judge_files or {}).get("judge_prompt"))
     if bench == "pope":
         from kanva.eval.pope import load_pope, score_pope
 
@@ -99,12 +103,7 @@ def score(
         raise KanvaError("llava-bench: scoring an answer file needs a judge (--judge-model, --judge-base-url)")
     lb_data = lb.load_llava_bench(_one(data, "data", bench))
     out_dir = Path(reviews_dir) if reviews_dir else answers_path.with_name(answers_path.stem + "_reviews")
-    files, coverage = lb.judge_answers(lb_data, load_answers(answers_path), judge, out_dir, runs=judge_runs)
-    result = lb.score_llava_bench(files)
-    result["answers"] = coverage
-    result["judge"] = judge.model
-    return result
-
+    return lb.judge_and_score(lb_data, load_answers(answers_path), judge, out_dir, judge_runs, **(judge_files or {}))
 
 def write_upload(bench: str, data, answers, path: Path) -> dict:
     """Writes the server file (JSON) for `bench`; returns where and how many answers were missing."""
@@ -118,3 +117,31 @@ def write_upload(bench: str, data, answers, path: Path) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, ensure_ascii=False) + "\n", encoding="utf-8")
     return {"file": str(path), "rows": len(rows), "missing": missing}
+
+
+def grade_file_for(answers_path: Path, judge, runs: int, out_dir: Path | None = None) -> Path:
+    """The official grader's name for a grade file: <answers>_<judge>-grade-<runs>runs.json."""
+    name = f"{Path(answers_path).stem}_{judge.model.replace('/', '_')}-grade-{runs}runs.json"
+    return (Path(out_dir) if out_dir else Path(answers_path).parent) / name
+
+
+def score_mmvet(data, predictions, judge, judge_runs, reviews_dir, judge_prompt) -> dict:
+    """A grade file is scored as is; an answer file is graded by the judge first (grade file beside it)."""
+    from kanva.eval import mmvet
+
+    pred = _one(predictions, "predictions", "mm-vet")
+    meta = mmvet.load_mmvet(_one(data, "data", "mm-vet")) if data else None
+    if mmvet.is_grade_file(pred):
+        result = mmvet.score_grades(mmvet.load_grades(pred), meta, str(pred))
+        result["grade_file"] = str(pred)
+        return result
+    if judge is None:
+        raise KanvaError("mm-vet: an answer file is graded by a judge (--judge-model, --judge-base-url); "
+                         "or give the official grader's grade file as --predictions")
+    if meta is None:
+        raise KanvaError("mm-vet: grading needs --data (the folder with mm-vet.json, or the file)")
+    runs = judge_runs or 1
+    grade_file = grade_file_for(pred, judge, runs, reviews_dir)
+    if judge.cache is None:
+        judge.use_cache(grade_file.with_name(grade_file.stem + ".judge-cache.jsonl"))
+    return mmvet.grade_answers(meta, mmvet.load_mmvet_answers(pred), judge, grade_file, runs=runs, prompt_file=judge_prompt)

@@ -24,6 +24,25 @@ def format_result(r: dict) -> str:
         rows += [(f"structural: {k}", f"{v:.2f}") for k, v in r["structural"].items()]
         rows += [(f"semantic: {k}", f"{v:.2f}") for k, v in r["semantic"].items()]
         out = _rows(f"GQA (percent, exact match; {r['questions']} balanced questions)", rows, ("metric", "acc"))
+    elif b == "mm-vet" and "total" not in r:
+        out = "mm-vet: not graded"
+    elif b == "mm-vet":
+        # The official grader prints capability and integration tables with 1 decimal.
+        caps = list(r["capabilities"])
+        head = (*caps, "total", "std", "runs")
+        row = (*(f"{r['capabilities'][c]:.1f}" for c in caps), f"{r['total']:.1f}", f"{r['std']:.1f}",
+               "[" + ", ".join(f"{t:.1f}" for t in r["runs"]) + "]")
+        out = _rows(f"MM-Vet (percent; {r['questions']} questions, {r['grades']['runs']} judge run(s))", [row], head)
+        if r["capability_integrations"]:
+            rows = [(c, f"{v:.1f}", r["counts"]["capability_integrations"][c]) for c, v in r["capability_integrations"].items()]
+            out += "\n" + _rows("capability integrations", rows, ("capabilities", "score", "n"))
+        if r.get("judge"):
+            j = r["judge"]
+            out += (f"\njudge: {j['model']} (versions {', '.join(j['versions']) or 'none'}; prompt {j['prompt_hash']}"
+                    f"{'' if j['comparable'] else '; NOT comparable with published scores'})")
+        if r.get("judge_failures", {}).get("count"):
+            f = r["judge_failures"]
+            out += f"\njudge failures: {f['count']} ({'; '.join(f['examples'])})"
     elif b == "mme":
         rows = [
             (s, f"{v:.2f}", f"{r['details'][s]['acc']:.2f}", f"{r['details'][s]['acc_plus']:.2f}", r["details"][s]["other"])
@@ -61,6 +80,14 @@ def format_result(r: dict) -> str:
         rows = [("overall", f"{r['overall']:.2f}", *(f"{x['overall']:.2f}" for x in r["runs"]))]
         rows += [(c, f"{v:.2f}", *(f"{x['categories'][c]:.2f}" for x in r["runs"])) for c, v in r["categories"].items()]
         out = _rows(f"LLaVA-Bench (percent of the reference; judge: {r['judge']})", rows, header)
+        info = r.get("judge_info") or {}
+        if info:
+            comparable = {True: "LLaVA's rules: comparable", False: "Kanva's rules: NOT comparable with published scores",
+                          None: "rules not recorded"}[info.get("comparable")]
+            out += f"\njudge versions: {', '.join(info.get('versions') or []) or 'not recorded'}; {comparable}"
+        if (r.get("judge_failures") or {}).get("count"):
+            f = r["judge_failures"]
+            out += f"\njudge failures: {f['count']} ({'; '.join(f['examples'])})"
     else:
         raise ValueError(b)
     if "answers" in r:

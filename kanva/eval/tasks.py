@@ -222,16 +222,13 @@ def _lb_subset(data, uids):
     return replace(data, questions=[q for q in data.questions if q.qid in uids])
 
 
-def _lb_score(data, answers, judge=None, judge_runs=3, reviews_dir=None, answers_path=None):
-    from kanva.eval.llava_bench import judge_answers, score_llava_bench
+def _lb_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, **judge_files):
+    from kanva.eval.llava_bench import judge_and_score
 
     if judge is None:
         return {"benchmark": "llava-bench", "notes": ["not scored: give --judge-model (and --judge-base-url) to judge"]}
     out_dir = Path(reviews_dir) if reviews_dir else Path(answers_path).with_name(Path(answers_path).stem + "_reviews")
-    files, coverage = judge_answers(data, answers, judge, out_dir, runs=judge_runs)
-    result = score_llava_bench(files)
-    result.update(answers=coverage, judge=judge.model)
-    return result
+    return judge_and_score(data, answers, judge, out_dir, judge_runs, **judge_files)
 
 
 # --- VQAv2, VizWiz, TextVQA, GQA ------------------------------------------------------------------------
@@ -282,6 +279,36 @@ def _gqa_score(data, answers, **_):
     return score_gqa(data, answers)
 
 
+# --- MM-Vet ------------------------------------------------------------------------------------------------
+def _mmvet_load(paths, split):
+    from kanva.eval.mmvet import load_mmvet
+
+    return load_mmvet(paths[0])
+
+
+def _mmvet_items(data, style, image_root):
+    root = Path(image_root) if image_root else data.root / "images"
+    return [RunItem(q.qid, q.question, _open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
+            for q in data.questions]
+
+
+def _mmvet_subset(data, uids):
+    return replace(data, questions=[q for q in data.questions if q.qid in uids])
+
+
+def _mmvet_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, judge_prompt=None, **_):
+    from kanva.eval.mmvet import grade_answers
+    from kanva.eval.score import grade_file_for
+
+    if judge is None:
+        return {"benchmark": "mm-vet", "notes": ["not graded: give --judge-model (and --judge-base-url) to grade"]}
+    runs = judge_runs or 1
+    grade_file = grade_file_for(answers_path, judge, runs, reviews_dir)
+    if judge.cache is None:
+        judge.use_cache(grade_file.with_name(grade_file.stem + ".judge-cache.jsonl"))
+    return grade_answers(data, answers, judge, grade_file, runs=runs, prompt_file=judge_prompt)
+
+
 TASKS = {
     "mme": Task("mme", 128, _mme_load, _mme_items, _mme_subset, _mme_score),
     "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
@@ -290,6 +317,7 @@ TASKS = {
     "llava-bench": Task("llava-bench", 1024, _lb_load, _lb_items, _lb_subset, _lb_score),
     **{b: Task(b, 128, _vqa_loader(b), _vqa_items, _vqa_subset, _vqa_score) for b in ("vqav2", "vizwiz", "textvqa")},
     "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _vqa_subset, _gqa_score),
+    "mm-vet": Task("mm-vet", 1024, _mmvet_load, _mmvet_items, _mmvet_subset, _mmvet_score),
 }
 
 
