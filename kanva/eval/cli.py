@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa, mm-vet"
+BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa, mm-vet, seed"
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -140,7 +140,8 @@ def register(subparsers) -> None:
         nargs="+",
         help="benchmark data: MME folder/question file; MMBench TSV; POPE annotation files or their folder "
         "(plus LLaVA's question file); ScienceQA folder; LLaVA-Bench folder; VQAv2 questions [+ annotations]; "
-        "VizWiz val.json/test.json; TextVQA question file [+ Rosetta OCR file]; GQA question file",
+        "VizWiz val.json/test.json; TextVQA question file [+ Rosetta OCR file]; GQA question file; MM-Vet folder; "
+        "SEED-Bench.json",
     )
     s.add_argument(
         "--predictions",
@@ -152,7 +153,8 @@ def register(subparsers) -> None:
     )
     s.add_argument("--json", type=Path, help="write the results JSON here")
     s.add_argument("--split", default="test", help="ScienceQA split (default test)")
-    s.add_argument("--upload", type=Path, help="also write the evaluation server's file here (vqav2, vizwiz, textvqa, gqa)")
+    s.add_argument("--upload", type=Path, help="also write the evaluation server's file here (vqav2, vizwiz, textvqa, gqa: JSON; "
+                   "mmbench: the .xlsx submission with every circular pass)")
     _add_judge_args(s)
     s.set_defaults(func=_score)
 

@@ -163,7 +163,8 @@ def score_mmbench(data: MMBData, answers: list[Answer]) -> dict:
         raise KanvaError(f"{data.source}: no questions")
     missing_gt = [r for r in data.rows if r.answer is None]
     if missing_gt:
-        raise KanvaError(f"{missing_gt[0].where}: no ground-truth 'answer' (a test split cannot be scored locally)")
+        raise KanvaError(f"{missing_gt[0].where}: no ground-truth 'answer' (a test split cannot be scored locally: "
+                         "`kanva eval score mmbench --upload FILE.xlsx` writes the official submission)")
     by_index = {r.index: i for i, r in enumerate(data.rows)}
 
     def locate(a: Answer) -> int | None:

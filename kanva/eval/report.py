@@ -16,7 +16,8 @@ from kanva.errors import KanvaError
 
 TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
           "llava-bench": "LLaVA-Bench (% of reference)", "vqav2": "VQAv2 (%)", "vizwiz": "VizWiz (%)",
-          "textvqa": "TextVQA (%)", "gqa": "GQA (%)", "mm-vet": "MM-Vet (%)"}
+          "textvqa": "TextVQA (%)", "gqa": "GQA (%)", "mm-vet": "MM-Vet (%)",
+          "seed": "SEED-Bench image (%)"}
 
 
 def load_run(path: Path) -> dict:
@@ -67,6 +68,9 @@ def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
     if b in ("vqav2", "vizwiz", "textvqa"):
         table = {"accuracy": r["accuracy"], **{f"answer type: {k}": v for k, v in r["answer_types"].items()}}
         return table, dict(table)
+    if b == "seed":
+        table = {"image accuracy": r["image_accuracy"], **r["dimensions"]}
+        return table, dict(table)
     if b == "mm-vet":
         table = {"total": r["total"], "std": r["std"], **r["capabilities"]}
         return table, {"total": r["total"], **r["capabilities"]}
@@ -75,6 +79,46 @@ def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
         return table, dict(table)
     table = {"overall": r["overall"], **r["categories"]}
     return table, dict(table)
+
+
+def _not_comparable(r: dict) -> bool:
+    """A judged score under Kanva's own prompt/rules: marked in the summary, since it is no published metric."""
+    if r["benchmark"] == "llava-bench":
+        return (r.get("judge_info") or {}).get("comparable") is False
+    if r["benchmark"] == "mm-vet":
+        return (r.get("judge") or {}).get("comparable") is False
+    return False
+
+
+# The figure each benchmark is quoted by in papers' tables: (column, value of a result).
+HEADLINES = {
+    "mme": [("MME perception", lambda r: r["perception"]), ("MME cognition", lambda r: r["cognition"])],
+    "mmbench": [("MMBench", lambda r: r["overall"])],
+    "pope": [("POPE F1 (%)", lambda r: 100 * r["mean_f1"])],
+    "sqa": [("ScienceQA-IMG", lambda r: r["img_accuracy"])],
+    "llava-bench": [("LLaVA-Bench", lambda r: r["overall"])],
+    "vqav2": [("VQAv2", lambda r: r["accuracy"])],
+    "vizwiz": [("VizWiz", lambda r: r["accuracy"])],
+    "textvqa": [("TextVQA", lambda r: r["accuracy"])],
+    "gqa": [("GQA", lambda r: r["accuracy"])],
+    "mm-vet": [("MM-Vet", lambda r: r["total"])],
+    "seed": [("SEED-IMG", lambda r: r["image_accuracy"])],
+}
+
+
+def summary(runs: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """(models, columns, cells): every benchmark's headline figure per model, in one table.
+
+    A judged score under Kanva's own prompt is marked "*" (not comparable with published figures); a
+    model with two results for a column shows the later one listed.
+    """
+    models = list(dict.fromkeys(_label(r) for r in runs))
+    columns = [c for b in TITLES for c, _ in HEADLINES[b] if any(r["benchmark"] == b for r in runs)]
+    cells = {}
+    for r in runs:
+        for col, fn in HEADLINES[r["benchmark"]]:
+            cells[(_label(r), col)] = f"{fn(r):.2f}" + ("*" if _not_comparable(r) else "")
+    return models, columns, cells
 
 
 def _chart(bench: str, runs: list[dict], path: Path) -> None:
@@ -141,8 +185,18 @@ def write_report(paths: list[Path], out: Path) -> dict[str, Path]:
     by_bench: dict[str, list[dict]] = {}
     for r in runs:
         by_bench.setdefault(r["benchmark"], []).append(r)
-    md = ["# Kanva evaluation report", ""]
-    body = []
+    models, columns, cells = summary(runs)
+    md = ["# Kanva evaluation report", "", "## All benchmarks", "", "| model | " + " | ".join(columns) + " |",
+          "|---|" + "---|" * len(columns)]
+    md += [f"| {m} | " + " | ".join(cells.get((m, c), "") for c in columns) + " |" for m in models]
+    note = "* judged with Kanva's own prompt: not comparable with published figures"
+    marked = any(v.endswith("*") for v in cells.values())
+    md += ["", note, ""] if marked else [""]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join("<tr><td>" + html.escape(m) + "</td>" + "".join(f"<td>{cells.get((m, c), '')}</td>" for c in columns)
+                   + "</tr>" for m in models)
+    body = [f"<h2>All benchmarks</h2><table><tr><th>model</th>{head}</tr>{rows}</table>"
+            + (f"<p>{html.escape(note)}</p>" if marked else "")]
     written = {}
     for bench in [b for b in TITLES if b in by_bench]:
         rs = by_bench[bench]

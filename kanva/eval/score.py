@@ -11,9 +11,11 @@ from typing import Sequence
 
 from kanva.errors import KanvaError
 
-BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet")
+BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet", "seed")
 # Benchmarks whose answers `--upload FILE` turns into the file an evaluation server takes.
-UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa")
+UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa", "mmbench")
+# Benchmarks scored through their `kanva.eval.tasks` entry alone (no options beyond data and answers).
+_TASK_SCORED = ("vqav2", "vizwiz", "textvqa", "gqa", "seed")
 
 
 def check_bench(bench: str) -> str:
@@ -53,7 +55,9 @@ def score(
     if upload is not None and bench not in UPLOADS:
         raise KanvaError(f"{bench}: --upload is for {', '.join(UPLOADS)}")
     data = [Path(p) for p in data] if data else None
-    if bench in UPLOADS:
+    if bench == "mmbench" and upload is not None:
+        return mmbench_upload(_one(data, "data", bench), load_answers(_one(predictions, "predictions", bench)), Path(upload))
+    if bench in _TASK_SCORED:
         from kanva.eval.tasks import get_task
 
         task = get_task(bench)
@@ -104,6 +108,21 @@ def score(
     lb_data = lb.load_llava_bench(_one(data, "data", bench))
     out_dir = Path(reviews_dir) if reviews_dir else answers_path.with_name(answers_path.stem + "_reviews")
     return lb.judge_and_score(lb_data, load_answers(answers_path), judge, out_dir, judge_runs, **(judge_files or {}))
+
+def mmbench_upload(tsv: Path, answers, path: Path) -> dict:
+    """The submission spreadsheet; a dev TSV (with answers) is scored as well."""
+    from kanva.eval.mmbench import load_mmbench, score_mmbench
+    from kanva.eval.mmbench_upload import write_submission
+
+    data = load_mmbench(tsv)
+    upload = write_submission(tsv, answers, path)
+    if all(r.answer is not None for r in data.rows):
+        result = score_mmbench(data, answers)
+    else:
+        result = {"benchmark": "mmbench", "notes": [f"{tsv}: a test split (no answers): scored by the server from the upload file"]}
+    result["upload"] = upload
+    return result
+
 
 def write_upload(bench: str, data, answers, path: Path) -> dict:
     """Writes the server file (JSON) for `bench`; returns where and how many answers were missing."""

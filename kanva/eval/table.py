@@ -24,6 +24,12 @@ def format_result(r: dict) -> str:
         rows += [(f"structural: {k}", f"{v:.2f}") for k, v in r["structural"].items()]
         rows += [(f"semantic: {k}", f"{v:.2f}") for k, v in r["semantic"].items()]
         out = _rows(f"GQA (percent, exact match; {r['questions']} balanced questions)", rows, ("metric", "acc"))
+    elif b == "seed":
+        rows = [("image accuracy", f"{r['image_accuracy']:.2f}", r["questions"])]
+        rows += [(f"dimension: {k}", f"{v:.2f}", "") for k, v in r["dimensions"].items()]
+        out = _rows("SEED-Bench image part (percent; the answer must be the letter exactly)", rows, ("metric", "acc", "n"))
+    elif b == "mmbench" and "overall" not in r:
+        out = "mmbench: not scored here"
     elif b == "mm-vet" and "total" not in r:
         out = "mm-vet: not graded"
     elif b == "mm-vet":
@@ -96,7 +102,7 @@ def format_result(r: dict) -> str:
         out += "\n" + Coverage(**r["answers"]).line()
     if r.get("upload"):
         u = r["upload"]
-        out += f"\nupload file: {u['file']} ({u['rows']} rows, {u['missing']} without an answer: written as \"\")"
+        out += f"\nupload file: {u['file']} ({u['rows']} rows, {u['missing']} without an answer: left empty)"
     for note in r.get("notes", []):
         out += f"\nnote: {note}"
     return out

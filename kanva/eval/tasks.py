@@ -309,6 +309,29 @@ def _mmvet_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, a
     return grade_answers(data, answers, judge, grade_file, runs=runs, prompt_file=judge_prompt)
 
 
+# --- SEED-Bench (image) ------------------------------------------------------------------------------------
+def _seed_load(paths, split):
+    from kanva.eval.seed import load_seed
+
+    return load_seed(paths[0])
+
+
+def _seed_items(data, style, image_root):
+    from kanva.eval.prompts import choice_prompt
+    from kanva.eval.seed import image_dir
+
+    root = Path(image_root) if image_root else image_dir(data)
+    return [RunItem(q.qid, choice_prompt(q.question, q.options, None, style, context_label=True),
+                    _open_image(root / q.image, q.where), {"category": q.dimension, "image": q.image}, unit=q.qid)
+            for q in data.questions]
+
+
+def _seed_score(data, answers, **_):
+    from kanva.eval.seed import score_seed
+
+    return score_seed(data, answers)
+
+
 TASKS = {
     "mme": Task("mme", 128, _mme_load, _mme_items, _mme_subset, _mme_score),
     "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
@@ -318,6 +341,7 @@ TASKS = {
     **{b: Task(b, 128, _vqa_loader(b), _vqa_items, _vqa_subset, _vqa_score) for b in ("vqav2", "vizwiz", "textvqa")},
     "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _vqa_subset, _gqa_score),
     "mm-vet": Task("mm-vet", 1024, _mmvet_load, _mmvet_items, _mmvet_subset, _mmvet_score),
+    "seed": Task("seed", 128, _seed_load, _seed_items, _vqa_subset, _seed_score),
 }
 
 
