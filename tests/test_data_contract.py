@@ -126,10 +126,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
         load_llava(tmp_path / "nope.json")
 
 
-def test_cli_check_data_prints_counts_per_reason(tmp_path, capsys):
-    from kanva.model.build import build_preset
-
-    model = build_preset("tiny", tmp_path / "m")
+def test_cli_check_data_prints_counts_per_reason(tmp_path, capsys, tiny_model):
+    model = tiny_model
     from PIL import Image
 
     Image.new("RGB", (20, 10), (0, 128, 255)).save(tmp_path / "a.png")

@@ -17,9 +17,9 @@ from kanva.data.ops.base import Context
 from kanva.data.ops.geometry import RELATIONS, relations
 from kanva.data.synth import MiniKB, synth_coco, write_coco
 from kanva.data.unit import LETTERS, Unit
-from kanva.data.ops.counting import NUMBER_WORDS
-from kanva.data.vocab import mentioned, mentions, with_article
+from kanva.data.vocab import mentioned, mentions
 from kanva.knowledge.properties import index_from_view
+from kanva.words import NUMBER_WORDS, with_article
 
 DRAWS = 6
 

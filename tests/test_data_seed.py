@@ -18,8 +18,9 @@ from kanva.data.seed import make_seeds
 from kanva.data.synth import MiniKB, synth_coco, write_coco
 from kanva.data.eliminate import wrong_counts
 from kanva.data.unit import Unit
-from kanva.data.vocab import NUMBER_VALUES, mentions, plural
+from kanva.data.vocab import mentions
 from kanva.errors import KanvaError
+from kanva.words import NUMBER_VALUES, plural
 
 
 @pytest.fixture(scope="module")

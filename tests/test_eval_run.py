@@ -26,13 +26,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from kanva.model import build_preset
-
-    return build_preset("tiny", tmp_path_factory.mktemp("model") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def generator(tiny_model):
     from kanva.infer import Generator
 

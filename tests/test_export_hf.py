@@ -55,10 +55,8 @@ def kanva_answer(generator, image_path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from kanva.model import build_preset
-
-    return build_preset("tiny", tmp_path_factory.mktemp("export") / "tiny")
+def tiny_dir(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

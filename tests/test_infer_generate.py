@@ -7,12 +7,11 @@ from PIL import Image
 
 from kanva.cli import main
 from kanva.infer import Generator, cut_at_stop
-from kanva.model import build_preset
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_preset("tiny", tmp_path_factory.mktemp("m") / "tiny")
+def tiny(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

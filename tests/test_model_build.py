@@ -14,8 +14,8 @@ TINY_LM = PRESETS["tiny"].lm_config
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_preset("tiny", tmp_path_factory.mktemp("m") / "tiny")
+def tiny(tiny_model):
+    return tiny_model
 
 
 def test_tiny_is_a_plain_transformers_checkpoint(tiny):

@@ -8,12 +8,12 @@ from PIL import Image
 
 from kanva.data.llava import SampleError
 from kanva.errors import KanvaError
-from kanva.model import IGNORE, KanvaProcessor, build_preset, load_model
+from kanva.model import IGNORE, KanvaProcessor, load_model
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_preset("tiny", tmp_path_factory.mktemp("m") / "tiny")
+def tiny(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

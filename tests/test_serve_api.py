@@ -57,10 +57,8 @@ def image_msg(url: str, text: str = "What is in the image?") -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from kanva.model import build_preset
-
-    return build_preset("tiny", tmp_path_factory.mktemp("serve") / "tiny")
+def tiny_dir(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

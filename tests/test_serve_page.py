@@ -28,11 +28,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from kanva.model import build_preset
-
-    tiny = build_preset("tiny", tmp_path_factory.mktemp("page") / "tiny")
-    worker = BatchWorker(Engine.load(tiny), max_batch_size=4, batch_wait_s=0.01)
+def server(tiny_model):
+    worker = BatchWorker(Engine.load(tiny_model), max_batch_size=4, batch_wait_s=0.01)
     with ServerThread(create_app(worker, MODEL, Limits(), api_key=KEY)) as url:
         yield url
 

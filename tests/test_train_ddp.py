@@ -21,10 +21,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_single_process(tmp_path):
-    from kanva.model import build_preset
-
-    base = build_preset("tiny", tmp_path / "tiny")
+def test_ddp_two_processes_match_single_process(tmp_path, tiny_model):
+    base = tiny_model
     toy = make_toy_data(tmp_path / "toy", n_images=12)  # includes text-only samples: unused-projector batches
 
     def recipe(batch_size):

@@ -17,10 +17,8 @@ from kanva.train.trainer import TrainingDiverged, run_recipe
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    from kanva.model import build_preset
-
-    return build_preset("tiny", tmp_path_factory.mktemp("model") / "tiny")
+def base(tiny_model) -> Path:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from kanva.train.toy import make_toy_data
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from kanva.model import build_preset, load_model
+def setup(tmp_path_factory, tiny_model):
+    from kanva.model import load_model
 
     d = tmp_path_factory.mktemp("m")
-    model_dir = build_preset("tiny", d / "tiny")
+    model_dir = tiny_model
     toy = make_toy_data(d / "toy", n_images=6)
     model, proc = load_model(model_dir)
     samples = load_llava(toy["instruct"])

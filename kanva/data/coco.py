@@ -1,4 +1,5 @@
-"""COCO annotations (instances + captions) of any image set, loaded into per-image records for the operators.
+"""COCO annotations (instances + captions) of any image set, loaded into per-image records: the one COCO reader
+(data operators, the vision stage and scene text, the synthetic benchmarks and `kanva world show` use it).
 
 Reads `DIR/annotations/instances_{split}.json` and `DIR/annotations/captions_{split}.json` (the layout of both
 real COCO and the knowledge world). Only standard COCO fields are required; the world's extra fields are used
@@ -99,6 +100,11 @@ class CocoSet:
     def category_names(self) -> list[str]:
         return [name for name, _ in self.categories.values()]
 
+    @property
+    def category_ids(self) -> dict[str, int]:
+        """name -> id (COCO names are unique)."""
+        return {name: cid for cid, (name, _) in self.categories.items()}
+
     def supercategory(self, name: str) -> str | None:
         for n, sup in self.categories.values():
             if n == name:
@@ -184,13 +190,16 @@ def _parse_categories(raw: list, path: Path) -> dict[int, tuple[str, str]]:
     return cats
 
 
-def load_coco(root: str | Path, split: str) -> CocoSet:
-    """Load and validate `root/annotations/{instances,captions}_{split}.json` into a CocoSet."""
+def load_coco(root: str | Path, split: str, captions: bool = True) -> CocoSet:
+    """Load and validate `root/annotations/{instances,captions}_{split}.json` into a CocoSet.
+
+    `captions=False`: the instances alone (the vision stage and the benchmarks read no captions, and a
+    detection-only data set has none)."""
     root = Path(root)
     ipath = root / "annotations" / f"instances_{split}.json"
     cpath = root / "annotations" / f"captions_{split}.json"
     inst = _read_json(ipath)
-    caps = _read_json(cpath)
+    caps = _read_json(cpath) if captions else {"annotations": []}
     return coco_from_dicts(inst, caps, root, split)
 
 

@@ -15,7 +15,8 @@ from kanva.data.coco import ImageRec
 from kanva.data.ops.geometry import norm_box
 from kanva.data.text import jaccard, ngrams, normalize, tokens, words
 from kanva.data.unit import FORMATS, LETTERS, Unit
-from kanva.data.vocab import NUMBER_VALUES, mentions, unquote
+from kanva.data.vocab import mentions, unquote
+from kanva.words import NUMBER_VALUES
 
 REASONS = {
     # elimination (this module)

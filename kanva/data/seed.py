@@ -30,8 +30,9 @@ from kanva.data.prompts import load_prompt, parse_fields
 from kanva.data.rng import unit_rng
 from kanva.data.text import sentence, squash
 from kanva.data.unit import Unit
-from kanva.data.vocab import counted, join_list, mentioned, plural, with_article
+from kanva.data.vocab import mentioned
 from kanva.errors import KanvaError
+from kanva.words import counted, join_list, plural, with_article
 
 TYPES = ("conversation", "detail", "reasoning", "align")
 

@@ -14,7 +14,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kanva.data.vocab import CATEGORIES, counted, join_list, with_article
+from kanva.data.vocab import CATEGORIES
+from kanva.words import counted, join_list, with_article
 
 # COCO's category ids skip these numbers (the 91-id scheme of the original paper).
 _ID_GAPS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}

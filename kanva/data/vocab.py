@@ -1,4 +1,5 @@
-"""Words for the 80 COCO categories: plurals, articles, and a synonym table that finds object mentions in text.
+"""Words for the 80 COCO categories: a synonym table that finds object mentions in text (plurals, articles
+and number words: kanva/words.py).
 
 The synonym table is what makes object grounding checkable: elimination flags answers that mention an object
 found in neither the annotations nor the captions (hallucination), absent objects are drawn only among
@@ -14,12 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from kanva.data.text import words
-
-# Plurals that the English rules below get wrong (or that COCO names already are).
-_IRREGULAR_PLURALS = {
-    "person": "people", "sheep": "sheep", "skis": "skis", "scissors": "scissors", "broccoli": "broccoli",
-    "mouse": "mice", "knife": "knives", "bus": "buses", "tv": "tvs", "cell phone": "cell phones",
-}
 
 # Our own synonym lists (singular and plural forms), keyed by COCO name. Words that are ambiguous in
 # everyday text (e.g. "glass", "vehicle", "bag", "monitor") are left out: a false "hallucination" would
@@ -221,49 +216,3 @@ def _token_mentions(toks: list[str]) -> tuple[Mention, ...]:
 def mentioned(text: str) -> frozenset[str]:
     """Categories mentioned in `text` (negated or not): what a caption talks about."""
     return frozenset(m.category for m in mentions(text))
-
-
-def plural(name: str) -> str:
-    """English plural of a category (or any simple noun phrase): inflects the last word."""
-    if name in _IRREGULAR_PLURALS:
-        return _IRREGULAR_PLURALS[name]
-    head, _, last = name.rpartition(" ")
-    if last.endswith(("s", "sh", "ch", "x", "z")):
-        last += "es"
-    elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
-        last = last[:-1] + "ies"
-    elif last.endswith("ife"):  # knife -> knives (but giraffe -> giraffes)
-        last = last[:-2] + "ves"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
-
-
-def article(phrase: str) -> str:
-    """'a' or 'an' before `phrase`, by its first letter (good enough for the COCO names and KB terms)."""
-    return "an" if phrase[:1].lower() in "aeiou" else "a"
-
-
-def with_article(phrase: str) -> str:
-    return f"{article(phrase)} {phrase}"
-
-
-def counted(cat: str, n: int) -> str:
-    """'one dog', 'two dogs', '12 people'."""
-    return f"{number_word(n)} {cat if n == 1 else plural(cat)}"
-
-
-_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                 "eleven", "twelve")
-NUMBER_VALUES = {w: i for i, w in enumerate(_NUMBER_WORDS)}
-
-
-def number_word(n: int) -> str:
-    return _NUMBER_WORDS[n] if 0 <= n < len(_NUMBER_WORDS) else str(n)
-
-
-def join_list(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from kanva.data.llava import IMAGE_TOKEN
+
 PROMPT_STYLES = ("llava", "lmms-eval")
 
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -25,7 +27,7 @@ MME_YES_NO = "Please answer yes or no."  # the suffix of MME's own questions
 # full sentence and they are stripped repeatedly).
 KNOWN_SUFFIXES = (SHORT_ANSWER, CHOICE, MME_YES_NO)
 
-_IMAGE_TOKEN = re.compile(r"<image>")
+_IMAGE_TOKEN = re.compile(re.escape(IMAGE_TOKEN))
 
 
 def normalize_question(text: str) -> str:

@@ -26,11 +26,11 @@ import tempfile
 from pathlib import Path
 
 from kanva import __version__
+from kanva.data.llava import IMAGE_TOKEN
 from kanva.errors import KanvaError
 from kanva.model.presets import ModelSpec, resolve_preset
 from kanva.model.templates import get_template
 
-IMAGE_TOKEN = "<image>"
 FAMILIES = {"clip_vision_model": "clip", "siglip_vision_model": "siglip"}
 
 

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kanva.data.llava import IMAGE_TOKEN
 from kanva.serve.errors import APIError, limit_error
 from kanva.serve.limits import Limits
 
-IMAGE_TOKEN = "<image>"
 
 
 class _Strict(BaseModel):

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from kanva.data.vocab import plural
+from kanva.data.coco import CocoSet, load_coco
 from kanva.errors import KanvaError
+from kanva.words import NUMBER_WORDS, number_word, plural
 
 
 @dataclass
@@ -95,7 +96,6 @@ SIDES = ("left", "right")
 # Measured as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words), the LM did not
 # read it: so under the one-word-per-token colour layouts ("beside", "around") the number and the side have cells
 # of their own, after the object's in its row ("bird two left"; _cells_after).
-NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # "plural": an object whose image holds others of its category is labelled with the plural instead of its
 # category ("dogs" on each dog's patch when there are two). Still one word per token, so that the LM could
 # answer "Is there only one dog?" by reading the word's number instead of counting tokens, which it does not
@@ -202,58 +202,44 @@ def one_token_spellings(tokenizer, words: list[str]) -> list[str]:
     return out
 
 
-def load_instances(coco_root: Path, split: str) -> dict:
-    path = coco_root / "annotations" / f"instances_{split}.json"
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file (patch pretraining needs COCO instances for split {split!r})")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: invalid JSON: {e}") from None
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise KanvaError(f"{path}: missing field {key!r}")
-    return data
-
-
-def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
+def build_label_space(coco: CocoSet, kinds: list[str], color_cells: str = "shared",
                       object_cells: str = "cover", tokenizer=None) -> PatchLabelSpace:
     """Labels that occur in the data, in a fixed order (categories by id, colours, words, sides, counts,
     plurals). `tokenizer`: plurals only where it keeps the plural as one token (None: every plural)."""
     unknown = sorted(set(kinds) - set(LABEL_KINDS))
     if unknown:
         raise KanvaError(f"patch labels: unknown kind(s) {unknown}; known: {list(LABEL_KINDS)}")
-    cat_names = {c["id"]: c["name"] for c in inst["categories"]}
+    ids = coco.category_ids
+    objects = [o for im in coco.images.values() for o in im.objects]
     out_kinds, words = [], []
     if "category" in kinds:
-        used = sorted({a["category_id"] for a in inst["annotations"]})
-        for cid in used:
+        for name in sorted({o.category for o in objects}, key=ids.__getitem__):  # by category id
             out_kinds.append("category")
-            words.append(cat_names[cid])
+            words.append(name)
     if "color" in kinds:
-        for col in sorted({a["color"] for a in inst["annotations"] if a.get("color")}):
+        for col in sorted({o.color for o in objects if o.color}):
             out_kinds.append("color")
             words.append(col)
     if "text" in kinds:
-        texts = sorted({t["text"] for im in inst["images"] for t in im.get("texts") or []})
-        for w in texts:
+        for w in coco.text_vocab:
             out_kinds.append("text")
             words.append(w)
-    if "side" in kinds and inst["annotations"]:
+    if "side" in kinds and objects:
         for w in SIDES:
             out_kinds.append("side")
             words.append(w)
     if "count" in kinds:
-        for n in sorted(set(_category_counts(inst).values())):
-            if n > len(NUMBER_WORDS):
+        for n in sorted({n for im in coco.images.values() for n in im.counts.values()}):
+            if number_word(n).isdigit():
                 raise KanvaError(f"patch labels: an image holds {n} objects of one category; the count labels go up "
-                                 f"to {len(NUMBER_WORDS)}")
+                                 f"to {len(NUMBER_WORDS) - 1}")
             out_kinds.append("count")
-            words.append(NUMBER_WORDS[n - 1])
+            words.append(number_word(n))
     if "plural" in kinds:
-        many = sorted({cid for (_, cid), n in _category_counts(inst).items() if n > 1})
+        many = sorted({ids[c] for im in coco.images.values() for c, n in im.counts.items() if n > 1})
+        names = {cid: name for name, cid in ids.items()}
         for cid in many:
-            name = cat_names[cid]
+            name = names[cid]
             word = plural(name)
             if word == name or (tokenizer is not None and not _one_token(tokenizer, word)):
                 continue  # "sheep", or a plural the LM reads as several tokens: the singular stays
@@ -262,15 +248,6 @@ def build_label_space(inst: dict, kinds: list[str], color_cells: str = "shared",
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
     return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells)
-
-
-def _category_counts(inst: dict) -> dict[tuple[int, int], int]:
-    """(image id, category id) -> how many annotations of that category the image has."""
-    out: dict[tuple[int, int], int] = {}
-    for a in inst["annotations"]:
-        key = (a["image_id"], a["category_id"])
-        out[key] = out.get(key, 0) + 1
-    return out
 
 
 def _box_cover(box: list[float], scale_x: float, scale_y: float, grid: int, patch: float,
@@ -304,7 +281,7 @@ def _cells_after(c: int, grid: int, skip: int | None) -> list[int]:
 
 
 def patch_targets(
-    inst: dict, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float, mirror: bool = False
+    coco: CocoSet, space: PatchLabelSpace, image_size: int, patch: int, min_cover: float, mirror: bool = False
 ) -> dict[int, np.ndarray]:
     """Per image id: a [grid*grid, n_labels] uint8 multi-hot array in the encoder's raster order.
 
@@ -314,35 +291,28 @@ def patch_targets(
     label changes word."""
     grid = image_size // patch
     index = {(k, w): i for i, (k, w) in enumerate(zip(space.kinds, space.words))}
-    cat_names = {c["id"]: c["name"] for c in inst["categories"]}
-    images = {im["id"]: im for im in inst["images"]}
-    targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in images}
-    counts = _category_counts(inst) if {"count", "plural"} & set(space.kinds) else {}
-    plural_of = {cid: ("plural", plural(name)) for cid, name in cat_names.items()}
-    plurals = {cid: index[key] for cid, key in plural_of.items() if key in index}  # category id -> its plural label
+    targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in coco.images}
+    plurals = {c: index[("plural", plural(c))] for c in coco.category_names if ("plural", plural(c)) in index}
     odd = np.zeros((grid, grid), dtype=bool)  # the columns that carry the colour under "alternate"
     odd[:, 1::2] = True
-    for a in inst["annotations"]:
-        im = images.get(a["image_id"])
-        if im is None:
-            raise KanvaError(f"annotation {a.get('id')}: image_id {a['image_id']} is not in images")
+    for im, a in ((im, a) for im in coco.images.values() for a in im.objects):
         # Images are squashed to a square by the image processor ("resize"), so scale each axis.
-        bbox = a["bbox"]
+        bbox = list(a.bbox)
         if mirror:
-            bbox = [im["width"] - bbox[0] - bbox[2], *bbox[1:]]
-        cover = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch,
+            bbox = [im.width - bbox[0] - bbox[2], *bbox[1:]]
+        cover = _box_cover(bbox, image_size / im.width, image_size / im.height, grid, patch,
                            center_only=space.object_cells == "center")
         on = cover >= min_cover
-        cat, col = index.get(("category", cat_names[a["category_id"]])), index.get(("color", a.get("color")))
+        cat, col = index.get(("category", a.category)), index.get(("color", a.color))
         # The half holding the box centre (scaled to the input, as the cells are): the same half as the centre's
         # cell, so under "center" the encoder learns the side from the patch's own column.
-        centre = (bbox[0] + bbox[2] / 2) * image_size / im["width"]
+        centre = (bbox[0] + bbox[2] / 2) * image_size / im.width
         side = index.get(("side", SIDES[0] if centre < image_size / 2 else SIDES[1]))
-        n = counts.get((a["image_id"], a["category_id"]), 0)
-        count = index.get(("count", NUMBER_WORDS[n - 1])) if 0 < n <= len(NUMBER_WORDS) else None
-        if n > 1 and a["category_id"] in plurals:  # "dogs" instead of "dog"
-            cat = plurals[a["category_id"]]
-        t = targets[a["image_id"]]
+        n = im.counts[a.category]
+        count = index.get(("count", number_word(n)))
+        if n > 1 and a.category in plurals:  # "dogs" instead of "dog"
+            cat = plurals[a.category]
+        t = targets[im.id]
         one_word = space.color_cells in ("beside", "around")  # one word per token (object_cells "center")
         after = np.zeros_like(on)  # the cells of the words written after the object ("bird two left")
         if one_word:
@@ -355,7 +325,7 @@ def patch_targets(
                     after[r, cc] = True
             count = side = None
         if space.color_cells == "around" and col is not None:
-            covered = _box_cover(bbox, image_size / im["width"], image_size / im["height"], grid, patch)
+            covered = _box_cover(bbox, image_size / im.width, image_size / im.height, grid, patch)
             ring = (covered >= AROUND_COVER) & ~on & ~after
             if ring.any():
                 t[ring, col] = 1
@@ -376,11 +346,11 @@ def patch_targets(
         for i in (cat, col, side, count):  # "shared", or an object within one column: all its words on its patches
             if i is not None:
                 t[on, i] = 1
-    for iid, im in images.items() if not mirror else ():  # flipped images never have text
-        for t in im.get("texts") or []:
-            key = ("text", t["text"])
+    for iid, im in coco.images.items() if not mirror else ():  # flipped images never have text
+        for t in im.texts:
+            key = ("text", t.text)
             if key in index:
-                cover = _box_cover(t["bbox"], image_size / im["width"], image_size / im["height"], grid, patch)
+                cover = _box_cover(t.bbox, image_size / im.width, image_size / im.height, grid, patch)
                 targets[iid][cover >= min_cover, index[key]] = 1
     return {iid: t.reshape(grid * grid, -1) for iid, t in targets.items()}
 
@@ -389,18 +359,18 @@ def patch_targets(
 # Data: images decoded once into a uint8 tensor (a few thousand 96 px images are ~100 MB)
 
 
-def _load_split(coco_root: Path, split: str, inst: dict, image_size: int, max_images: int):
-    images = sorted(inst["images"], key=lambda im: im["id"])
+def _load_split(coco: CocoSet, image_size: int, max_images: int):
+    images = sorted(coco.images.values(), key=lambda im: im.id)
     if max_images:
         images = images[:max_images]
     pix = np.zeros((len(images), image_size, image_size, 3), dtype=np.uint8)
-    for i, im in enumerate(tqdm(images, desc=f"load {split}", unit="img", leave=False)):
-        path = coco_root / split / im["file_name"]
+    for i, im in enumerate(tqdm(images, desc=f"load {coco.split}", unit="img", leave=False)):
+        path = coco.image_dir / im.file_name
         try:
             with Image.open(path) as img:
                 pix[i] = np.asarray(img.convert("RGB").resize((image_size, image_size), Image.BICUBIC))
         except (OSError, ValueError) as e:
-            raise KanvaError(f"{path}: cannot read image {im['id']}: {e}") from None
+            raise KanvaError(f"{path}: cannot read image {im.id}: {e}") from None
     return images, torch.from_numpy(pix)
 
 
@@ -635,24 +605,24 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     mean = torch.tensor(ip.image_mean, dtype=torch.float32)
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
-    inst = load_instances(coco, cfg.split)
+    inst = load_coco(coco, cfg.split, captions=False)
     space = build_label_space(inst, cfg.labels, cfg.color_cells, cfg.object_cells, tokenizer=processor.tokenizer)
     check_projector_fits(model, len(space), cfg.grounding)  # before training, not after
     check_exclusive(cfg.exclusive, cfg.labels, "vision pretraining: exclusive")
-    images, pix = _load_split(coco, cfg.split, inst, size, cfg.max_images)
+    images, pix = _load_split(inst, size, cfg.max_images)
     tmap = patch_targets(inst, space, size, patch, cfg.min_cover)
-    targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images]))
+    targets = torch.from_numpy(np.stack([tmap[im.id] for im in images]))
     mirrored = None  # targets of flipped images, where they are not just the flipped targets
     if cfg.hflip and (space.color_cells != "shared" or "side" in space.kinds):
         mmap = patch_targets(inst, space, size, patch, cfg.min_cover, mirror=True)
-        mirrored = torch.from_numpy(np.stack([mmap[im["id"]] for im in images]))
+        mirrored = torch.from_numpy(np.stack([mmap[im.id] for im in images]))
     val = None
     if cfg.val_split and (coco / "annotations" / f"instances_{cfg.val_split}.json").is_file():
-        vinst = load_instances(coco, cfg.val_split)
-        vimages, vpix = _load_split(coco, cfg.val_split, vinst, size, 0)
+        vinst = load_coco(coco, cfg.val_split, captions=False)
+        vimages, vpix = _load_split(vinst, size, 0)
         # Labels unseen in training are simply not in `space`, so patch_targets ignores them.
         vmap = patch_targets(vinst, space, size, patch, cfg.min_cover)
-        val = (vpix, torch.from_numpy(np.stack([vmap[im["id"]] for im in vimages])))
+        val = (vpix, torch.from_numpy(np.stack([vmap[im.id] for im in vimages])))
 
     text_cols = torch.tensor([k == "text" for k in space.kinds])
     has_text = (targets[:, :, text_cols] > 0).flatten(1).any(1)

@@ -19,8 +19,9 @@ import copy
 import json
 from pathlib import Path
 
+from kanva.data.coco import load_coco
 from kanva.errors import KanvaError
-from kanva.train.patch_pretrain import PatchLabelSpace, load_instances, patch_targets
+from kanva.train.patch_pretrain import PatchLabelSpace, patch_targets
 
 BACKGROUND = "background"
 # Within a cell: colour first, then the object, how many of it, its side, then printed words
@@ -45,17 +46,17 @@ def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
 def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
                 min_cover: float = 0.2) -> dict[str, str]:
     """file_name -> scene text for every image of the split."""
-    inst = load_instances(Path(coco_root), split)
-    targets = patch_targets(inst, space, image_size, patch, min_cover)
+    coco = load_coco(coco_root, split, captions=False)
+    targets = patch_targets(coco, space, image_size, patch, min_cover)
     order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 5), i))
     out = {}
-    for im in inst["images"]:
-        t = targets[im["id"]]
+    for im in coco.images.values():
+        t = targets[im.id]
         cells = []
         for row in t:
             words = [space.reads[i] for i in order if row[i]]
             cells.append(" ".join(words) if words else BACKGROUND)
-        out[im["file_name"]] = " ".join(cells)
+        out[im.file_name] = " ".join(cells)
     return out
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from kanva.words import plural
+
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (235, 205, 30),
            "purple": (140, 60, 180), "orange": (245, 140, 30)}  # fmt: skip
 SHAPES = ("circle", "square", "triangle")
@@ -30,7 +32,7 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n} {word if n == 1 else plural(word)}"
 
 
 def _scene(rng: random.Random, size: int) -> tuple[Image.Image, list[dict], str]:

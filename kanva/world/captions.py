@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+from kanva.words import number_word, with_article
 
 # category -> (singular, plural) wordings; the first is the plain one.
 NOUNS: dict[str, list[tuple[str, str]]] = {
@@ -83,12 +83,8 @@ class CaptionText:
     on: str  # what carries it: "sign" or a category ("stop sign")
 
 
-def article(phrase: str) -> str:
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
-
-
 def number(n: int) -> str:
-    return NUMBERS[n] if n < len(NUMBERS) else str(n)
+    return "no" if n == 0 else number_word(n)  # "with no more objects"
 
 
 def join(items: list[str]) -> str:
@@ -125,7 +121,7 @@ class Captioner:
         head = (color + " " if color else "") + (sing if n == 1 else plur)
         if definite:
             return "the " + head
-        return article(head) if n == 1 else f"{number(n)} {head}"
+        return with_article(head) if n == 1 else f"{number(n)} {head}"
 
     def inventory(self) -> str:
         return join([self.noun(c, len(objs), col) for c, col, objs in self._groups()])
@@ -213,7 +209,7 @@ class Captioner:
             says = self._pick(["reading", "that says", "with the word"])
             others = [o for o in self.objects if o.category != t.on]
             near = f" next to {join([self.noun(c, len(g), col) for c, col, g in self._groups() if c != t.on][:3])}" if others else ""
-            return f"{cap(article(carrier))} {says} \"{t.text}\" {self.where()}{near}."
+            return f"{cap(with_article(carrier))} {says} \"{t.text}\" {self.where()}{near}."
         colors: dict[str, list[str]] = {}
         for o in sorted(self.objects, key=lambda o: o.bbox[0]):
             if o.color:

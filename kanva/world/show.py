@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
 
+from kanva.data.coco import load_coco
 from kanva.errors import KanvaError
 from kanva.world.glyphs import sign_font_path
 
@@ -26,25 +26,13 @@ def show_world(world: str | Path, out: str | Path, split: str = "test", n: int =
     from PIL import Image, ImageDraw, ImageFont
 
     world = Path(world)
-    inst_path = world / "annotations" / f"instances_{split}.json"
-    cap_path = world / "annotations" / f"captions_{split}.json"
-    for p in (inst_path, cap_path):
-        if not p.is_file():
-            raise KanvaError(f"{p}: missing; is {world} a world with a {split!r} split? (kanva world generate)")
     if n < 1:
         raise KanvaError(f"--n: must be >= 1, got {n}")
-    inst = json.loads(inst_path.read_text())
-    caps = json.loads(cap_path.read_text())
-    names = {c["id"]: c["name"] for c in inst["categories"]}
-    images = inst["images"][:n]
+    coco = load_coco(world, split)
+    ids = coco.category_ids
+    images = list(coco.images.values())[:n]
     if not images:
-        raise KanvaError(f"{inst_path}: no images")
-    anns: dict[int, list[dict]] = {}
-    for a in inst["annotations"]:
-        anns.setdefault(a["image_id"], []).append(a)
-    first_caption: dict[int, str] = {}
-    for c in caps["annotations"]:
-        first_caption.setdefault(c["image_id"], c["caption"])
+        raise KanvaError(f"{world / 'annotations' / f'instances_{split}.json'}: no images")
 
     font = ImageFont.truetype(str(sign_font_path()), 13)
     cap_font = ImageFont.truetype(str(sign_font_path().with_name("DejaVuSans.ttf")), 13)
@@ -54,27 +42,27 @@ def show_world(world: str | Path, out: str | Path, split: str = "test", n: int =
     sheet = Image.new("RGB", (cols * (CELL + 8) + 8, rows * (CELL + cap_h + 8) + 8), (250, 250, 250))
     draw = ImageDraw.Draw(sheet)
     for k, img in enumerate(images):
-        path = world / split / img["file_name"]
+        path = world / split / img.file_name
         if not path.is_file():
-            raise KanvaError(f"{path}: image listed in {inst_path} is missing")
+            raise KanvaError(f"{path}: image {img.id} of the {split!r} annotations is missing")
         x0 = 8 + (k % cols) * (CELL + 8)
         y0 = 8 + (k // cols) * (CELL + cap_h + 8)
-        scale = CELL / max(img["width"], img["height"])
+        scale = CELL / max(img.width, img.height)
         with Image.open(path) as im:
             sheet.paste(im.convert("RGB").resize((round(im.width * scale), round(im.height * scale))), (x0, y0))
-        for t in img.get("texts", []):
-            x, y, w, h = (v * scale for v in t["bbox"])
+        for t in img.texts:
+            x, y, w, h = (v * scale for v in t.bbox)
             draw.rectangle([x0 + x, y0 + y, x0 + x + w, y0 + y + h], outline=(255, 255, 255), width=1)
-        for a in anns.get(img["id"], []):
-            x, y, w, h = (v * scale for v in a["bbox"])
-            col = _box_color(a["category_id"])
+        for o in img.objects:
+            x, y, w, h = (v * scale for v in o.bbox)
+            col = _box_color(ids[o.category])
             draw.rectangle([x0 + x, y0 + y, x0 + x + w, y0 + y + h], outline=col, width=2)
-            label = names[a["category_id"]] + (f" ({a['color']})" if a.get("color") else "")
+            label = o.category + (f" ({o.color})" if o.color else "")
             tx, ty = x0 + x, max(y0, y0 + y - 15)
             bbox = draw.textbbox((tx, ty), label, font=font)
             draw.rectangle([bbox[0] - 1, bbox[1] - 1, bbox[2] + 1, bbox[3] + 1], fill=col)
             draw.text((tx, ty), label, fill=(0, 0, 0), font=font)
-        head = f"[{img['scene']}] " + first_caption.get(img["id"], "")
+        head = f"[{img.scene}] " + (img.captions[0] if img.captions else "")
         for i, line in enumerate(textwrap.wrap(head, width=46)[:3]):
             draw.text((x0, y0 + CELL + 2 + 17 * i), line, fill=(20, 20, 20), font=cap_font)
     out = Path(out)

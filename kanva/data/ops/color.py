@@ -8,7 +8,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.unit import Unit
-from kanva.data.vocab import with_article
+from kanva.words import with_article
 
 WHAT = ("What color is the {c}?", "What is the color of the {c} in the image?", "Which color does the {c} have?")
 IS = ("Is the {c} {color}?", "Is the {c} in the image {color}?", "Is there {a_color} {c} in the image?",

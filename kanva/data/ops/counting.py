@@ -10,7 +10,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator
 from kanva.data.unit import Unit
-from kanva.data.vocab import plural
+from kanva.words import number_word, plural
 
 QUESTIONS = (
     "How many {p} are there in the image?",
@@ -26,7 +26,6 @@ CLAIM_MANY = ("Are there {n} {p} in the image?", "Are there exactly {n} {p} in t
               "Does the image show {n} {p}?")
 CLAIM_ONE = ("Is there only one {c} in the image?", "Is there exactly one {c} in this picture?",
              "Does the image show just one {c}?")
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def wrong_counts(n: int) -> list[str]:
@@ -67,12 +66,12 @@ class Count(Operator):
         n = ctx.countable[cat]
         truth = rng.random() < 0.5
         asked = n if truth else int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
-        if asked >= len(NUMBER_WORDS):
+        if number_word(asked).isdigit():  # a claim spells its number
             return []
         if asked == 1:
             q = rng.choice(CLAIM_ONE).format(c=cat)
         else:
-            q = rng.choice(CLAIM_MANY).format(n=NUMBER_WORDS[asked], p=plural(cat))
+            q = rng.choice(CLAIM_MANY).format(n=number_word(asked), p=plural(cat))
         return [Draft(q, "Yes" if truth else "No", "yesno", "count.yesno", objects=[cat],
                       slots={"object": plural(cat), "count": n, "asked": asked})]
 

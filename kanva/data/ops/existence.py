@@ -12,7 +12,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.unit import Unit
-from kanva.data.vocab import with_article
+from kanva.words import with_article
 
 QUESTIONS = (
     "Is there {x} in the image?",

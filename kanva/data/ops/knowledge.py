@@ -17,8 +17,8 @@ from kanva.data.ops.kinds import CLAIMS, YES_NO, open_question
 from kanva.data.ops.refs import hypernyms, references
 from kanva.data.text import words
 from kanva.data.unit import Unit
-from kanva.data.vocab import with_article
 from kanva.knowledge.properties import index_from_view
+from kanva.words import with_article
 
 # "a kind of X", never "an X": many hypernyms are mass nouns ("furniture", "baggage", "produce").
 KIND = ("Which object in the image is a kind of {h}?", "Which of the objects here is a type of {h}?",

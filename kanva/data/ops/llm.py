@@ -21,7 +21,8 @@ from kanva.data.ops.refs import hypernyms
 from kanva.data.prompts import Prompt, load_prompt, parse_fields
 from kanva.data.text import squash, words
 from kanva.data.unit import Unit
-from kanva.data.vocab import counted, mentions
+from kanva.data.vocab import mentions
+from kanva.words import counted
 
 
 @dataclass

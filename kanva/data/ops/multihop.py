@@ -16,7 +16,7 @@ from kanva.data.ops.geometry import relations
 from kanva.data.ops.knowledge import foreign_hypernyms
 from kanva.data.ops.refs import hypernyms
 from kanva.data.unit import Unit
-from kanva.data.vocab import with_article
+from kanva.words import with_article
 
 USE = ("What is the object {rel} the {b} used for?", "What would you use the object {rel} the {b} for?")
 ISA = ("Is the object {rel} the {b} a kind of {h}?",)

@@ -11,7 +11,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.unit import Unit
-from kanva.data.vocab import counted, join_list, plural, with_article
+from kanva.words import counted, join_list, plural, with_article
 
 QUESTIONS = (
     "What color is the {x} in the image?",

@@ -11,7 +11,7 @@ import random
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.geometry import RELATIONS
 from kanva.data.unit import Unit
-from kanva.data.vocab import join_list
+from kanva.words import join_list
 
 WHICH = {  # relation of a to b -> question whose answer is a
     "to the left of": "Which is further to the left in the image, the {x} or the {y}?",

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from kanva.knowledge.properties import KnowledgeIndex
-from kanva.eval.synthetic.language import article, counted, number, plural
+from kanva.words import article, counted, number_word, plural
 from kanva.eval.synthetic.scenes import VISIBLE, Scene, WorldSplit
 
 MME_SUBTASKS = ("existence", "count", "position", "color", "OCR", "knowledge")
@@ -94,8 +94,8 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
         c = r.choice(sorted(counts))
         n = counts[c]
         wrong = r.choice([m for m in (n - 1, n + 1, n + 2) if m >= 1 and m != n])
-        out["count"] = (f"Are there {counted(n, c)} in this image?" if n > 1 else f"Is there only one {c} in this image?",
-                        f"Are there {counted(wrong, c)} in this image?" if wrong > 1 else f"Is there only one {c} in this image?")
+        out["count"] = (f"Are there {counted(c, n)} in this image?" if n > 1 else f"Is there only one {c} in this image?",
+                        f"Are there {counted(c, wrong)} in this image?" if wrong > 1 else f"Is there only one {c} in this image?")
     pairs = _left_pairs(scene)
     if pairs:
         r = _rng(seed, scene, "position")
@@ -145,8 +145,8 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
         c = r.choice(sorted(counts))
         n = counts[c]
         lo = max(1, n - r.randint(0, 3))
-        nums = [number(m) for m in range(lo, lo + 4)]
-        out.append(_mc(r, number(n), [x for x in nums if x != number(n)], 4, f"How many {plural(c)} are in the image?",
+        nums = [number_word(m) for m in range(lo, lo + 4)]
+        out.append(_mc(r, number_word(n), [x for x in nums if x != number_word(n)], 4, f"How many {plural(c)} are in the image?",
                        "object_counting", "fine-grained_single_instance"))
     colored = [(c, col) for c, col in _colored(scene) if len(scene.instances(c)) == 1]
     if colored and len(world.colors) >= 3:

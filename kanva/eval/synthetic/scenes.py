@@ -1,31 +1,22 @@
 """A world split read as scenes: which objects each image shows, where, in what colour, and its texts.
 
-Reads the COCO files `kanva world generate` writes (docs/design.md): `WORLD/annotations/instances_<split>.json`
-with images in `WORLD/<split>/`. Kanva's extra fields are used when present: image `texts`
-([{"text", "bbox"}]), annotation `color` (a recorded fact or null) and `visible` (unoccluded fraction).
+Reads `WORLD/annotations/instances_<split>.json` (images in `WORLD/<split>/`) with the one COCO reader,
+kanva/data/coco.py, which also reads Kanva's extra fields: image `texts`, annotation `color` and `visible`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
+from kanva.data.coco import Obj, load_coco
 from kanva.errors import KanvaError
 
 # An object counts as "shown" (a yes-answer) only when at least this much of it is unoccluded; a
 # category counts as absent (a no-answer) only when no instance at all is annotated.
 VISIBLE = 0.5
-
-
-@dataclass(frozen=True)
-class Obj:
-    category: str
-    bbox: tuple[float, float, float, float]  # x, y, w, h
-    color: str | None
-    visible: float
 
 
 @dataclass(frozen=True)
@@ -67,52 +58,19 @@ class WorldSplit:
         return sorted(self.frequency)
 
 
-def _need(obj: dict, key: str, typ, where: str):
-    v = obj.get(key)
-    if not isinstance(v, typ) or isinstance(v, bool):
-        raise KanvaError(f"{where}: missing or mistyped {key!r}")
-    return v
-
-
 def load_world_split(world: Path, split: str = "test") -> WorldSplit:
+    """The split's scenes, from the COCO reader every package uses (kanva/data/coco.py); captions are not needed."""
     world = Path(world)
+    coco = load_coco(world, split, captions=False)
     ann_path = world / "annotations" / f"instances_{split}.json"
-    if not ann_path.is_file():
-        raise KanvaError(f"{ann_path}: not found (a world folder from `kanva world generate`, split {split!r})")
-    try:
-        coco = json.loads(ann_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{ann_path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    cats = {}
-    for c in coco.get("categories") or []:
-        cats[_need(c, "id", int, f"{ann_path} category")] = _need(c, "name", str, f"{ann_path} category {c.get('id')}")
-    if not cats:
+    if not coco.categories:
         raise KanvaError(f"{ann_path}: no categories")
-    by_image: dict[int, list[Obj]] = {}
-    for a in coco.get("annotations") or []:
-        where = f"{ann_path} annotation {a.get('id')}"
-        cid = _need(a, "category_id", int, where)
-        if cid not in cats:
-            raise KanvaError(f"{where}: unknown category_id {cid}")
-        bbox = _need(a, "bbox", list, where)
-        if len(bbox) != 4:
-            raise KanvaError(f"{where}: bbox must be [x, y, w, h]")
-        color = a.get("color")
-        by_image.setdefault(_need(a, "image_id", int, where), []).append(
-            Obj(cats[cid], tuple(float(x) for x in bbox), color if isinstance(color, str) and color else None,
-                float(a.get("visible", 1.0)))
-        )
     scenes = []
-    for im in coco.get("images") or []:
-        where = f"{ann_path} image {im.get('id')}"
-        fname = _need(im, "file_name", str, where)
-        texts = tuple(
-            t["text"] for t in im.get("texts") or [] if isinstance(t, dict) and isinstance(t.get("text"), str) and t["text"].strip()
-        )
-        scenes.append(
-            Scene(fname, world / split / fname, int(im.get("width", 0)), int(im.get("height", 0)),
-                  tuple(by_image.get(_need(im, "id", int, where), [])), texts)
-        )
+    for im in coco.images.values():
+        # An object without a recorded visibility is taken as wholly visible (real COCO has no such field).
+        objects = tuple(o if o.visible is not None else replace(o, visible=1.0) for o in im.objects)
+        texts = tuple(t.text for t in im.texts if t.text.strip())
+        scenes.append(Scene(im.file_name, world / split / im.file_name, im.width, im.height, objects, texts))
     scenes.sort(key=lambda s: s.file_name)
     frequency: Counter = Counter()
     cooccur: Counter = Counter()
@@ -122,4 +80,4 @@ def load_world_split(world: Path, split: str = "test") -> WorldSplit:
         cooccur.update(combinations(present, 2))
     colors = sorted({o.color for s in scenes for o in s.objects if o.color})
     texts = sorted({t for s in scenes for t in s.texts})
-    return WorldSplit(scenes, list(cats.values()), frequency, cooccur, colors, texts, ann_path)
+    return WorldSplit(scenes, coco.category_names, frequency, cooccur, colors, texts, ann_path)
