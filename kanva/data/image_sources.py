@@ -24,8 +24,9 @@ from pathlib import Path
 from kanva.data.coco import CocoSet, ImageRec, _read_json, coco_from_dicts, load_coco
 from kanva.data.rng import derive
 from kanva.data.text import words
-from kanva.data.vocab import CATEGORIES, NEGATIONS, mentions, plural, unquote
+from kanva.data.vocab import CATEGORIES, NEGATIONS, mentions, unquote
 from kanva.errors import KanvaError
+from kanva.words import plural
 
 GROUNDINGS = ("coco", "text", "none")
 # How provenance and the report name each grounding.
