@@ -1,8 +1,13 @@
-"""Training throughput: Kanva's loop vs plain `transformers.Trainer`, same model, data and global batch.
+"""Training throughput: Kanva's loop (padded, length-grouped, packed batches) vs plain `transformers.Trainer`,
+same model, data and global batch, side by side.
 
-    python benchmarks/train_throughput.py [--steps 6] [--warmup 2] [--batch-size 4] [--grad-accum 2]
+    python benchmarks/train_throughput.py [--loops trainer,padded,grouped,packed] [--steps 6] [--warmup 2]
 
-Both loops train the `smol` preset's projector + LM (the `instruct` stage; vision tower frozen) on the
+`padded`: random batches padded to the longest sample; `grouped`: length-grouped batches (Kanva's
+default); `packed`: the same length-grouped micro-batches as one padding-free row with position ids
+restarting per sample (`packing: true`): the same samples per step as `grouped`, so the same loss.
+
+All loops train the `smol` preset's projector + LM (the `instruct` stage; vision tower frozen) on the
 toy instruction set, encoded by the same `KanvaProcessor.encode`. The Trainer gets a standard
 collator (pad to the longest sample, labels -100) and computes logits at every position, as
 `LlavaForConditionalGeneration.forward(labels=...)` does. Kanva computes logits only at supervised
@@ -13,7 +18,7 @@ same number of threads (default 1; see --threads).
 Model FLOPs per step = 6 * (non-embedding LM + projector params) * tokens + 6 * hidden * vocab *
 supervised tokens (the LM head's useful work; computing logits elsewhere is waste, not model FLOPs).
 Left out: attention scores (a few % at these lengths) and the frozen 1.8M-param vision tower's
-forward (<1%). The same formula serves both loops.
+forward (<1%). The same formula serves every loop.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class FlopModel:
         return 6 * self.body * tokens + 6 * self.head * supervised
 
 
-def kanva_run(model_dir: Path, data: Path, args, out: Path) -> dict:
+def kanva_run(model_dir: Path, data: Path, args, out: Path, group: bool = True, packing: bool = False) -> dict:
     from kanva.train.metrics import read_metrics
     from kanva.train.recipe import recipe_from_dict
     from kanva.train.trainer import run_recipe
@@ -63,7 +68,7 @@ def kanva_run(model_dir: Path, data: Path, args, out: Path) -> dict:
         "name": "instruct", "trainable": ["projector", "lm"], "lr": {"projector": 2e-5, "lm": 2e-5},
         "data": [{"path": str(data)}], "steps": args.warmup + args.steps, "batch_size": args.batch_size,
         "grad_accum": args.grad_accum, "max_length": args.max_length, "warmup_ratio": 0.1,
-        "group_by_length": not args.no_group,
+        "group_by_length": group, "packing": packing,
     }  # fmt: skip
     recipe = recipe_from_dict({"model": {"path": str(model_dir)}, "seed": 0, "stages": [stage]}, source="bench")
     run_recipe(recipe, out)
@@ -74,6 +79,7 @@ def kanva_run(model_dir: Path, data: Path, args, out: Path) -> dict:
         "tokens": sum(r["tokens"] for r in rows),
         "supervised": sum(r["supervised_tokens"] for r in rows),
         "positions": round(sum(r["tokens"] / (1 - r["padding"]) for r in rows)),
+        "loss": sum(r["loss"] for r in rows) / len(rows),
     }
 
 
@@ -138,7 +144,17 @@ def trainer_run(model_dir: Path, data: Path, args, out: Path) -> dict:
         "tokens": sum(m[0] for m in mb),
         "supervised": sum(m[1] for m in mb),
         "positions": sum(m[2] for m in mb),
+        "loss": float("nan"),  # other samples per step (random batches): not comparable
     }
+
+
+# The loops side by side: (runner, kwargs). Kanva's three differ only in how a micro-batch is formed.
+LOOPS = {
+    "trainer": ("transformers.Trainer", trainer_run, {}),
+    "padded": ("kanva padded", kanva_run, {"group": False}),
+    "grouped": ("kanva grouped", kanva_run, {"group": True}),
+    "packed": ("kanva packed", kanva_run, {"group": True, "packing": True}),
+}
 
 
 def _add(acc: dict, r: dict) -> None:
@@ -150,7 +166,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=6, help="timed optimizer steps per loop and round")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
-    ap.add_argument("--rounds", type=int, default=1, help="repeat both loops, alternating which goes first")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the loops, alternating which goes first")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--grad-accum", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=512)
@@ -158,7 +174,9 @@ def main() -> None:
                     help="torch threads (default 1: on a shared 2-core machine two OpenMP threads spin-wait on each "
                          "other and run ~4x slower; with more, also set OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--images", type=int, default=96, help="toy images (instruction samples)")
-    ap.add_argument("--no-group", action="store_true", help="Kanva without length-grouped batching (ablation)")
+    ap.add_argument("--loops", default="trainer,padded,grouped,packed",
+                    help="comma-separated, side by side: trainer (HF Trainer), padded (random batches padded to the "
+                         "longest), grouped (length-grouped), packed (length-grouped, one padding-free row)")
     ap.add_argument("--model-dir", help="a built smol model (default: build it into a temp dir)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()
@@ -169,7 +187,11 @@ def main() -> None:
     from kanva.model import build_preset, load_model
     from kanva.train.toy import make_toy_data
 
-    totals = {"transformers.Trainer": {}, "kanva train": {}}
+    names = [n.strip() for n in args.loops.split(",")]
+    unknown = [n for n in names if n not in LOOPS]
+    if unknown:
+        ap.error(f"--loops: unknown {unknown}; known: {list(LOOPS)}")
+    totals = {LOOPS[n][0]: {} for n in names}
     with tempfile.TemporaryDirectory(prefix="kanva-bench-") as tmp:
         tmp = Path(tmp)
         model_dir = Path(args.model_dir) if args.model_dir else build_preset("smol", tmp / "smol")
@@ -181,33 +203,31 @@ def main() -> None:
 
         peaks = [matmul_peak()]
         for rnd in range(args.rounds):
-            order = ["transformers.Trainer", "kanva train"][:: 1 if rnd % 2 == 0 else -1]
-            for name in order:
-                out = tmp / f"{name.split()[0]}-{rnd}"
-                r = trainer_run(model_dir, data, args, out) if name.startswith("transformers") else kanva_run(model_dir, data, args, out)
-                _add(totals[name], r)
+            for n in names[:: 1 if rnd % 2 == 0 else -1]:  # alternate which loop goes first
+                label, run, kw = LOOPS[n]
+                _add(totals[label], run(model_dir, data, args, tmp / f"{n}-{rnd}", **kw))
             peaks.append(matmul_peak())  # between rounds too: the machine may be shared
-        peak = max(peaks)
+    peak = max(peaks)
 
     rows = []
     for name, r in totals.items():
         tps = r["tokens"] / r["seconds"]
         fl = flops.step(r["tokens"], r["supervised"]) / r["seconds"]
         rows.append((name, tps, r["tokens"] / r["cpu"], r["seconds"] / (args.steps * args.rounds),
-                     1 - r["tokens"] / r["positions"], fl / 1e9, fl / peak))  # fmt: skip
+                     1 - r["tokens"] / r["positions"], fl / 1e9, fl / peak, r["loss"] / args.rounds))  # fmt: skip
     threads = torch.get_num_threads()
     gb = args.batch_size * args.grad_accum
     print(f"\nsmol preset (SmolLM2-135M + 4-layer SigLIP), projector + LM trained, global batch {gb} "
           f"({args.batch_size} x {args.grad_accum} accum), {args.steps} timed steps x {args.rounds} round(s) after "
           f"{args.warmup} warmup, {threads} threads, float32 matmul peak {peak / 1e9:.1f} GFLOP/s, "
           f"{per_image} image tokens/image, max_length {args.max_length}")  # fmt: skip
-    head = ("loop", "tokens/s", "tok/CPU-s", "s/step", "padding", "GFLOP/s", "MFU", "vs Trainer", "vs (CPU)")
-    print("| " + " | ".join(f"{h:>10}" for h in head) + " |")
-    print("|" + "|".join("-" * 12 for _ in head) + "|")
-    for name, tps, tpc, sps, pad, gf, mfu in rows:
+    head = ("loop", "tokens/s", "tok/CPU-s", "s/step", "padding", "GFLOP/s", "MFU", "loss", "vs first", "vs (CPU)")
+    print("| " + " | ".join(f"{h:>14}" for h in head) + " |")
+    print("|" + "|".join("-" * 16 for _ in head) + "|")
+    for name, tps, tpc, sps, pad, gf, mfu, loss in rows:
         cells = (name.replace("transformers.", "HF "), f"{tps:.1f}", f"{tpc:.1f}", f"{sps:.2f}", f"{pad:.1%}",
-                 f"{gf:.1f}", f"{mfu:.1%}", f"{tps / rows[0][1]:.2f}x", f"{tpc / rows[0][2]:.2f}x")  # fmt: skip
-        print("| " + " | ".join(f"{c:>10}" for c in cells) + " |")
+                 f"{gf:.1f}", f"{mfu:.1%}", f"{loss:.4f}", f"{tps / rows[0][1]:.2f}x", f"{tpc / rows[0][2]:.2f}x")  # fmt: skip
+        print("| " + " | ".join(f"{c:>14}" for c in cells) + " |")
     load = os.getloadavg()[0]
     print(f"(tokens/s: wall clock; tok/CPU-s: per CPU-second of the training process, steadier on a shared "
           f"machine; 1-min load average now {load:.1f} on {os.cpu_count()} cores)")

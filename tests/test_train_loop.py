@@ -187,3 +187,25 @@ def test_existing_run_needs_resume(base, toy, tmp_path):
     other = _recipe(base, _align(toy, steps=2))
     with pytest.raises(KanvaError, match="different recipe"):
         run_recipe(other, tmp_path / "run", resume=True)
+
+
+def test_packed_and_checkpointed_run_follows_the_padded_run(base, toy, tmp_path):
+    padded = run_recipe(_recipe(base, _instruct(toy, group_by_length=False)), tmp_path / "padded")
+    packed = run_recipe(_recipe(base, _instruct(toy, group_by_length=False, packing=True,
+                                                gradient_checkpointing=["vision", "lm"])), tmp_path / "packed")
+    a = read_metrics(tmp_path / "padded" / "instruct" / "metrics.jsonl")
+    b = read_metrics(tmp_path / "packed" / "instruct" / "metrics.jsonl")
+    assert [r["tokens"] for r in b] == [r["tokens"] for r in a]  # the same samples each step
+    assert all(r["padding"] == 0 for r in b) and any(r["padding"] > 0 for r in a)
+    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], rel=1e-4)
+    assert packed[0].final_dir and padded[0].final_dir
+
+
+def test_mixed_precision_loads_frozen_weights_in_bf16(base, toy):
+    from kanva.train.stage_model import load_stage_model
+
+    recipe = _recipe(base, _align(toy, trainable=["projector"], gradient_checkpointing=["lm"]))
+    sm = load_stage_model(recipe, recipe.stages[0], base, "bf16")
+    assert {p.dtype for p in sm.llava.model.language_model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in sm.groups["projector"]} == {torch.float32}  # AdamW's master weights
+    assert sm.llava.model.language_model.gradient_checkpointing and sm.llava.training

@@ -97,3 +97,9 @@ def test_lora_defaults_and_relative_paths(tmp_path):
     assert st.data[0].path == str(tmp_path / "x.json")
     assert set(MODULES) == {"vision", "projector", "lm", "lm_lora"}
     assert "source" not in r.to_dict()
+
+
+def test_gradient_checkpointing_names_a_tower():
+    with pytest.raises(KanvaError, match=r"stages\[0\]\.gradient_checkpointing\[0\]: 'projector' is not one of"):
+        recipe_from_dict(_recipe(gradient_checkpointing=["projector"]), source="r.yaml")
+    assert recipe_from_dict(_recipe(gradient_checkpointing=["vision", "lm"])).stages[0].gradient_checkpointing == ["vision", "lm"]

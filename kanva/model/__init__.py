@@ -46,8 +46,12 @@ def expected_image_tokens(config) -> int:
     return grid * grid + cls - (1 if config.vision_feature_select_strategy == "default" else 0)
 
 
-def load_model(model_dir: str | Path, dtype=None, device: str = "cpu"):
-    """(LlavaForConditionalGeneration in eval mode, KanvaProcessor) from a model directory."""
+def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", attn_implementation: str | None = None):
+    """(LlavaForConditionalGeneration in eval mode, KanvaProcessor) from a model directory.
+
+    `device=None` leaves the weights where transformers put them: under FSDP's low-memory loading the
+    processes other than rank 0 hold meta tensors, which cannot be moved (accelerate fills them in).
+    """
     import torch
     from transformers import LlavaForConditionalGeneration
 
@@ -57,12 +61,17 @@ def load_model(model_dir: str | Path, dtype=None, device: str = "cpu"):
     if not (model_dir / "config.json").is_file():
         raise KanvaError(f"{model_dir}: not a model directory (no config.json); build one with `kanva model build`")
     proc = KanvaProcessor.from_pretrained(model_dir)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dtype or torch.float32)
+        model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dtype or torch.float32, **extra)
+    except ImportError as e:  # flash_attention_2 without the flash-attn package
+        raise KanvaError(f"attn_implementation {attn_implementation!r}: {e}") from None
     except (OSError, ValueError) as e:
         raise KanvaError(f"{model_dir}: cannot load the model ({e})") from None
     expected = expected_image_tokens(model.config)
     if proc.num_image_tokens != expected:
         raise KanvaError(f"{model_dir}: the processor expands <image> to {proc.num_image_tokens} tokens but the "
                          f"vision tower produces {expected} features per image")
-    return model.to(device).eval(), proc
+    if device is not None:
+        model = model.to(device)
+    return model.eval(), proc

@@ -162,3 +162,9 @@ class Collator:
         if pix:
             batch["pixel_values"] = torch.cat(pix, dim=0)
         return batch
+
+
+def batch_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Non-padding positions of a collated batch (a packed row has no mask and no padding)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()

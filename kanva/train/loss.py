@@ -28,13 +28,16 @@ class SupervisedLoss(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
         labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        # A packed row (packing.py) comes with position_ids and no attention mask.
         out = self.llava.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
+            position_ids=position_ids,
             pixel_values=pixel_values,
             use_cache=False,
         )

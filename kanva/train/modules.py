@@ -79,4 +79,5 @@ def param_groups(groups: dict[str, list[nn.Parameter]], stage: Stage) -> list[di
 
 
 def count_params(params: list[torch.Tensor]) -> int:
-    return sum(p.numel() for p in params)
+    """Elements of `params`; a ZeRO-3 partitioned parameter counts its full size (`ds_numel`)."""
+    return sum(getattr(p, "ds_numel", p.numel()) for p in params)

@@ -22,6 +22,8 @@ from kanva.errors import KanvaError
 
 # The module groups a stage can train; each maps to a part of LlavaForConditionalGeneration (modules.py).
 MODULES = ("vision", "projector", "lm", "lm_lora")
+# The towers whose activations a stage may recompute in backward instead of storing (gradient checkpointing).
+CHECKPOINTABLE = ("vision", "lm")
 
 
 @dataclass
@@ -78,6 +80,10 @@ class Stage:
     keep_checkpoints: int = 2  # older checkpoints are deleted once a newer one is written
     lora: LoraSpec | None = None  # required when `lm_lora` is trainable
     group_by_length: bool = True  # batch samples of similar length together (little padding)
+    # Pack each micro-batch into one row without padding, position_ids restarting per sample (packing.py).
+    packing: bool = False
+    # Towers (`vision`, `lm`) whose layer activations are recomputed in backward instead of stored.
+    gradient_checkpointing: list[str] = field(default_factory=list)
     num_workers: int = 0  # DataLoader workers that encode samples (images + tokens)
     log_every: int = 1  # steps between metrics lines
 
@@ -88,6 +94,9 @@ class Recipe:
     stages: list[Stage]
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] | None = None  # None: whatever `accelerate launch` sets
+    # transformers' attention implementation; all three honour packed rows' position_ids; flash needs `flash-attn`.
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    tf32: bool = False  # allow TF32 matmuls for float32 work on CUDA (Ampere and later); no effect on CPU
     # Set by load_recipe, never read from YAML: the recipe file, for messages.
     source: str = field(default="", init=False)
 
@@ -127,6 +136,9 @@ def _check_stage(stage: Stage, where: str) -> None:
         stage.lora = LoraSpec()  # the documented defaults
     if stage.lora is not None and "lm_lora" not in stage.trainable:
         raise KanvaError(f"{where}.lora: set, but `lm_lora` is not in trainable {stage.trainable}")
+    for i, m in enumerate(stage.gradient_checkpointing):
+        if m not in CHECKPOINTABLE:
+            raise KanvaError(f"{where}.gradient_checkpointing[{i}]: {m!r} is not one of {list(CHECKPOINTABLE)}")
     if stage.lora is not None and (stage.lora.r < 1 or not stage.lora.target_modules):
         raise KanvaError(f"{where}.lora: r must be >= 1 and target_modules non-empty")
     if (stage.steps is None) == (stage.epochs is None):

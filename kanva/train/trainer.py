@@ -27,13 +27,15 @@ from tqdm.auto import tqdm
 
 from kanva.errors import KanvaError
 from kanva.train import checkpoint as ckpt
-from kanva.train.data import Collator, EncodedDataset, load_stage_data
+from kanva.train.data import Collator, EncodedDataset, batch_tokens, load_stage_data
 from kanva.train.loss import IGNORE, SupervisedLoss
 from kanva.train.metrics import MetricsLog
-from kanva.train.modules import add_lora, count_params, param_groups, set_trainable
+from kanva.train.packing import PackedCollator
+from kanva.train.modules import count_params, param_groups
 from kanva.train.recipe import Recipe, Stage
 from kanva.train.sampler import BatchPlan, StepBatches
 from kanva.train.schedule import lr_factor
+from kanva.train.stage_model import load_stage_model
 
 DONE_FILE = "kanva_train.json"  # written last into STAGE/final: the stage is complete
 
@@ -62,6 +64,8 @@ def make_accelerator(recipe: Recipe):
     """One Accelerator per run (its DDP options are set per stage, see `run_stage`)."""
     from accelerate import Accelerator
 
+    if torch.cuda.is_available():  # float32 matmuls in TF32 (Ampere and later) when the recipe allows it
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = recipe.tf32
     return Accelerator(mixed_precision=recipe.mixed_precision)
 
 
@@ -148,8 +152,6 @@ def run_stage(
 ) -> StageResult:
     from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 
-    from kanva.model import load_model
-
     stage: Stage = recipe.stages[index]
     final = stage_dir / "final"
     main = acc.is_main_process
@@ -167,11 +169,8 @@ def run_stage(
         raise KanvaError(f"stage {stage.name!r}: lm_lora merges adapters at the end, which needs unsharded weights; use DDP")
 
     set_seed(recipe.seed + index)  # LoRA init and dropout; a resumed run restores RNG states below
-    llava, proc = load_model(src, dtype=torch.float32, device="cpu")
-    peft_model = add_lora(llava, stage.lora) if "lm_lora" in stage.trainable else None
-    lora_params = [p for p in llava.parameters() if p.requires_grad] if peft_model is not None else []
-    groups = set_trainable(llava, stage, lora_params)
-    llava.train()
+    sm = load_stage_model(recipe, stage, src, acc.mixed_precision)
+    llava, peft_model, proc, groups = sm.llava, sm.peft_model, sm.proc, sm.groups
 
     data = load_stage_data(proc, stage, skip_invalid, acc)
     plan = BatchPlan(
@@ -214,7 +213,7 @@ def run_stage(
     loader = torch.utils.data.DataLoader(
         EncodedDataset(proc, stage, data),
         batch_sampler=StepBatches(plan, acc.process_index, start, stop),
-        collate_fn=Collator(_pad_id(proc)),
+        collate_fn=PackedCollator() if stage.packing else Collator(_pad_id(proc)),
         num_workers=stage.num_workers,
     )
     log = MetricsLog(stage_dir / "metrics.jsonl", resume_step=start) if main else None
@@ -245,8 +244,7 @@ def run_stage(
             micro = [next(batches) for _ in range(stage.grad_accum)]
             counts = torch.tensor(
                 [sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro),
-                 sum(int(b["attention_mask"].sum()) for b in micro),
-                 sum(b["attention_mask"].numel() for b in micro)],
+                 sum(batch_tokens(b) for b in micro), sum(b["input_ids"].numel() for b in micro)],
                 dtype=torch.float64, device=acc.device,
             )  # fmt: skip
             n_sup, n_tok, n_pos = (int(x) for x in acc.reduce(counts, reduction="sum").tolist())

@@ -1,0 +1,40 @@
+"""Padding-free batches: a micro-batch's samples end to end in one row, `position_ids` restarting at 0
+for every sample (transformers' flattening convention, `DataCollatorWithFlattening`).
+
+No attention mask is passed. transformers then reads the sample boundaries from the position ids:
+`sdpa` and `eager` attend within a sample only (a block-diagonal causal mask built from the restarts,
+`masking_utils.find_packed_sequence_indices`), `flash_attention_2` runs its variable-length kernel on
+the same boundaries. Rotary embeddings take each token's position within its own sample, so every
+sample sees exactly what it would see alone in a padded row. The first label of every sample is
+IGNORE (the separator), so the last token of one sample never learns to predict the next sample's
+first token. Loss and gradients therefore equal the padded batch's (tests/test_train_packing.py),
+with no padded positions at all. Images are stacked in sample order, as Llava fills image tokens
+left to right.
+
+The padded batch costs `rows x longest` positions; the packed row costs the sum of the lengths. On
+`sdpa`/`eager` the attention of the packed row spans the whole row under a mask (its FLOPs grow with
+the row's length squared), on `flash_attention_2` only each sample's own square.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kanva.train.loss import IGNORE
+
+
+class PackedCollator:
+    """Collates encoded samples (`KanvaProcessor.encode`) into one row: input_ids, labels, position_ids
+    of shape [1, total tokens], plus the images of all samples in order."""
+
+    def __init__(self):
+        from transformers import DataCollatorWithFlattening
+
+        self.flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)
+
+    def __call__(self, encs: list) -> dict[str, torch.Tensor]:
+        batch = self.flatten([{"input_ids": e.input_ids, "labels": e.labels} for e in encs], return_tensors="pt")
+        pix = [e.pixel_values for e in encs if e.pixel_values is not None]
+        if pix:
+            batch["pixel_values"] = torch.cat(pix, dim=0)
+        return dict(batch)

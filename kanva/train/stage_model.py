@@ -1,0 +1,68 @@
+"""A stage's model as it trains: loaded in the training dtype, frozen or trainable per module group,
+LoRA injected, activations checkpointed where the stage says.
+
+Dtypes. With `mixed_precision` bf16 (or fp16) the model is loaded in that dtype, so a frozen 7B LM
+costs 2 bytes a weight, not 4; the *trainable* weights are then cast back to float32, because they are
+AdamW's master weights (autocast computes the matmuls in bf16 either way). This is also what
+accelerate's FSDP2 requires (uniform float32 trainable weights per sharded group) and what DeepSpeed's
+bf16 mode does with its own float32 copies. Without mixed precision everything is float32.
+
+Low-memory loading under FSDP and ZeRO-3 is transformers' own, switched on by the accelerate config:
+with `fsdp_cpu_ram_efficient_loading` only local rank 0 reads the weights (the others hold meta
+tensors until accelerate broadcasts the shards), with `zero3_init_flag` every weight is partitioned
+as it is read (`deepspeed.zero.Init`). Both need the Accelerator to exist before `from_pretrained`
+and the loaded model left where transformers put it (no `.to(device)`), which this module does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kanva.train.modules import add_lora, set_trainable
+from kanva.train.recipe import Recipe, Stage
+
+# accelerate's mixed_precision -> the dtype frozen weights are loaded and kept in.
+LOAD_DTYPE = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class StageModel:
+    llava: nn.Module  # the LlavaForConditionalGeneration (LoRA injected in place when the stage has lm_lora)
+    peft_model: nn.Module | None  # peft's wrapper around `llava` for lm_lora stages
+    proc: object  # KanvaProcessor
+    groups: dict[str, list[nn.Parameter]]  # trainable parameters per recipe module group
+
+
+def towers(llava: nn.Module) -> dict[str, nn.Module]:
+    """The transformers models behind each checkpointable recipe name (recipe.CHECKPOINTABLE)."""
+    return {"vision": llava.model.vision_tower, "lm": llava.model.language_model}
+
+
+def enable_checkpointing(llava: nn.Module, names: list[str]) -> None:
+    """Recompute the named towers' layer activations in backward (transformers' activation checkpointing,
+    non-reentrant: it also works when only LoRA adapters or nothing inside the tower trains)."""
+    for name in names:
+        towers(llava)[name].activation_checkpointing_enable({"use_reentrant": False})
+
+
+def load_stage_model(recipe: Recipe, stage: Stage, src: Path, mixed_precision: str = "no") -> StageModel:
+    """Load `src` for `stage`: training dtype, trainable groups, LoRA, checkpointing, train mode."""
+    from kanva.model import load_model
+
+    dtype = LOAD_DTYPE[mixed_precision or "no"]
+    llava, proc = load_model(src, dtype=dtype, device=None, attn_implementation=recipe.attn_implementation)
+    peft_model = add_lora(llava, stage.lora) if "lm_lora" in stage.trainable else None
+    lora_params = [p for p in llava.parameters() if p.requires_grad] if peft_model is not None else []
+    groups = set_trainable(llava, stage, lora_params)
+    for params in groups.values():
+        for p in params:
+            # Meta shards (FSDP2 upcasts them) and ZeRO-3 partitions (DeepSpeed keeps its own copies) excepted.
+            if p.dtype != torch.float32 and p.device.type != "meta" and not hasattr(p, "ds_id"):
+                p.data = p.data.float()
+    enable_checkpointing(llava, stage.gradient_checkpointing)
+    llava.train()
+    return StageModel(llava, peft_model, proc, groups)

@@ -1,0 +1,86 @@
+"""Padding-free packed rows and activation checkpointing change memory, not the maths: the loss and every
+gradient equal the padded batch's without checkpointing."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kanva.data.llava import load_llava
+from kanva.train.data import Collator, batch_tokens
+from kanva.train.loss import SupervisedLoss
+from kanva.train.modules import set_trainable
+from kanva.train.packing import PackedCollator
+from kanva.train.recipe import recipe_from_dict
+from kanva.train.stage_model import enable_checkpointing
+from kanva.train.toy import make_toy_data
+
+ALL = ["vision", "projector", "lm"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from kanva.model import build_preset, load_model
+
+    d = tmp_path_factory.mktemp("m")
+    model_dir = build_preset("tiny", d / "tiny")
+    toy = make_toy_data(d / "toy", n_images=6)
+    _, proc = load_model(model_dir)
+    samples = load_llava(toy["instruct"])
+    root = Path(toy["instruct"]).parent
+    encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
+    encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
+    return model_dir, encs, proc.tokenizer.pad_token_id
+
+
+def _stage():
+    d = {"model": {"preset": "tiny"}, "stages": [{"name": "s", "trainable": ALL, "lr": dict.fromkeys(ALL, 1e-3),
+         "data": [{"path": "x"}], "steps": 1}]}  # fmt: skip
+    return recipe_from_dict(d).stages[0]
+
+
+def _loss_and_grads(model_dir, batch, attn="sdpa", checkpoint=()):
+    """(token-mean loss, {name: grad}, bytes autograd saved for backward)."""
+    from kanva.model import load_model
+
+    model, _ = load_model(model_dir, attn_implementation=attn)
+    set_trainable(model, _stage(), [])
+    enable_checkpointing(model, list(checkpoint))
+    saved = [0]
+
+    def pack(t):
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_sum, n = SupervisedLoss(model.train())(**batch)
+    (loss_sum / n).backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    return (loss_sum / n).detach(), grads, saved[0]
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_row_equals_padded_batch(setup, attn):
+    model_dir, encs, pad = setup
+    padded, packed = Collator(pad)(encs), PackedCollator()(encs)
+    assert packed["input_ids"].shape == (1, sum(len(e.input_ids) for e in encs)) and "attention_mask" not in packed
+    assert batch_tokens(packed) == batch_tokens(padded) < padded["input_ids"].numel()  # padding gone, tokens kept
+    starts = (packed["position_ids"][0] == 0).nonzero().flatten().tolist()
+    assert len(starts) == len(encs)  # positions restart per sample
+    ref_loss, ref_grads, _ = _loss_and_grads(model_dir, padded, attn)
+    loss, grads, _ = _loss_and_grads(model_dir, packed, attn)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == ref_grads.keys() and any(k.startswith("model.vision_tower") for k in grads)
+    for k in ref_grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_activation_checkpointing_same_gradients_less_saved(setup):
+    model_dir, encs, pad = setup
+    batch = Collator(pad)(encs)
+    ref_loss, ref_grads, ref_saved = _loss_and_grads(model_dir, batch)
+    loss, grads, saved = _loss_and_grads(model_dir, batch, checkpoint=("vision", "lm"))
+    torch.testing.assert_close(loss, ref_loss)
+    for k in ref_grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-4, atol=1e-6, msg=k)
+    assert saved < 0.6 * ref_saved, (saved, ref_saved)  # only layer inputs kept: activations shrink
