@@ -57,6 +57,22 @@ def test_length_grouping_cuts_padding():
     assert grouped.global_batch_at(0) != grouped.global_batch_at(steps)
 
 
+def test_modality_grouping_keeps_batches_to_one_modality():
+    lengths = _lengths(512)
+    modality = [i % 3 == 0 for i in range(512)]  # a third text-only, spread through the data
+    spans = [SourceSpan(0, 512, 1.0)]
+    mixed = BatchPlan(lengths, spans, 8, 1, 1, seed=0)
+    by_mod = BatchPlan(lengths, spans, 8, 1, 1, seed=0, modality=[int(m) for m in modality])
+    steps = by_mod.steps_per_epoch
+
+    def mixed_batches(plan):
+        return sum(len({modality[i] for i in plan.global_batch_at(s)}) > 1 for s in range(steps))
+
+    assert mixed_batches(by_mod) <= 512 // (8 * 32) + 1  # at most where the modalities meet, once per mega-batch
+    assert mixed_batches(mixed) > 10 * mixed_batches(by_mod)
+    assert sorted(i for s in range(steps) for i in by_mod.global_batch_at(s)) == list(range(512))
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     n=st.integers(1, 60),

@@ -80,6 +80,7 @@ class Stage:
     keep_checkpoints: int = 2  # older checkpoints are deleted once a newer one is written
     lora: LoraSpec | None = None  # required when `lm_lora` is trainable
     group_by_length: bool = True  # batch samples of similar length together (little padding)
+    group_by_modality: bool = False  # with group_by_length: image and text-only samples in separate batches
     # Pack each micro-batch into one row without padding, position_ids restarting per sample (packing.py).
     packing: bool = False
     # Towers (`vision`, `lm`) whose layer activations are recomputed in backward instead of stored.

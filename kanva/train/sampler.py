@@ -9,6 +9,10 @@ The whole plan is a pure function of (seed, epoch, step), computed identically o
 - **Length grouping.** Shuffled samples are cut into mega-batches of `mega` global batches; each is
   sorted by length and cut into global batches, whose order is then shuffled. Batches therefore hold
   samples of similar length (little padding) while the data order stays random.
+- **Modality grouping** (optional, LLaVA-1.5's `group_by_modality_length`): inside a mega-batch,
+  samples with an image sort before text-only ones, then by length, so a global batch holds one
+  modality except where the two meet: text-only batches are short and leave the projector idle, and
+  mixing them with image samples pads short rows to long ones.
 - **Partition.** A global batch (sorted by length) is cut into `world * grad_accum` micro-batches;
   micro-batch `a * world + rank` is micro-step `a` on process `rank`. The union over processes of a
   step is exactly the global batch a single process would see, so DDP and single-process runs with the
@@ -50,6 +54,7 @@ class BatchPlan:
         seed: int,
         group_by_length: bool = True,
         mega: int = 32,
+        modality: list[int] | None = None,
     ):
         self.lengths = lengths
         self.sources = sources
@@ -59,6 +64,7 @@ class BatchPlan:
         self.seed = seed
         self.group_by_length = group_by_length
         self.mega = mega
+        self.modality = modality  # per flat sample: 0 with an image, 1 text-only (group by it first)
         self.global_batch = micro_batch * grad_accum * world_size
         self.samples_per_epoch = sum(self._take(s) for s in sources)
         if self.samples_per_epoch == 0:
@@ -101,7 +107,7 @@ class BatchPlan:
             size = g * self.mega
             batches = []
             for m in range(0, len(order), size):
-                chunk = sorted(order[m : m + size], key=lambda i: -self.lengths[i])
+                chunk = sorted(order[m : m + size], key=self._sort_key)
                 batches += [chunk[b : b + g] for b in range(0, len(chunk), g)]
             self._rng(epoch, 10_007).shuffle(batches)
         else:
@@ -109,6 +115,9 @@ class BatchPlan:
         batches = [sorted(b, key=lambda i: -self.lengths[i]) for b in batches]
         self._cache = (epoch, batches)
         return batches
+
+    def _sort_key(self, i: int):
+        return (self.modality[i], -self.lengths[i]) if self.modality is not None else -self.lengths[i]
 
     def global_batch_at(self, step: int) -> list[int]:
         epoch, k = divmod(step, self.steps_per_epoch)

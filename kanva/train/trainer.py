@@ -176,6 +176,7 @@ def run_stage(
     plan = BatchPlan(
         data.lengths, data.spans, stage.batch_size, stage.grad_accum, acc.num_processes,
         seed=recipe.seed + index, group_by_length=stage.group_by_length,
+        modality=[0 if it.sample.get("image") else 1 for it in data.items] if stage.group_by_modality else None,
     )  # fmt: skip
     total = stage.steps if stage.steps is not None else math.ceil(stage.epochs * plan.steps_per_epoch)
     # fused: one pass over params, grads and moments per step (CPU and CUDA; also transformers.Trainer's default)
