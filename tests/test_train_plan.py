@@ -18,7 +18,7 @@ from kanva.train.toy import make_toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 # A tiny preset with a wider LM, so weights, optimizer and activations all weigh something.
-LM = {"lm_config.hidden_size": 256, "lm_config.intermediate_size": 1024, "lm_config.num_hidden_layers": 3,
+LM = {"lm_config.hidden_size": 256, "lm_config.intermediate_size": 1024, "lm_config.num_hidden_layers": 2,
       "lm_config.num_attention_heads": 8, "lm_config.num_key_value_heads": 4, "tokenizer_vocab": 2048}  # fmt: skip
 
 
@@ -78,33 +78,35 @@ class PeakBytes:
 def _measured_and_planned(model_dir, toy, trainable, checkpoint):
     lr = {m: 1e-3 for m in trainable}
     stage_d = {"name": "s", "trainable": trainable, "lr": lr, "data": [{"path": str(toy["instruct"])}], "steps": 2,
-               "batch_size": 6, "max_length": 256, "gradient_checkpointing": checkpoint}  # fmt: skip
+               "batch_size": 4, "max_length": 256, "gradient_checkpointing": checkpoint}  # fmt: skip
     recipe = recipe_from_dict({"model": {"path": str(model_dir)}, "stages": [stage_d]})
     stage = recipe.stages[0]
     sm = load_stage_model(recipe, stage, model_dir)
     root = Path(toy["instruct"]).parent
-    samples = [s for s in load_llava(toy["instruct"]) if s.get("image")][:12]
+    samples = [s for s in load_llava(toy["instruct"]) if s.get("image")][:8]
     encs = [sm.proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples]
-    micro = [Collator(sm.proc.tokenizer.pad_token_id)(encs[i : i + 6]) for i in (0, 6)]  # 2 accumulation steps
+    micro = [Collator(sm.proc.tokenizer.pad_token_id)(encs[i : i + 4]) for i in (0, 4)]  # 2 accumulation steps
     model = SupervisedLoss(sm.llava)
     opt = torch.optim.AdamW(param_groups(sm.groups, stage), fused=True)
-    with PeakBytes([*sm.llava.parameters(), *sm.llava.buffers()]) as tracker:
-        for _ in range(2):  # the second step runs with the optimizer states allocated
-            for b in micro:
-                loss, n = model(**b)
-                (loss / n).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+    loss, n = model(**micro[1])
+    (loss / n).backward()
+    opt.step()  # allocates the optimizer states, untracked (the tracker slows every op)
+    opt.zero_grad(set_to_none=True)
+    states = [t for st in opt.state.values() for t in st.values() if isinstance(t, torch.Tensor)]
+    with PeakBytes([*sm.llava.parameters(), *sm.llava.buffers(), *states]) as tracker:
+        for b in micro:  # two accumulation steps: the second builds its activations next to the gradients
+            loss, n = model(**b)
+            (loss / n).backward()
     peak = tracker.peak
     b = max(micro, key=lambda b: b["input_ids"].numel())
-    batch = {"tokens": b["input_ids"].numel(), "supervised": int((b["labels"][:, 1:] != IGNORE).sum()), "images": 6}
+    batch = {"tokens": b["input_ids"].numel(), "supervised": int((b["labels"][:, 1:] != IGNORE).sum()), "images": 4}
     planned = stage_memory(arch_of_config(sm.llava.config), stage, Engine("single", 1, "no", "test"), gpu=False, **batch)
     return peak, planned
 
 
 @pytest.mark.parametrize(
     "trainable, checkpoint",
-    [(["projector", "lm"], []), (["vision", "projector", "lm"], ["vision", "lm"]), (["projector", "lm_lora"], [])],
+    [(["projector", "lm"], []), (["vision", "projector", "lm_lora"], ["vision", "lm"])],
 )
 def test_plan_within_25_percent_of_measured_peak(setup, trainable, checkpoint):
     peak, planned = _measured_and_planned(*setup, trainable, checkpoint)
