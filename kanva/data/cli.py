@@ -82,7 +82,27 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output LLaVA JSON")
     p.set_defaults(func=_scene_text)
 
+    p = sub.add_parser("convert", help="convert a benchmark's official release to LLaVA-format training files",
+                       description="scienceqa: problems.json + pid_splits.json -> llava_<split>_<format>.json in "
+                       "LLaVA's prompt formats (see kanva/data/scienceqa.py)")
+    p.add_argument("dataset", choices=("scienceqa",))
+    p.add_argument("--data", required=True, help="the release folder (problems.json, pid_splits.json, images/)")
+    p.add_argument("--out", help="output folder (default: --data)")
+    p.add_argument("--splits", default="train,val,test", help="comma-separated (default: train,val,test)")
+    p.add_argument("--formats", default="CQM-A,QCM-LEA", help="comma-separated LLaVA prompt formats "
+                   "(default: CQM-A,QCM-LEA; also QCM-A, QCM-LEPA, CQM-LEA, ...)")
+    p.set_defaults(func=_convert)
+
     data.set_defaults(func=lambda a: (data.print_help(), 1)[1])
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from kanva.data.scienceqa import convert
+
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+    for w in convert(args.data, args.out, split(args.splits), split(args.formats)):
+        print(f"wrote {w['file']}: {w['samples']} samples, {w['images']} with an image")
+    return 0
 
 
 def _backend(args: argparse.Namespace, default_cache):

@@ -1,4 +1,4 @@
-"""`kanva eval score|run|make-synthetic|report`: benchmark scoring, generation, synthetic sets, reports."""
+"""`kanva eval score|run|ensemble|make-synthetic|report`: scoring, generation, ensembles, synthetic sets, reports."""
 
 from __future__ import annotations
 
@@ -101,6 +101,12 @@ def _run(args) -> int:
     return 0
 
 
+def _ensemble(args) -> int:
+    from kanva.eval.sqa_ensemble import ensemble_cli
+
+    return ensemble_cli(args)
+
+
 def _make_synthetic(args) -> int:
     from kanva.eval.synthetic import make_synthetic
 
@@ -190,6 +196,24 @@ def register(subparsers) -> None:
     m.add_argument("--split", default="test", help="world split to draw images from (default test)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=_make_synthetic)
+
+    en = sub.add_parser(
+        "ensemble",
+        help="combine two ScienceQA answer files, a judge settling disagreements (LLaVA's GPT-4 ensemble)",
+        description="Where two answer files pick the same option it stands; where they differ the judge is asked "
+        "with both answers in view. Writes the combined answer file and scores it (see docs/eval.md).",
+    )
+    en.add_argument("bench", choices=("sqa",))
+    en.add_argument("--data", type=Path, required=True, help="ScienceQA folder (problems.json, pid_splits.json)")
+    en.add_argument("--predictions", type=Path, nargs="+", required=True, help="the two answer files")
+    en.add_argument("--judge-model", required=True)
+    en.add_argument("--judge-base-url")
+    en.add_argument("--judge-api-key")
+    en.add_argument("--judge-cache", type=Path, help="judge reply cache (default: beside --out)")
+    en.add_argument("--out", type=Path, help="combined answer file (default: A_ensemble.jsonl)")
+    en.add_argument("--split", default="test")
+    en.add_argument("--json", type=Path, help="write the results JSON here")
+    en.set_defaults(func=_ensemble)
 
     rp = sub.add_parser(
         "report",
