@@ -19,6 +19,7 @@ from kanva.errors import KanvaError
 # Order is the order shown in --help: the flow of the project.
 COMMAND_MODULES = [
     "kanva.world.cli",  # world generate|show
+    "kanva.knowledge.cli",  # knowledge build
     "kanva.data.cli",  # data seed|evolve|report|merge
     "kanva.model.cli",  # model build|prepare|check-data
     "kanva.train.cli",  # train

@@ -126,6 +126,7 @@ def test_load_errors_name_the_file(tmp_path):
 
 @pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="wordnet-base not installed")
 def test_shipped_file_agrees_with_wordnet(tmp_path):
+    pytest.importorskip("wordfreq")  # the familiarity measure's word lists
     from kanva.knowledge.build import main
 
     assert main(["--check"]) == 0

@@ -21,6 +21,17 @@ def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> No
     p.add_argument("--threads", type=int, default=None, help="torch threads for the local model (default: torch's)")
 
 
+def _kb_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kb", default=None, help="knowledge base JSON (default: the curated COCO KB; build one for "
+                   "any vocabulary with `kanva knowledge build`)")
+
+
+def _kb(args: argparse.Namespace):
+    from kanva.knowledge import load_kb
+
+    return load_kb(args.kb) if args.kb else None
+
+
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="seed, evolve and report instruction data",
                                  description=__doc__.splitlines()[0])
@@ -36,6 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", action="append", default=[], help="file of images to leave out (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (by id)")
+    _kb_arg(p)
     p.set_defaults(func=_seed)
 
     p = sub.add_parser("evolve", help="evolve instructions with rules, the KB and optionally an LLM")
@@ -58,6 +70,7 @@ def register(subparsers) -> None:
     p.add_argument("--pack", type=int, default=None, help="units per output sample (multi-turn), default 1")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming a run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _kb_arg(p)
     p.set_defaults(func=_evolve)
 
     p = sub.add_parser("merge", help="merge finished shard directories into one output")
@@ -126,7 +139,7 @@ def _seed(args: argparse.Namespace) -> int:
     if args.limit is not None:
         keep = sorted(coco.images)[: args.limit]
         coco.images = {i: coco.images[i] for i in keep}
-    kb = load_knowledge(None, coco.category_names)
+    kb = load_knowledge(_kb(args), coco.category_names)
     out = Path(args.out)
     backend = _backend(args, out.parent / "llm_cache")
     types = [t.strip() for t in args.types.split(",") if t.strip()]
@@ -158,6 +171,7 @@ def _evolve(args: argparse.Namespace) -> int:
     backend = _backend(args, out / "llm_cache")
     path = run_evolve(args.input, args.coco, args.split, out, rounds=args.rounds, seed=args.seed, shard=shard,
                       exclude=args.exclude, cfg=cfg, backend=backend, llm_spec=args.llm, overwrite=args.overwrite,
+                      kb=_kb(args),
                       progress=not args.quiet, freeze_gc=True)
     print(f"wrote {path} and {out / 'provenance.jsonl'}", file=sys.stderr)
     return 0

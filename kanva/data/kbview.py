@@ -14,6 +14,16 @@ from typing import Any
 
 from kanva.errors import KanvaError
 
+# Hypernyms too generic to ask about ("Is the animal a kind of object?"), familiar words or not: classes of
+# trade or of function that name no kind of thing one sees ("a kind of commodity", "of covering", "of passage").
+TRIVIAL_HYPERNYMS = frozenset({
+    "object", "thing", "entity", "physical entity", "whole", "artifact", "artefact", "physical object", "item",
+    "unit", "matter", "living thing", "organism", "instrumentality", "abstraction", "creation", "commodity",
+    "consumer goods", "durables", "white goods", "ware", "covering", "protective covering", "fixture", "passage",
+    "conduit",
+})
+
+
 # A fact as recorded in provenance: (subject, relation, value, source).
 FactTuple = tuple[str, str, str, str]
 
@@ -46,6 +56,9 @@ class KBView:
     def __init__(self, kb: Any, categories: Iterable[str]):
         self.info: dict[str, ConceptInfo] = {}
         self._siblings: dict[str, tuple[str, ...]] = {}
+        # Hypernyms a general reader would not use ("chordate", "conveyance": kanva/knowledge/familiarity.py,
+        # when the KB measures it) and too generic ones are left out of every chain: they are never asked.
+        familiar = getattr(kb, "familiar", None) or (lambda name: True)
         for cat in sorted(set(categories)):
             try:
                 c = kb.concept(cat)
@@ -62,7 +75,8 @@ class KBView:
                 name=cat,
                 gloss=str(getattr(c, "gloss", "") or ""),
                 supercategory=str(getattr(c, "supercategory", "") or ""),
-                hypernyms=_strs(getattr(c, "hypernyms", ())),
+                hypernyms=tuple(h for h in _strs(getattr(c, "hypernyms", ()))
+                                if h not in TRIVIAL_HYPERNYMS and familiar(h)),
                 uses=_strs(getattr(c, "uses", ())),
                 places=_strs(getattr(c, "places", ())),
                 parts=_strs(getattr(c, "parts", ())),

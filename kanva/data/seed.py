@@ -68,13 +68,16 @@ def conversation(ctx: Context, rng: random.Random) -> Seed | None:
     pool: list[tuple[str, str]] = []
     for c, n in sorted(ctx.countable.items()):
         if n >= 2:
-            pool.append((f"How many {plural(c)} are there?", f"There are {counted(c, n)} in the image."))
+            q = rng.choice(("How many {p} are there?", "How many {p} can you see?", "Count the {p} in the picture."))
+            pool.append((q.format(p=plural(c)), f"There are {counted(c, n)} in the image."))
     for c, o in sorted(ctx.singles.items()):
         r = region(o, rec)
         if r:
-            pool.append((f"Where is the {c}?", f"The {c} is in {region_phrase(r)}."))
+            q = rng.choice(("Where is the {c}?", "Where in the picture is the {c}?", "Where can you see the {c}?"))
+            pool.append((q.format(c=c), f"The {c} is in {region_phrase(r)}."))
         if o.color:
-            pool.append((f"What color is the {c}?", f"The {c} is {o.color}."))
+            q = rng.choice(("What color is the {c}?", "What is the color of the {c}?", "Which color is the {c}?"))
+            pool.append((q.format(c=c), f"The {c} is {o.color}."))
     for a, b, rels in ctx.pairs[:4]:
         pool.append((f"Where is the {a.category} relative to the {b.category}?",
                      f"The {a.category} is {join_list(rels)} the {b.category}."))
@@ -121,6 +124,21 @@ def detail(ctx: Context, rng: random.Random) -> Seed | None:
     return Seed([(rng.choice(DETAIL), " ".join(parts))], "seed.detail")
 
 
+# Reasoning questions: each answer states the facts it rests on and concludes only what they give.
+USE_Q = ("Which object in this picture would be most useful for {u}, and why?",
+         "If you wanted to do some {u}, which of the things here would you pick? Why?",
+         "Which thing in this image is meant for {u}? Explain.")
+PLACE_Q = ("Judging by the objects in this image, where might it have been taken? Explain your reasoning.",
+           "What kind of place could this be, going by what is in the picture? Explain.",
+           "Which setting do the objects in this photo suggest, and why?")
+# KB places that are not somewhere a picture is taken ("found on a desk", "in the sky", "at a wedding").
+NOT_SETTINGS = frozenset({"dining table", "table", "desk", "sky", "tree", "home", "picnic", "wedding", "formal event",
+                          "mountains"})
+KIND_Q = ("Is there anything in this image that is a kind of {h}? Explain.",
+          "Does the picture show any {h}? Say which and why.",
+          "Can you spot a kind of {h} in this image? Explain your answer.")
+
+
 def reasoning(ctx: Context, rng: random.Random) -> Seed | None:
     kb, rec = ctx.kb, ctx.rec
     with_use = [c for c in ctx.present if c in kb and kb.get(c).uses]
@@ -131,26 +149,34 @@ def reasoning(ctx: Context, rng: random.Random) -> Seed | None:
     if unique_use:
         c = rng.choice(unique_use)
         u = kb.get(c).uses[0]
-        options.append(Seed([(f"Which object in this picture would be most useful for {u}, and why?",
-                              f"The {c}, because {with_article(c)} is used for {u}.")], "seed.reasoning.use",
-                             [list(kb.fact(c, "used_for", u, "uses"))]))
-    if len(with_use) >= 1:
-        chosen = rng.sample(with_use, min(2, len(with_use)))
-        if len(chosen) == 2 and kb.get(chosen[0]).uses[0] == kb.get(chosen[1]).uses[0]:
-            chosen = chosen[:1]
-        uses = [kb.get(c).uses[0] for c in chosen]
-        because = " ".join(f"{with_article(c).capitalize()} is used for {u}." for c, u in zip(chosen, uses))
-        options.append(Seed([("Judging by the objects in this image, what could this place be used for? Explain "
-                              "your reasoning.", f"The image shows {_inventory(rec)}. {because} So this could be a "
-                              f"place for {join_list(uses)}.")], "seed.reasoning.activity",
-                             [list(kb.fact(c, "used_for", u, "uses")) for c, u in zip(chosen, uses)]))
+        options.append(Seed([(rng.choice(USE_Q).format(u=u), f"The {c}, because {with_article(c)} is used for {u}.")],
+                            "seed.reasoning.use", [list(kb.fact(c, "used_for", u, "uses"))]))
+    # Where the picture was taken, from a place the KB lists for two or more of its objects: the conclusion is
+    # the place they share, and the answer says it is a guess from those objects.
+    by_place: dict[str, list[str]] = {}
+    for c in ctx.present:
+        if c == "person":  # people are found everywhere: a person says nothing about the place
+            continue
+        for p in (kb.get(c).places if c in kb else ()):
+            if p not in NOT_SETTINGS and p not in kb:
+                by_place.setdefault(p, []).append(c)
+    shared = sorted((p, cs) for p, cs in by_place.items() if len(cs) >= 2)
+    if shared:
+        place, cats = rng.choice(shared)
+        cats = cats[:3]
+        names = join_list([f"the {c if rec.counts[c] == 1 else plural(c)}" for c in cats])
+        both = "both" if len(cats) == 2 else "all"
+        options.append(Seed([(rng.choice(PLACE_Q), f"The image shows {_inventory(rec)}. {names.capitalize()} are "
+                              f"{both} usually found in {with_article(place)}, so the picture was probably taken in "
+                              f"{with_article(place)} or somewhere like one.")], "seed.reasoning.place",
+                            [list(kb.fact(c, "found_in", place, "places")) for c in cats]))
     kinds = sorted({h for c in ctx.present for h in hypernyms(ctx, c)})
     if kinds:
         h = rng.choice(kinds)
         members = [c for c in ctx.present if kb.is_a(c, h)]
         ans = (f"Yes: {join_list(['the ' + c for c in members])} "
                f"{'is a kind' if len(members) == 1 else 'are kinds'} of {h}.")
-        options.append(Seed([(f"Is there anything in this image that is a kind of {h}? Explain.", ans)],
+        options.append(Seed([(rng.choice(KIND_Q).format(h=h), ans)],
                             "seed.reasoning.kind", [list(kb.fact(c, "is_a", h, "hypernyms")) for c in members]))
     return rng.choice(options) if options else None
 

@@ -19,12 +19,15 @@ import sys
 from pathlib import Path
 
 from kanva.errors import KanvaError
+from kanva.knowledge.familiarity import measure
 from kanva.knowledge.kb import default_kb_path, validate_kb
 from kanva.knowledge.wordnet import DEFAULT_DIR, Synset, WordNet
 
 
-def refresh(data: dict, wn: WordNet) -> dict:
-    """A copy of `data` with its WordNet-derived fields recomputed from `wn`."""
+def refresh(data: dict, wn: WordNet, auto_names: bool = False) -> dict:
+    """A copy of `data` with its WordNet-derived fields recomputed from `wn`, and the familiarity of every name
+    (kanva/knowledge/familiarity.py). With `auto_names` (a KB built for a vocabulary), a synset whose first
+    lemma is taken gets its next free lemma, else "lemma (synset)", instead of an error."""
     cfg = data["wordnet"]
     tops, bridges, names = set(cfg["tops"]), dict(cfg["bridges"]), dict(cfg["names"])
     cats = data["categories"]
@@ -35,10 +38,16 @@ def refresh(data: dict, wn: WordNet) -> dict:
     concepts: dict[str, dict] = {}
     owner: dict[str, str] = {}  # concept name -> synset, to catch two synsets with one name
 
+    def taken(name: str, s: Synset) -> bool:
+        return owner.get(name, s.name) != s.name or (name in cats and cats[name].get("synset") != s.name)
+
     def name_of(s: Synset) -> str:
         if s.name in category_of_synset:
             return category_of_synset[s.name]
         name = names.get(s.name, s.lemmas[0])
+        if auto_names and taken(name, s):
+            free = [lem for lem in s.lemmas[1:] if not taken(lem, s)]
+            name = free[0] if free else f"{s.lemmas[0]} ({s.name})"
         if owner.setdefault(name, s.name) != s.name or (name in cats and cats[name].get("synset") != s.name):
             raise KanvaError(f"WordNet names {s.name} and {owner.get(name) or cats[name].get('synset')} both {name!r}; "
                              f"add one to wordnet.names in the KB")
@@ -88,6 +97,9 @@ def refresh(data: dict, wn: WordNet) -> dict:
         out_cats[name] = c
     used = {h for c in out_cats.values() for h in c["hypernyms"]}
     concepts = {n: concepts[n] for n in sorted(concepts) if n in used}
+    for table in (out_cats, concepts):
+        for n, c in table.items():
+            c["familiarity"] = measure(n, wn.synset(c["synset"]) if c.get("synset") else None, wn)
     return {**data, "categories": out_cats, "concepts": concepts}
 
 

@@ -8,6 +8,10 @@ File layout (`coco_kb.json`):
   {synset, gloss, hypernym (its parent or null at the top), sources {gloss, hypernym}}.
 - `wordnet`: how chains were cut from WordNet (`tops`), curated links above a top (`bridges`), and names
   given to synsets whose first lemma would clash (`names`); read by the optional builder only.
+- `familiarity` (in every category and concept, optional): {zipf, sense, tags, familiar}, written by the
+  builder (kanva/knowledge/familiarity.py); question generation asks only familiar hypernyms.
+- `vocabulary` (optional): the noun list a KB was built for (`kanva knowledge build --vocab`); such a KB
+  holds that list's categories instead of COCO's 80, `coco_id` being the category's line in the list.
 
 A chain is the walk up the parent links, so `hypernyms` of a category must equal that walk; `validate_kb`
 checks this, the 80 categories, and that every fact has a source.
@@ -84,10 +88,16 @@ def validate_kb(data: dict, where: str = "knowledge base") -> None:
     concepts = data.get("concepts")
     if not isinstance(cats, dict) or not isinstance(concepts, dict):
         raise KanvaError(f"{where}: needs 'categories' and 'concepts' mappings")
-    expected = {name: (cid, sup) for cid, name, sup in COCO_CATEGORIES}
+    if data.get("vocabulary"):  # built for a noun list: any categories, ids unique
+        expected = {}
+        ids = [c.get("coco_id") for c in cats.values() if isinstance(c, dict)]
+        if len(set(ids)) != len(ids) or not all(isinstance(i, int) for i in ids):
+            problems.append("categories: coco_id must be distinct integers")
+    else:
+        expected = {name: (cid, sup) for cid, name, sup in COCO_CATEGORIES}
     for name in sorted(set(expected) - set(cats)):
         problems.append(f"category {name!r} missing")
-    for name in sorted(set(cats) - set(expected)):
+    for name in sorted(set(cats) - set(expected)) if expected else ():
         problems.append(f"category {name!r} is not a COCO category")
     clash = sorted(set(cats) & set(concepts))
     if clash:
@@ -150,6 +160,11 @@ def validate_kb(data: dict, where: str = "knowledge base") -> None:
                 problems.append(f"{at}.sources.hypernym: {src.get('hypernym')!r} is not a synset name or 'curated'")
         if name not in used:
             problems.append(f"{at}: not in any category's hypernym chain (unused)")
+    for table, entries in (("categories", cats), ("concepts", concepts)):
+        for name, c in entries.items():
+            fam = c.get("familiarity") if isinstance(c, dict) else None
+            if fam is not None and not (isinstance(fam, dict) and isinstance(fam.get("familiar"), bool)):
+                problems.append(f"{table}.{name}.familiarity: need {{'familiar': true|false, ...}}, got {fam!r}")
     if problems:
         shown = "\n  ".join(problems[:40])
         more = f"\n  ... and {len(problems) - 40} more" if len(problems) > 40 else ""
@@ -214,6 +229,11 @@ class KnowledgeBase:
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise KanvaError(f"{self.where}: unknown concept {name!r}{hint}")
         return c
+
+    def familiar(self, name: str) -> bool:
+        """Whether a general reader would use `name` (kanva/knowledge/familiarity.py); True when not measured."""
+        entry = self.data["categories"].get(name) or self.data["concepts"].get(name) or {}
+        return bool((entry.get("familiarity") or {}).get("familiar", True))
 
     def is_a(self, name: str, hypernym: str) -> bool:
         """True if `hypernym` is in the chain of `name` (strict: a thing is not a kind of itself)."""

@@ -8,6 +8,8 @@ get a yes/no form with a wrong value drawn from other categories ("Is the animal
 
 from __future__ import annotations
 
+import random
+
 OPEN = {
     "accepts": "What does {ref} accept as payment?",
     "blows": "What does {ref} blow?",
@@ -80,6 +82,37 @@ CLAIMS = {  # categorical kinds asked as "is it this value?" (the value is fille
 }
 
 
-def open_question(kind: str, ref: str) -> str:
-    template = OPEN.get(kind, "What is the " + kind.replace("_", " ") + " of {ref}?")
-    return template.format(ref=ref)
+# Second and third wordings of the kinds asked most often (the first is OPEN's / YES_NO's).
+MORE_OPEN = {
+    "diet": ("Is {ref} a herbivore, a carnivore or an omnivore?", "What sort of diet does {ref} follow?"),
+    "legs": ("How many legs has {ref} got?",),
+    "sound": ("What sound would you hear from {ref}?", "What noise does {ref} make?"),
+    "material": ("What material is {ref} usually made from?",),
+    "room": ("Which room of a house would {ref} usually be in?",),
+    "typical_color": ("What color does {ref} usually have?",),
+    "travels_on": ("Does {ref} move on land, on water or through the air?",),
+    "food_group": ("What kind of food is {ref}?",),
+    "wheels": ("How many wheels has {ref} got?",),
+    "taste": ("What does {ref} usually taste like?",),
+    "wild_or_domestic": ("Is {ref} a wild animal or a domestic one?",),
+    "body_covering": ("What is the body of {ref} covered with?",),
+    "powered_by": ("What makes {ref} run?",),
+    "worn_on": ("On which part of the body is {ref} worn?",),
+}
+MORE_YES_NO = {
+    "alive": ("Is {ref} a living thing?",),
+    "can_fly": ("Is {ref} able to fly?", "Could {ref} fly?"),
+    "lays_eggs": ("Does {ref} lay eggs to have young?",),
+    "portable": ("Can {ref} be carried around easily?",),
+    "is_sharp": ("Does {ref} have a sharp edge?",),
+}
+
+
+def open_question(kind: str, ref: str, rng: random.Random | None = None) -> str:
+    first = OPEN.get(kind, "What is the " + kind.replace("_", " ") + " of {ref}?")
+    options = (first, *MORE_OPEN.get(kind, ()))
+    return (rng.choice(options) if rng is not None else first).format(ref=ref)
+
+
+def yes_no_question(kind: str, ref: str, rng: random.Random) -> str:
+    return rng.choice((YES_NO[kind], *MORE_YES_NO.get(kind, ()))).format(ref=ref)

@@ -1,5 +1,5 @@
 """Knowledge questions: one visual fact (which object is there, or which one a phrase points at) plus one fact
-from the knowledge base ("Which object here is a kind of ruminant?", "What is the object on the far left used
+from the knowledge base ("Which object here is a kind of mammal?", "What is the object on the far left used
 for?", "Is the animal in the picture a kind of herbivore?").
 
 Answers come from the KB, and each unit records the facts it used (with their sources) for provenance and
@@ -13,7 +13,7 @@ import random
 
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
-from kanva.data.ops.kinds import CLAIMS, YES_NO, open_question
+from kanva.data.ops.kinds import CLAIMS, YES_NO, open_question, yes_no_question
 from kanva.data.ops.refs import hypernyms, references
 from kanva.data.text import words
 from kanva.data.unit import Unit
@@ -22,14 +22,19 @@ from kanva.words import with_article
 
 # "a kind of X", never "an X": many hypernyms are mass nouns ("furniture", "baggage", "produce").
 KIND = ("Which object in the image is a kind of {h}?", "Which of the objects here is a type of {h}?",
-        "What in this picture is a type of {h}?")
-ISA = ("Is {ref} a kind of {h}?", "Is {ref} a type of {h}?")
-USE = ("What is {ref} used for?", "What is {ref} typically used for?")
-PLACE = ("Where would you usually find {ref}?", "Where is {ref} usually found?")
-PART = ("Which of these is a part of {ref}?",)
-# A property of whatever is in the image ("an animal that lays eggs", "any ruminant"): seeing and knowing.
+        "What in this picture is a type of {h}?", "Which thing in the photo counts as a kind of {h}?",
+        "Name the object in this image that is a kind of {h}.")
+ISA = ("Is {ref} a kind of {h}?", "Is {ref} a type of {h}?", "Would you call {ref} a kind of {h}?",
+       "Does {ref} count as a type of {h}?")
+USE = ("What is {ref} used for?", "What is {ref} typically used for?", "What would you use {ref} for?",
+       "What is the usual purpose of {ref}?")
+PLACE = ("Where would you usually find {ref}?", "Where is {ref} usually found?",
+         "In what kind of place would you normally see {ref}?", "Where does {ref} usually belong?")
+PART = ("Which of these is a part of {ref}?", "Which of these does {ref} have?",
+        "Which of the following is one of the parts of {ref}?")
+# A property of whatever is in the image ("an animal that lays eggs", "any container"): seeing and knowing.
 EXISTS = ("Is there {p} in the image?", "Is there {p} in this picture?", "Does the image show {p}?",
-          "Can you see {p} in the photo?")
+          "Can you see {p} in the photo?", "Does this photo include {p}?", "Do you see {p} here?")
 
 
 def unique_hypernyms(ctx: Context, cat: str) -> list[str]:
@@ -228,7 +233,7 @@ class Knowledge(Operator):
         if kind in YES_NO:
             if set(values) < {"yes", "no"} or value not in ("yes", "no"):
                 return []  # only "yes" exists for this kind: asking would teach "always yes"
-            return [Draft(YES_NO[kind].format(ref=ref), value.capitalize(), "yesno", "knowledge.fact_yn",
+            return [Draft(yes_no_question(kind, ref, rng), value.capitalize(), "yesno", "knowledge.fact_yn",
                           params={"ref": ref}, **common)]
         wrong = [v for v in values if v != value]
         if kind in CLAIMS and wrong and rng.random() < 0.5:
@@ -237,5 +242,5 @@ class Knowledge(Operator):
             q = CLAIMS[kind].format(ref=ref, value=asked, a_value=with_article(asked))
             return [Draft(q, "Yes" if truth else "No", "yesno", "knowledge.fact_yn", params={"ref": ref},
                           **common)]
-        return [Draft(open_question(kind, ref), value, "short", "knowledge.fact",
+        return [Draft(open_question(kind, ref, rng), value, "short", "knowledge.fact",
                       params={"ref": ref, "wrong": wrong}, **common)]

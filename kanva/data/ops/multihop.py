@@ -2,7 +2,7 @@
 
 "What is the object to the left of the bench used for?" needs three steps: find the bench, find the one object
 clearly to its left, recall what that object is used for. The target must be the only object standing in that
-relation to the anchor, or the question would have several answers. "How many ruminants are in the image?"
+relation to the anchor, or the question would have several answers. "How many mammals are in the image?"
 chains detection, classification by the KB and counting.
 """
 
@@ -18,13 +18,16 @@ from kanva.data.ops.refs import hypernyms
 from kanva.data.unit import Unit
 from kanva.words import with_article
 
-USE = ("What is the object {rel} the {b} used for?", "What would you use the object {rel} the {b} for?")
-ISA = ("Is the object {rel} the {b} a kind of {h}?",)
+USE = ("What is the object {rel} the {b} used for?", "What would you use the object {rel} the {b} for?",
+       "What is the thing {rel} the {b} meant for?")
+ISA = ("Is the object {rel} the {b} a kind of {h}?", "Is the thing {rel} the {b} some kind of {h}?",
+       "Would you call the object {rel} the {b} a type of {h}?")
 EXPLAIN = ("What is the object {rel} the {b}, and what is it used for?",
            "Identify the object {rel} the {b} and explain what it is for.")
 # "kind of X" instead of a plural: many hypernyms are mass nouns ("produce", "equipment", "cutlery").
 COUNT = ("How many objects in the image are a kind of {h}?", "How many of the objects in this picture are kinds of "
-         "{h}?", "Count the objects in the image that are a kind of {h}.")
+         "{h}?", "Count the objects in the image that are a kind of {h}.",
+         "How many things in this photo would you call a kind of {h}?")
 
 
 def anchored(ctx: Context) -> list[tuple[str, str, str]]:

@@ -13,11 +13,14 @@ from kanva.data.ops.base import Context
 from kanva.data.ops.geometry import extreme_phrase
 from kanva.data.vocab import mentioned
 
-# Hypernyms too generic to ask about ("Is the animal a kind of object?").
-TRIVIAL_HYPERNYMS = frozenset({
-    "object", "thing", "entity", "physical entity", "whole", "artifact", "artefact", "physical object", "item",
-    "unit", "matter", "living thing", "organism", "instrumentality", "abstraction",
-})
+# More wordings of the same pointers, so that knowledge questions do not all read alike.
+SUPERCATEGORY_REFS = ("the {noun} in the picture", "the {noun} in this photo", "the only {noun} here")
+EXTREME_REFS = {
+    "far left": ("the leftmost object", "the thing furthest to the left"),
+    "far right": ("the rightmost object", "the thing furthest to the right"),
+    "top": ("the highest object in the picture", "the thing nearest the top"),
+    "bottom": ("the lowest object in the picture", "the thing nearest the bottom"),
+}
 
 
 def references(ctx: Context, cat: str) -> list[str]:
@@ -29,10 +32,10 @@ def _references(ctx: Context, cat: str) -> list[str]:
     out = []
     noun = ctx.supercat_unique.get(cat)
     if noun:
-        out.append(f"the {noun} in the picture")
+        out += [w.format(noun=noun) for w in SUPERCATEGORY_REFS]
     for side, o in sorted(ctx.extremes.items()):
         if o.category == cat:
-            out.append(extreme_phrase(side))
+            out += [extreme_phrase(side), *EXTREME_REFS[side]]
     single = ctx.singles.get(cat)
     others = [o for o in ctx.rec.objects if o is not single]
     # "the red object" is unambiguous only if every other object's colour is known (the world records colours
@@ -43,7 +46,7 @@ def _references(ctx: Context, cat: str) -> list[str]:
 
 
 def hypernyms(ctx: Context, cat: str) -> list[str]:
-    """Non-trivial hypernyms of `cat` that do not repeat its own name."""
+    """Askable hypernyms of `cat` (the view keeps only those, see kbview.py) that do not repeat its own name."""
     ci = ctx.kb.get(cat)
     return list(_askable(cat, ci.hypernyms)) if ci is not None else []
 
@@ -51,5 +54,4 @@ def hypernyms(ctx: Context, cat: str) -> list[str]:
 @lru_cache(maxsize=4096)
 def _askable(cat: str, hyps: tuple[str, ...]) -> tuple[str, ...]:
     # A hypernym that is also a word for the category itself ("plant" for potted plant) gives the answer away.
-    return tuple(h for h in hyps
-                 if h not in TRIVIAL_HYPERNYMS and h != cat and cat not in h.split() and cat not in mentioned(h))
+    return tuple(h for h in hyps if h != cat and cat not in h.split() and cat not in mentioned(h))

@@ -23,8 +23,10 @@ IS_REL = ("Is the {a} {rel} the {b}?", "In the image, is the {a} {rel} the {b}?"
 WHERE = ("Where is the {a} relative to the {b}?", "Describe where the {a} is compared with the {b}.")
 LARGER = ("Which appears larger in the image, the {x} or the {y}?",
           "Which takes up more of the picture, the {x} or the {y}?")
-SMALLER = ("Which appears smaller in the image, the {x} or the {y}?",)
-LARGER_YN = ("Does the {a} appear larger than the {b} in the image?",)
+SMALLER = ("Which appears smaller in the image, the {x} or the {y}?",
+           "Which takes up less of the picture, the {x} or the {y}?", "Which looks smaller here, the {x} or the {y}?")
+LARGER_YN = ("Does the {a} appear larger than the {b} in the image?", "Does the {a} look bigger than the {b}?",
+             "In this picture, is the {a} larger than the {b}?")
 
 
 def _pick_pair(ctx: Context, parent: Unit, rng: random.Random, pairs: list) -> tuple:
