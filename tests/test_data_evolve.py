@@ -299,3 +299,44 @@ def test_caps_per_template_and_per_image(world, tmp_path):
     assert max(per_template.values()) == 1 and max(per_image.values()) == 3
     reasons = Counter(r["reason"] for r in recs)
     assert reasons["cap_template"] > 0 and reasons["cap_image"] > 0
+
+
+def test_evolution_without_knowledge_reads_no_kb_and_keeps_the_rest(world, tmp_path):
+    full = evolve(world, tmp_path / "full", seed=5, rounds=2)
+    bare = evolve(world, tmp_path / "bare", seed=5, rounds=2, cfg=cfg_with(knowledge=False))
+    kept = {name: [r for r in records(tmp_path / name) if r.get("status") == "kept" and "operator" in r]
+            for name in ("full", "bare")}
+    ops = {name: Counter(r["operator"] for r in rs) for name, rs in kept.items()}
+    assert ops["full"]["knowledge"] and ops["full"]["multihop"]  # the setting has something to turn off
+    assert not ops["bare"]["knowledge"] and not ops["bare"]["multihop"]
+    assert not any(r["facts"] for r in kept["bare"])  # no unit cites a KB fact
+    # Every lineage still draws once per round: as many candidates, and the other operators fill the draws.
+    cands = {name: len({(r["lineage"], r["round"]) for r in records(tmp_path / name) if "operator" in r})
+             for name in ("full", "bare")}
+    assert cands["bare"] == cands["full"]
+    assert sum(ops["bare"].values()) >= 0.8 * sum(ops["full"].values())
+    for op in ("count", "exist"):
+        assert ops["bare"][op] > ops["full"][op]
+    # Recorded as a setting of the run, and the default's record (hence its digest) does not mention it.
+    assert json.loads((tmp_path / "bare/run.json").read_text())["evolve"]["knowledge"] is False
+    assert "knowledge" not in json.loads((tmp_path / "full/run.json").read_text())["evolve"]
+    assert EvolveConfig().digest() != cfg_with(knowledge=False).digest()
+    assert full.read_bytes() != bare.read_bytes()
+
+
+def test_multiple_choice_without_knowledge_draws_no_kb_siblings(world):
+    w, seed = world
+    coco = load_coco(w, "train")
+    kb = load_knowledge(None, coco.category_names)
+    ev = Evolver(coco, kb, cfg_with(knowledge=False), seed=0, rounds=1)
+    assert len(ev.kb) == 0 and len(kb) > 0
+    from kanva.data.ops.choice import object_distractors
+
+    state = ev.new_state(next(iter(coco.images.values())), [])
+    import random
+
+    ctx = state.ctx
+    for cat in ctx.present:
+        got = object_distractors(ctx, cat, random.Random(0))
+        assert set(got) <= set(ctx.absent_pool)
+        assert len(got) == min(3, len(ctx.absent_pool))

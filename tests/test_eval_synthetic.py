@@ -13,6 +13,7 @@ from kanva.eval.mmbench import load_mmbench, score_mmbench
 from kanva.eval.mme import load_mme, score_mme
 from kanva.eval.pope import load_pope, score_pope
 from kanva.eval.synthetic import make_synthetic
+from kanva.eval.synthetic.questions import EXISTENCE, KNOWLEDGE, POSITION
 
 CATS = ["person", "car", "dog", "horse", "sheep", "cow", "giraffe", "bus", "cat"]
 
@@ -91,6 +92,23 @@ def world(tmp_path):
     return w
 
 
+def slots(table, text):
+    """The slot values of `text` under whichever wording of `table` it has (each wording is a template)."""
+    return wording(table, text)[1]
+
+
+def wording(table, text):
+    """(index of the wording of `table` that `text` has, its slot values)."""
+    for i, t in enumerate(table):
+        pattern = re.escape(t)
+        for name in re.findall(r"\{(\w+)\}", t):
+            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.+)", 1)
+        m = re.fullmatch(pattern, text)
+        if m:
+            return i, m.groupdict()
+    raise AssertionError(f"{text!r} has none of the wordings {table}")
+
+
 def _gt_answers_mme(data):
     return [Answer(q.uid, q.gt.capitalize()) for q in data.questions]
 
@@ -117,7 +135,7 @@ def test_mme_set_is_true_by_construction(world, tmp_path):
     assert len(knowledge) == 8
     sorts = set()
     for q in knowledge:
-        phrase = re.fullmatch(r"Is there (.+) in this image\?", q.core).group(1)
+        phrase = slots(KNOWLEDGE, q.core)["p"]
         objs = SCENES[q.image][0]
         sorts.add("fact" if phrase in {t for _, t in FACT_PHRASES.values()} else "hypernym")
         if q.gt == "yes":
@@ -138,7 +156,8 @@ def test_count_color_position_facts(world, tmp_path):
     assert not any(q.subtask == "count" and q.image == "c.png" and "dog" in q.core for q in qs)
     for q in qs:
         if q.subtask == "position" and q.image == "a.png":
-            assert (q.core == "Is the giraffe on the left of the cow in this image?") == (q.gt == "yes")
+            pair = slots(POSITION, q.core)
+            assert ((pair["a"], pair["b"]) == ("giraffe", "cow")) == (q.gt == "yes")
         if q.subtask == "color" and q.image == "b.png":
             assert ("red car" in q.core) == (q.gt == "yes")
         if q.subtask == "OCR" and q.image == "c.png" and q.gt == "yes":
@@ -223,12 +242,19 @@ def test_on_a_generated_world_with_the_shipped_kb(tmp_path):
     data = load_mme(tmp_path / "s" / "mme")
     for q in data.questions:
         if q.subtask == "knowledge":
-            phrase = re.fullmatch(r"Is there (.+) in this image\?", q.core).group(1)
+            phrase = slots(KNOWLEDGE, q.core)["p"]
             if q.gt == "yes":
                 assert any(holds(c, phrase) for c, v in by_file[q.image] if v >= 0.5), q
             else:
                 assert not any(holds(c, phrase) for c, _ in by_file[q.image]), q
         if q.subtask == "existence":
-            cat = re.fullmatch(r"Is there an? (.+) in this image\?", q.core).group(1)
+            cat = slots(EXISTENCE, q.core)["a_x"].split(" ", 1)[1]
             assert (cat in {c for c, _ in by_file[q.image]}) == (q.gt == "yes"), q
     assert score_mme(data, _gt_answers_mme(data))["perception"] == 200.0 * (len(data.subtasks()) - 1)
+    # Several wordings per subtask, and a yes/no pair shares one (its wording never tells the answer).
+    existence = [q for q in data.questions if q.subtask == "existence"]
+    by_image = {}
+    for q in existence:
+        by_image.setdefault(q.image, set()).add(wording(EXISTENCE, q.core)[0])
+    assert all(len(v) == 1 for v in by_image.values())
+    assert len(set().union(*by_image.values())) >= 2

@@ -68,6 +68,8 @@ def register(subparsers) -> None:
     p.add_argument("--judge", action="store_true", help="have the LLM judge every LLM-made candidate")
     p.add_argument("--mc-circular", action="store_true", help="emit all 4 rotations of multiple-choice questions")
     p.add_argument("--pack", type=int, default=None, help="units per output sample (multi-turn), default 1")
+    p.add_argument("--no-knowledge", action="store_true",
+                   help="evolve without the knowledge base: every operator that reads it is off (a control arm)")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming a run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _kb_arg(p)
@@ -167,6 +169,8 @@ def _evolve(args: argparse.Namespace) -> int:
         cfg.mc_circular = True
     if args.pack is not None:
         cfg.pack = args.pack
+    if args.no_knowledge:
+        cfg.knowledge = False
     out = Path(args.out)
     backend = _backend(args, out / "llm_cache")
     path = run_evolve(args.input, args.coco, args.split, out, rounds=args.rounds, seed=args.seed, shard=shard,

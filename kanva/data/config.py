@@ -36,6 +36,12 @@ class EvolveConfig:
     # that eats only plants") whenever one applies, and among hypernyms ("any chordate") only otherwise. Off, both
     # are drawn alike, and hypernyms are most of the phrases (57 of 69 in the quickstart's world).
     knowledge_facts_first: bool = False
+    # False: evolution without the knowledge base, the quickstart's `evolved-noknow` arm. The operators see an
+    # empty KB, so every one that reads it is off (knowledge questions, multi-hop chains, the LLM's knowledge
+    # operator and its fact lines) and multiple-choice distractors skip KB siblings for co-occurring and
+    # popular absent categories; rounds, weights of the rest, balance, caps and dedup are unchanged, so each
+    # lineage still gets one candidate per round.
+    knowledge: bool = True
     size_ratio: float = 2.0  # "which looks larger" only when the areas differ at least this much
     no_gain_jaccard: float = 0.85  # child vs parent token Jaccard at or above this: no gain
     near_dup_jaccard: float = 0.8  # MinHash estimate at or above this: near duplicate (same image)
@@ -52,5 +58,19 @@ class EvolveConfig:
     llm_temperature: float = 0.0
     chunk_size: int = 64  # images per resumable chunk
 
+    def record(self) -> dict:
+        """The settings as recorded (run.json, digest). A setting added after runs were recorded enters the
+        record only when it differs from its default, so existing runs keep their digests, their output bytes
+        and their resumability."""
+        d = asdict(self)
+        for k, default in LATER_DEFAULTS.items():
+            if d[k] == default:
+                del d[k]
+        return d
+
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Settings added after the record format was fixed, with the default that leaves them out of it.
+LATER_DEFAULTS = {"knowledge": True}

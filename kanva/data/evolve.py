@@ -69,6 +69,8 @@ class Evolver:
 
     def __init__(self, coco: CocoSet, kb: KBView, cfg: EvolveConfig, seed: int, rounds: int,
                  backend: Backend | None = None):
+        # Without knowledge (EvolveConfig.knowledge) the operators see an empty KB: whatever reads it finds nothing.
+        kb = kb if cfg.knowledge else KBView.empty()
         self.coco, self.kb, self.cfg, self.seed, self.rounds, self.backend = coco, kb, cfg, seed, rounds, backend
         self.popular = coco.popular()
         ops: list[Operator] = rule_operators() + (llm_operators() if backend is not None else [])

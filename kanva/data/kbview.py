@@ -102,6 +102,11 @@ class KBView:
                 kv.setdefault(k, set()).add(v)
         self.kind_values: dict[str, tuple[str, ...]] = {k: tuple(sorted(v)) for k, v in kv.items()}
 
+    @classmethod
+    def empty(cls) -> KBView:
+        """A view that knows nothing: what evolution without the knowledge base gives its operators."""
+        return cls(None, ())
+
     def __contains__(self, cat: str) -> bool:
         return cat in self.info
 

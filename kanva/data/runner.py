@@ -139,7 +139,7 @@ def run_evolve(input_path: str | Path, coco_dir: str | Path | Iterable[str | Pat
         "instances_sha256": {str(p): file_sha256(p) for p in annotation_files(specs, split)},
         "rounds": rounds, "seed": seed, "shard": list(shard), "llm": llm_spec,
         "model": backend.model if backend is not None else None,
-        "exclude": {p: file_sha256(p) for p in exclude}, "evolve": asdict(cfg), "config_digest": cfg.digest(),
+        "exclude": {p: file_sha256(p) for p in exclude}, "evolve": cfg.record(), "config_digest": cfg.digest(),
         "prompts": prompt_hashes(), "kb": kb_digest(kbv),
     }
     rd = RunDir(out)

@@ -12,10 +12,37 @@ import random
 from dataclasses import dataclass
 
 from kanva.knowledge.properties import KnowledgeIndex
-from kanva.words import article, counted, number_word, plural
+from kanva.words import article, number_word, plural
 from kanva.eval.synthetic.scenes import VISIBLE, Scene, WorldSplit
 
 MME_SUBTASKS = ("existence", "count", "position", "color", "OCR", "knowledge")
+
+# Several wordings per subtask, so a score measures the skill and not one phrasing learned in training; they
+# differ from evolution's (kanva/data/ops) where a natural alternative exists, and the first of each is the
+# original benchmark's. A yes/no pair shares its wording (the wording must not tell the answer). The wording
+# is drawn with its own RNG, so the questions' content (objects, counts, distractors) does not depend on it.
+EXISTENCE = ("Is there {a_x} in this image?", "Does this picture contain {a_x}?", "Is {a_x} visible here?",
+             "Would you find {a_x} in this photo?")
+# (several, exactly one)
+COUNT = (("Are there {n} {p} in this image?", "Is there only one {c} in this image?"),
+         ("Does this picture contain exactly {n} {p}?", "Does this picture contain exactly one {c}?"),
+         ("Are {n} {p} shown here?", "Is a single {c} shown here?"))
+POSITION = ("Is the {a} on the left of the {b} in this image?", "Is the {a} further left than the {b}?",
+            "Looking at this picture, is the {a} on the left side of the {b}?")
+COLOR = ("Is there {a_col} {col} {c} in this image?", "Does this picture contain {a_col} {col} {c}?",
+         "Can {a_col} {col} {c} be seen here?")
+OCR = ('Is the text "{t}" written in this image?', 'Does this picture contain the word "{t}"?',
+       'Is the word "{t}" printed somewhere in this image?')
+KNOWLEDGE = ("Is there {p} in this image?", "Does this picture contain {p}?", "Can {p} be seen here?")
+MC_EXISTENCE = ("Which of these objects is in the image?", "Which one of the following can be found in this picture?",
+                "Which of the options appears in this photo?")
+MC_COUNT = ("How many {p} are in the image?", "What is the number of {p} shown here?", "How many {p} does this picture contain?")
+MC_COLOR = ("What color is the {c}?", "The {c} in this picture is which color?", "Which color is the {c} here?")
+MC_POSITION = ("Where is the {a}?", "Where is the {a} located?", "What is the position of the {a}?")
+MC_OCR = ("Which text is written in the image?", "Which word can be read in this picture?",
+          "Which word is printed here?")
+MC_KNOWLEDGE = ("Which object in the image is {pred}?", "Which of these, shown in the picture, is {pred}?",
+                "In this photo, which object is {pred}?")
 
 
 @dataclass(frozen=True)
@@ -30,6 +57,10 @@ class Choice:
 def _rng(seed: int, scene: Scene, what: str) -> random.Random:
     # Seeded per (seed, image, subtask): a scene's questions do not change when other scenes do.
     return random.Random(f"{seed}:{scene.file_name}:{what}")
+
+
+def _wording(seed: int, scene: Scene, what: str, table: tuple):
+    return _rng(seed, scene, f"{what}:wording").choice(table)
 
 
 def _absent(scene: Scene, world: WorldSplit) -> list[str]:
@@ -87,20 +118,26 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
     if scene.shown and absent:
         r = _rng(seed, scene, "existence")
         yes, no = r.choice(scene.shown), r.choice(absent)
-        out["existence"] = (f"Is there {article(yes)} {yes} in this image?", f"Is there {article(no)} {no} in this image?")
+        t = _wording(seed, scene, "existence", EXISTENCE)
+        out["existence"] = (t.format(a_x=f"{article(yes)} {yes}"), t.format(a_x=f"{article(no)} {no}"))
     counts = _clear_counts(scene)
     if counts:
         r = _rng(seed, scene, "count")
         c = r.choice(sorted(counts))
         n = counts[c]
         wrong = r.choice([m for m in (n - 1, n + 1, n + 2) if m >= 1 and m != n])
-        out["count"] = (f"Are there {counted(c, n)} in this image?" if n > 1 else f"Is there only one {c} in this image?",
-                        f"Are there {counted(c, wrong)} in this image?" if wrong > 1 else f"Is there only one {c} in this image?")
+        many, one = _wording(seed, scene, "count", COUNT)
+
+        def claim(m: int) -> str:
+            return many.format(n=number_word(m), p=plural(c)) if m > 1 else one.format(c=c)  # "two dogs", "one dog"
+
+        out["count"] = (claim(n), claim(wrong))
     pairs = _left_pairs(scene)
     if pairs:
         r = _rng(seed, scene, "position")
         a, b = r.choice(pairs)
-        out["position"] = (f"Is the {a} on the left of the {b} in this image?", f"Is the {b} on the left of the {a} in this image?")
+        t = _wording(seed, scene, "position", POSITION)
+        out["position"] = (t.format(a=a, b=b), t.format(a=b, b=a))
     colored = _colored(scene)
     if colored:
         r = _rng(seed, scene, "color")
@@ -110,19 +147,19 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
             wrong = [x for x in world.colors if x not in {o.color for o in scene.instances(c)}]
             if wrong:
                 col2 = r.choice(wrong)
-                out["color"] = (
-                    f"Is there {article(col)} {col} {c} in this image?",
-                    f"Is there {article(col2)} {col2} {c} in this image?",
-                )
+                t = _wording(seed, scene, "color", COLOR)
+                out["color"] = (t.format(a_col=article(col), col=col, c=c), t.format(a_col=article(col2), col=col2, c=c))
     if scene.texts:
         others = [t for t in world.texts if t not in scene.texts]
         if others:
             r = _rng(seed, scene, "OCR")
             yes, no = r.choice(sorted(scene.texts)), r.choice(others)
-            out["OCR"] = (f'Is the text "{yes}" written in this image?', f'Is the text "{no}" written in this image?')
+            t = _wording(seed, scene, "OCR", OCR)
+            out["OCR"] = (t.format(t=yes), t.format(t=no))
     k = _knowledge(scene, kx, _rng(seed, scene, "knowledge"))
     if k is not None:
-        out["knowledge"] = (f"Is there {k[0]} in this image?", f"Is there {k[1]} in this image?")
+        t = _wording(seed, scene, "knowledge", KNOWLEDGE)
+        out["knowledge"] = (t.format(p=k[0]), t.format(p=k[1]))
     return out
 
 
@@ -137,7 +174,7 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
     absent = _absent(scene, world)
     if scene.shown and len(absent) >= 3:
         r = _rng(seed, scene, "mc-existence")
-        out.append(_mc(r, r.choice(scene.shown), absent, 4, "Which of these objects is in the image?",
+        out.append(_mc(r, r.choice(scene.shown), absent, 4, _wording(seed, scene, "mc-existence", MC_EXISTENCE),
                        "object_existence", "coarse_perception"))
     counts = _clear_counts(scene)
     if counts:
@@ -146,29 +183,31 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
         n = counts[c]
         lo = max(1, n - r.randint(0, 3))
         nums = [number_word(m) for m in range(lo, lo + 4)]
-        out.append(_mc(r, number_word(n), [x for x in nums if x != number_word(n)], 4, f"How many {plural(c)} are in the image?",
+        stem = _wording(seed, scene, "mc-count", MC_COUNT).format(p=plural(c))
+        out.append(_mc(r, number_word(n), [x for x in nums if x != number_word(n)], 4, stem,
                        "object_counting", "fine-grained_single_instance"))
     colored = [(c, col) for c, col in _colored(scene) if len(scene.instances(c)) == 1]
     if colored and len(world.colors) >= 3:
         r = _rng(seed, scene, "mc-color")
         c, col = r.choice(colored)
-        out.append(_mc(r, col, [x for x in world.colors if x != col], 4, f"What color is the {c}?",
+        out.append(_mc(r, col, [x for x in world.colors if x != col], 4, _wording(seed, scene, "mc-color", MC_COLOR).format(c=c),
                        "attribute_recognition", "fine-grained_single_instance"))
     pairs = _left_pairs(scene)
     if pairs:
         r = _rng(seed, scene, "mc-position")
         a, b = r.choice(pairs)
+        where = _wording(seed, scene, "mc-position", MC_POSITION)
         if r.random() < 0.5:  # ask about either object, so "left" is not always the answer
-            out.append(_mc(r, f"on the left of the {b}", [f"on the right of the {b}"], 2, f"Where is the {a}?",
+            out.append(_mc(r, f"on the left of the {b}", [f"on the right of the {b}"], 2, where.format(a=a),
                            "spatial_relationship", "fine-grained_cross_instance"))
         else:
-            out.append(_mc(r, f"on the right of the {a}", [f"on the left of the {a}"], 2, f"Where is the {b}?",
+            out.append(_mc(r, f"on the right of the {a}", [f"on the left of the {a}"], 2, where.format(a=b),
                            "spatial_relationship", "fine-grained_cross_instance"))
     if scene.texts:
         others = [t for t in world.texts if t not in scene.texts]
         if len(others) >= 2:
             r = _rng(seed, scene, "mc-ocr")
-            out.append(_mc(r, r.choice(sorted(scene.texts)), others, 4, "Which text is written in the image?", "ocr",
+            out.append(_mc(r, r.choice(sorted(scene.texts)), others, 4, _wording(seed, scene, "mc-ocr", MC_OCR), "ocr",
                            "fine-grained_single_instance"))
     if kx is not None:
         r = _rng(seed, scene, "mc-knowledge")
@@ -184,6 +223,7 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
                     cands.append((c, p, wrong))
         if cands:
             c, p, wrong = r.choice(cands)
-            out.append(_mc(r, c, wrong, 4, f"Which object in the image is {p.predicate}?", "world_knowledge",
+            out.append(_mc(r, c, wrong, 4, _wording(seed, scene, "mc-knowledge", MC_KNOWLEDGE).format(pred=p.predicate),
+                           "world_knowledge",
                            "knowledge_reasoning"))
     return out
