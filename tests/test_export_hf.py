@@ -1,5 +1,6 @@
 """`kanva export`: the checkpoint loads with transformers alone (a subprocess that never imports kanva) and
-its greedy answer is token for token the one `kanva.infer.Generator` gives; a LoRA adapter is merged."""
+its greedy answer is token for token the one `kanva.infer.Generator` gives, also along lmms-eval's
+`llava_hf` path (string "<image>" prompt through the tokenizer's template); a LoRA adapter is merged."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from PIL import Image
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
 image_path, question, max_new, model_dirs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-answers = {}
+answers, llava_hf = {}, {}
 for model_dir in model_dirs:
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
     proc = AutoProcessor.from_pretrained(model_dir)
@@ -34,7 +35,18 @@ for model_dir in model_dirs:
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=max_new, do_sample=False)
     answers[model_dir] = proc.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-print(json.dumps({"answers": answers,
+    # lmms-eval's `llava_hf` model (docs/eval.md, "lmms-eval"): "<image>\n" before the prompt, the
+    # tokenizer's chat template on one string message, the processor on [image] + text, greedy.
+    tok = proc.tokenizer
+    assert tok.chat_template is not None  # else llava_hf would fall back to its own Vicuna template
+    text = tok.apply_chat_template([{"role": "user", "content": "<image>\n" + question}], tokenize=False,
+                                   add_generation_prompt=True)
+    inputs = proc(images=[Image.open(image_path).convert("RGB")], text=text, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new, use_cache=True,
+                             pad_token_id=tok.eos_token_id)
+    llava_hf[model_dir] = tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+print(json.dumps({"answers": answers, "llava_hf": llava_hf,
                   "kanva_imported": any(m == "kanva" or m.startswith("kanva.") for m in sys.modules)}))
 """
 
@@ -45,6 +57,7 @@ def hf_answers(model_dirs: list[Path], image_path: Path, cwd: Path) -> dict[Path
                          capture_output=True, text=True, cwd=cwd, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["kanva_imported"] is False
+    assert result["llava_hf"] == result["answers"]  # lmms-eval's llava_hf path gives the same answers
     return {Path(k): v for k, v in result["answers"].items()}
 
 
