@@ -3,7 +3,7 @@
 `ground_projector` (kanva/train/patch_pretrain.py) writes each label's word into columns of the projector's
 `linear_2`; zeroing a kind's columns makes every image token what it would be without those labels (a patch
 whose only other label is "carrot" becomes exactly " carrot" again), while the encoder and the LM stay as they
-are. Used in docs/quickstart.md#sums-of-words: a model whose object tokens were category + side words, with the
+are. Used in docs/experiments/2026-11-26-sums-of-words.md: a model whose object tokens were category + side words, with the
 side words taken out, answered existence again (77.5 -> 172.5).
 
     python benchmarks/drop_label_words.py MODEL --labels VISION_MODEL --kind side --out MODEL_WITHOUT

@@ -8,7 +8,7 @@ For each MME-format question of the subtask (first N), the first-token logit of 
 - with a blank grey image: how much the answer moves, mean |real - blank| (near 0: the image is ignored);
 - with `--coco/--labels`: the question asked over the image's scene text instead (kanva/train/scene_text.py),
   i.e. what the LM knows when it is given exactly what the image tokens stand for.
-Prints one table row per model. Used for docs/quickstart.md#why-a-reading-stage.
+Prints one table row per model. Used for docs/experiments/2026-11-25-why-a-reading-stage.md.
 """
 
 from __future__ import annotations

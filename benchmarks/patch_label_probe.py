@@ -9,12 +9,12 @@ per-patch targets the stage trains on (`patch_targets`, the label space's `color
 - patch F1: a (patch, label) pair is predicted when its logit is > 0;
 - image F1: an image has a label when any of its patches does (what an existence question needs);
 - patches firing 2+: patches where two or more labels of the kind pass (two numbers on one patch, "one" and "two",
-  give a token that is the sum of two words; docs/quickstart.md#one-number-per-object);
+  give a token that is the sum of two words; docs/experiments/2026-11-27-one-number-per-object.md);
 - exact: of the patches with a label of the kind, the share whose predicted labels of the kind are exactly those;
 - median logit of the positive pairs: under the `scaled` grounding the projector maps the global median
   (patch_labels.json's `positive_logit`) to the label's whole word, so a kind whose median is well below it
   reaches the LM as part of a word (under `saturating`, any logit past 0.5 gives the whole word).
-Prints one table row per label kind. Used for docs/quickstart.md#data-mix and #objects-as-tokens.
+Prints one table row per label kind. Used for docs/experiments/2026-11-26-data-mix.md and #objects-as-tokens.
 """
 
 from __future__ import annotations

@@ -88,19 +88,19 @@ LABEL_KINDS = ("category", "color", "text", "side", "count", "plural")
 # does not tell a 135M LM a token's column (MME position was at chance even over exact scene text), so the
 # object's token says it: "red cat left". Two halves separate 96% of the "wholly left of" pairs of the world
 # (three thirds: 98.5%, but then the LM must also order "middle"). Measured as a second word on the object's
-# token, it breaks the reading of the object itself: docs/quickstart.md#sums-of-words.
+# token, it breaks the reading of the object itself: docs/experiments/2026-11-26-sums-of-words.md.
 SIDES = ("left", "right")
 # "count": how many objects of its category the image holds, for each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
-# Measured as a third word on the object's token, with "side" (docs/quickstart.md#sums-of-words), the LM did not
+# Measured as a third word on the object's token, with "side" (docs/experiments/2026-11-26-sums-of-words.md), the LM did not
 # read it: so under the one-word-per-token colour layouts ("beside", "around") the number and the side have cells
 # of their own, after the object's in its row ("bird two left"; _cells_after).
 # "plural": an object whose image holds others of its category is labelled with the plural instead of its
 # category ("dogs" on each dog's patch when there are two). Still one word per token, so that the LM could
 # answer "Is there only one dog?" by reading the word's number instead of counting tokens, which it does not
 # learn; measured, it did not learn this lookup within a reading stage either, and the encoder finds the number
-# less well than the category (docs/quickstart.md#counting-and-colour-as-words-of-their-own).
+# less well than the category (docs/experiments/2026-11-26-counting-and-colour-as-words-of-their-own.md).
 # Only categories whose plural is one token and differs from the singular ("sheep") get one.
 COLOR_CELLS = ("shared", "alternate", "beside", "around")
 # "around" (with object_cells "center"): the colour on the patches the object covers (at least half) other than
@@ -459,7 +459,7 @@ def exclusive_shifts(kinds: list[str], exclusive: list[str], pos_weight: torch.T
     means p > 1 / (1 + w); logit > ln(w) is p > 0.5, where at most one of labels that exclude each other
     passes (their p sum to at most 1 on a patch). Measured on the smol quickstart (w = 5 for every label): the
     number words' val patches with exactly their labels 0.40 -> 0.49, test patches firing two or more numbers
-    106 -> 8; MME perception of the evolved model 747.3 -> 779.1 (docs/quickstart.md#one-number-per-object).
+    106 -> 8; MME perception of the evolved model 747.3 -> 779.1 (docs/experiments/2026-11-27-one-number-per-object.md).
     """
     mask = torch.tensor([k in exclusive for k in kinds])
     return torch.where(mask, pos_weight.log(), torch.zeros_like(pos_weight))
@@ -494,7 +494,7 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, backg
     bias = the embedding of "background". A patch with no label gives "background"; a patch whose label is
     as confident as a typical positive (`positive_logit`, the median measured on training patches) gives
     exactly that word's embedding, the same vector the LM reads for the word in text. That sameness is
-    what lets a reading stage on scene text transfer to images (docs/quickstart.md#grounding): with the
+    what lets a reading stage on scene text transfer to images (docs/experiments/2026-11-25-grounding.md): with the
     older scaling (word / 4 on top of the full background) the label was a third of the token, and a
     scene-text-trained LM answered existence questions on images at chance (AUC 0.58 vs 0.94).
     The other columns of linear_2 start at zero, so the other rows of linear_1 add nothing until trained.
@@ -504,7 +504,7 @@ def ground_projector(model, head: torch.nn.Linear, word_emb: torch.Tensor, backg
     scene text the LM reads; an unsure patch (logit near 0) is half its word. Each label takes two hidden
     units, GELU(s (u + 0.5)) and GELU(s (u - 0.5)) with u = slope * logit and s = GELU_SHARPNESS, whose
     difference / s is that clamp: still a plain `mlp2x_gelu` projector. Measured on the smol quickstart's
-    models: POPE yes-ratio 0.37 -> 0.41 and MME perception 519.6 -> 533.8 (docs/quickstart.md#objects-as-tokens).
+    models: POPE yes-ratio 0.37 -> 0.41 and MME perception 519.6 -> 533.8 (docs/experiments/2026-11-26-objects-as-tokens.md).
 
     Returns how to read the classifier back out of linear_1 (`classifier_from_projector`).
     """

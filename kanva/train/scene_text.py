@@ -3,7 +3,7 @@
 The word-grounded projector (patch_pretrain.py) makes each image token "the embedding of what this patch
 shows": " background", " umbrella", or the sum for a patch with several labels (" purple" + " umbrella").
 A 135M LM learns a question over the same words written as text within a few dozen steps (measured:
-docs/quickstart.md#grounding), with exact labels and no vision compute, and since an image token is its
+docs/experiments/2026-11-25-grounding.md), with exact labels and no vision compute, and since an image token is its
 word's embedding, what it learns carries over to the images.
 
 So a LLaVA sample about an image becomes a text-only sample whose `<image>` is replaced by the scene text:
