@@ -280,3 +280,62 @@ def test_local_smollm2_generates_batched_and_caches(tmp_path):
     assert len(replies) == 4 and all(r.text for r in replies)
     solo = be.complete([Request((("user", "Name a colour. Number 3."),), max_tokens=8)])
     assert solo[0].cached and solo[0].text == replies[3].text  # same request -> the cached reply
+
+
+# -- LLaVA's recipe: a prompt folder --------------------------------------------------------------------------
+def _folder(root: Path, name: str, conv: list[str], boxes: bool = True) -> Path:
+    """A prompt folder in LLaVA's layout with our own words (the project ships no prompt text)."""
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "system_message.txt").write_text("You see a picture only through the notes below. Talk about it.\n")
+    for i, c in enumerate(conv):
+        caps = f"A note about scene {i}.\nAnother note about scene {i}."
+        if boxes:
+            caps += f"\n\nthing: [0.1, 0.2, 0.3, 0.{i + 4}]"
+        (d / f"{i:03d}_caps.txt").write_text(caps + "\n")
+        (d / f"{i:03d}_conv.txt").write_text(c + "\n")
+    return d
+
+
+def test_seed_with_a_llava_prompt_folder_sends_few_shot_turns_and_parses_the_reply(fake, world, tmp_path):
+    from kanva.cli import main
+    from kanva.data.prompt_folder import PromptFolder
+
+    root, coco, kb = world
+    blocks = ["Question:\nWhat is here?\n===\nAnswer:\nSome things.", "Question:\nAnd now?\n===\nAnswer:\nMore."]
+    folder = PromptFolder.load(_folder(tmp_path, "conversation", blocks))
+    assert folder.style == "blocks" and folder.boxes
+    seen = []
+
+    def respond(messages):
+        seen.append(messages)
+        return ("Question:\nWhat stands out in this picture?\n===\nAnswer:\nA few objects are spread over it.\n"
+                "===\nQuestion:\nIs the picture busy?\n===\nAnswer:\nNot very, there is space between them.")
+
+    fake.respond = respond
+    be = OpenAIBackend(fake.url, model="m", retries=0)
+    samples, prov = make_seeds(coco, kb, ["conversation"], seed=0, backend=be, progress=False, prompts=folder)
+    msgs = seen[0]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[1]["content"] == folder.shots[0][0] and msgs[2]["content"] == blocks[0]
+    rec = next(r for r in coco.images.values() if r.captions and r.objects and folder.context(r) == msgs[-1]["content"])
+    caps, _, box_lines = msgs[-1]["content"].partition("\n\n")
+    assert caps.splitlines() == rec.captions and box_lines.splitlines()[0].startswith(f"{rec.objects[0].category}: [")
+    kept = [r for r in prov if r["source"] == "llm" and r["status"] == "kept"]
+    assert kept and all(r["prompt"] == f"llava:conversation:{folder.hash}" for r in kept)
+    conv = next(s for s in samples if s["id"] == f"{kept[0]['image_id']}-conversation")["conversations"]
+    assert [t["value"] for t in conv] == ["<image>\nWhat stands out in this picture?",
+                                         "A few objects are spread over it.", "Is the picture busy?",
+                                         "Not very, there is space between them."]
+    # JSON-lines examples: the reply is read as JSON lines; the folder's name gives the type on the CLI
+    jl = _folder(tmp_path / "j", "complex_reasoning", ['{"question": "Why?", "answer": "Because."}'], boxes=False)
+    fake.respond = lambda m: '{"question": "What might happen next here?", "answer": "Probably not much at all."}'
+    out = tmp_path / "seed.json"
+    assert main(["data", "seed", "--coco", str(root / "w"), "--split", "train", "--out", str(out), "--llm",
+                 fake.url, "--prompts", str(jl), "--llm-cache", str(tmp_path / "c")]) == 0
+    got = json.loads(out.read_text())
+    assert {s["id"].split("-", 1)[1] for s in got} == {"reasoning"}
+    assert any(s["conversations"][1]["value"] == "Probably not much at all." for s in got)
+    (jl / "000_conv.txt").unlink()
+    with pytest.raises(Exception, match="000_conv.txt: missing"):
+        PromptFolder.load(jl)

@@ -9,6 +9,11 @@ import argparse
 import sys
 
 
+TYPES_DEFAULT = "conversation,detail,reasoning"
+# LLaVA-Instruct's prompt folder names -> Kanva's seed types
+FOLDER_TYPES = {"conversation": "conversation", "detail_description": "detail", "complex_reasoning": "reasoning"}
+
+
 def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> None:
     p.add_argument("--llm", default=default, help=f"{choices_help} (default: {default})")
     p.add_argument("--llm-model", default=None, help="model name for an OpenAI-compatible URL (default: the "
@@ -41,12 +46,15 @@ def register(subparsers) -> None:
     p.add_argument("--coco", required=True, help="annotation root: DIR/annotations/{instances,captions}_SPLIT.json")
     p.add_argument("--split", required=True, help="split name, e.g. train or train2017")
     p.add_argument("--out", required=True, help="output LLaVA JSON (provenance goes to OUT.provenance.jsonl)")
-    p.add_argument("--types", default="conversation,detail,reasoning",
+    p.add_argument("--types", default=TYPES_DEFAULT,
                    help="comma-separated: conversation,detail,reasoning,align (default: the first three)")
     _llm_args(p, "rules", "rules, local, local:DIR or an OpenAI-compatible URL")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", action="append", default=[], help="file of images to leave out (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (by id)")
+    p.add_argument("--prompts", default=None, help="with --llm URL|local: a prompt folder in LLaVA's layout "
+                   "(system_message.txt, NNN_caps.txt/NNN_conv.txt few-shot pairs), sent as LLaVA did; the type "
+                   "is the folder's (conversation, detail_description, complex_reasoning) unless --types says")
     _kb_arg(p)
     p.set_defaults(func=_seed)
 
@@ -145,8 +153,18 @@ def _seed(args: argparse.Namespace) -> int:
     out = Path(args.out)
     backend = _backend(args, out.parent / "llm_cache")
     types = [t.strip() for t in args.types.split(",") if t.strip()]
+    prompts = None
+    if args.prompts:
+        from kanva.data.prompt_folder import PromptFolder
+        from kanva.errors import KanvaError
+
+        if backend is None:
+            raise KanvaError("--prompts needs an LLM (--llm URL, local or local:DIR)")
+        prompts = PromptFolder.load(args.prompts)
+        if args.types == TYPES_DEFAULT:  # the folder names its type, as LLaVA's folders do
+            types = [FOLDER_TYPES.get(prompts.path.name, prompts.path.name)]
     samples, prov = make_seeds(coco, kb, types, seed=args.seed, backend=backend,
-                               exclude=read_excludes(args.exclude))
+                               exclude=read_excludes(args.exclude), prompts=prompts)
     write_seeds(samples, prov, out)
     rejected = sum(r["status"] == "rejected" for r in prov)
     print(f"wrote {len(samples)} samples to {out} ({rejected} candidates rejected; see {provenance_path(out)})")

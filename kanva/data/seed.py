@@ -26,6 +26,7 @@ from kanva.data.llm.base import Backend, Request
 from kanva.data.ops.base import Context
 from kanva.data.ops.geometry import norm_box, region, region_phrase
 from kanva.data.ops.refs import hypernyms
+from kanva.data.prompt_folder import PromptFolder
 from kanva.data.prompts import load_prompt, parse_fields
 from kanva.data.rng import unit_rng
 from kanva.data.text import sentence, squash
@@ -224,7 +225,12 @@ def parse_pairs(reply: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def llm_request(ctx: Context, kind: str, rng: random.Random, cfg: EvolveConfig) -> tuple[Any, Request, list]:
+def llm_request(ctx: Context, kind: str, rng: random.Random, cfg: EvolveConfig,
+                folder: PromptFolder | None = None) -> tuple[Any, Request, list]:
+    if folder is not None:  # LLaVA's recipe: system, few-shot pairs, this image's captions (and boxes)
+        req = Request(folder.messages(ctx.rec), max_tokens=max(cfg.llm_max_tokens, 1024),
+                      temperature=cfg.llm_temperature, seed=rng.randrange(2**31))
+        return folder, req, []
     prompt = load_prompt(f"seed_{kind}")
     fields = {"objects": boxes_text(ctx.rec), "captions": "\n".join(f"- {c}" for c in ctx.rec.captions) or "- (none)"}
     facts: list[list[str]] = []
@@ -235,7 +241,10 @@ def llm_request(ctx: Context, kind: str, rng: random.Random, cfg: EvolveConfig) 
     return prompt, req, facts
 
 
-def llm_seed(kind: str, reply: str, rng: random.Random) -> list[tuple[str, str]] | None:
+def llm_seed(kind: str, reply: str, rng: random.Random,
+             folder: PromptFolder | None = None) -> list[tuple[str, str]] | None:
+    if folder is not None:
+        return folder.parse(reply, rng.choice(DETAIL))
     if kind == "detail":
         f = parse_fields(reply, ("Description",))
         return [(rng.choice(DETAIL), squash(f["Description"]))] if f else None
@@ -264,14 +273,20 @@ def _check_turns(rec: ImageRec, turns: list[tuple[str, str]], trace: LLMTrace | 
 
 def make_seeds(coco: CocoSet, kb: KBView, types: Iterable[str], seed: int = 0, backend: Backend | None = None,
                exclude: set[str] | None = None, cfg: EvolveConfig | None = None, progress: bool = True,
-               batch_images: int = 32) -> tuple[list[dict], list[dict]]:
-    """(samples, provenance records) for every image of `coco` not excluded, for each type in `types`."""
+               batch_images: int = 32, prompts: PromptFolder | None = None) -> tuple[list[dict], list[dict]]:
+    """(samples, provenance records) for every image of `coco` not excluded, for each type in `types`.
+
+    `prompts` (with a backend): LLaVA's recipe from a prompt folder replaces Kanva's prompt for the one type.
+    """
     from tqdm import tqdm
 
     types = list(types)
     bad = [t for t in types if t not in TYPES]
     if bad or not types:
         raise KanvaError(f"--types {','.join(types)}: unknown type(s) {bad}; choose from {','.join(TYPES)}")
+    if prompts is not None and (len(types) != 1 or types[0] == "align"):
+        raise KanvaError(f"--prompts {prompts.path}: a prompt folder makes one type of seed; give one of "
+                         f"conversation, detail, reasoning with --types (got {','.join(types)})")
     cfg = cfg or EvolveConfig()
     popular = coco.popular()
     exclude = exclude or set()
@@ -289,7 +304,7 @@ def make_seeds(coco: CocoSet, kb: KBView, types: Iterable[str], seed: int = 0, b
                     if kind == "align":
                         continue
                     rng = unit_rng(seed, ctx.rec.id, f"seed-{kind}-llm", 0)
-                    jobs.append((ctx, kind, rng, *llm_request(ctx, kind, rng, cfg)))
+                    jobs.append((ctx, kind, rng, *llm_request(ctx, kind, rng, cfg, prompts)))
         replies = backend.complete([j[4] for j in jobs]) if jobs else []
         llm_out: dict[tuple[int, str], tuple[list | None, dict]] = {}
         for (ctx, kind, rng, prompt, req, facts), reply in zip(jobs, replies):
@@ -297,7 +312,7 @@ def make_seeds(coco: CocoSet, kb: KBView, types: Iterable[str], seed: int = 0, b
             if reply.text is None:
                 llm_out[(ctx.rec.id, kind)] = (None, {**info, "reason": reply.error, "detail": reply.detail})
                 continue
-            turns = llm_seed(kind, reply.text, rng)
+            turns = llm_seed(kind, reply.text, rng, prompts)
             trace = LLMTrace(prompt.static_text(), req.prompt_text(), reply.text)
             reason = "unparsable" if turns is None else _check_turns(ctx.rec, turns, trace, facts)
             llm_out[(ctx.rec.id, kind)] = (None if reason else turns, {**info, "reason": reason,
