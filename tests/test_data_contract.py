@@ -60,8 +60,12 @@ def test_jsonl_bad_line_is_skippable_and_counted(tmp_path):
         (sample(turns=[("human", "<image>\n<image>\nQ"), ("gpt", "A")]), "image_tokens", "2 <image>"),
         (sample(turns=[("human", "Q"), ("gpt", "A")]), "image_tokens", "0 <image>"),
         (sample(image=None), "image_tokens", "0 image(s)"),
+        (sample(turns=[("human", "<image>\nQ"), ("gpt", "A <image>")]), "image_tokens", "conversations[1] (gpt)"),
         (sample(turns=[("human", "<image>\nQ"), ("gpt", "A"), ("human", "<image> again"), ("gpt", "B")]),
-         "image_tokens", "conversations[2]"),
+         "image_tokens", "2 <image>"),
+        ({**sample(), "video": "clip.mp4"}, "video_tokens", "0 <video>"),
+        ({**sample(turns=[("human", "<image><video>\nQ"), ("gpt", "A")])}, "video_tokens", "0 video(s)"),
+        ({**sample(), "video": 3}, "schema", "video"),
         (sample(image=["a.png", "b.png"]), "image_tokens", "2 image(s)"),
         (sample(image=[]), "schema", "image"),
         (sample(sid=""), "schema", "id"),
@@ -142,3 +146,11 @@ def test_cli_check_data_prints_counts_per_reason(tmp_path, capsys, tiny_model):
     out = capsys.readouterr().out
     assert "1 samples ok" in out
     assert "missing_image: 1" in out and "corrupt_image: 1" in out and "roles: 1" in out
+
+
+def test_onevision_samples_interleave_images_and_carry_a_video():
+    """Images may sit in any human turn (counted over all of them); a video has one <video>."""
+    validate_sample(sample(image=["a.png", "b.png"], turns=[("human", "<image>\nQ"), ("gpt", "A"),
+                                                              ("human", "and <image>?"), ("gpt", "B")]))
+    validate_sample({**sample(image=None, turns=[("human", "<video>\nWhat happens?"), ("gpt", "A dog runs.")]),
+                     "video": "clips/run.mp4"})

@@ -1,12 +1,15 @@
 """The LLaVA-format data contract: load (JSON or JSONL), validate, save.
 
 A sample is
-    {"id": str, "image": str | [str, ...] (optional), "conversations": [{"from": "human"|"gpt", "value": str}, ...]}
+    {"id": str, "image": str | [str, ...] (optional), "video": str (optional),
+     "conversations": [{"from": "human"|"gpt", "value": str}, ...]}
 Rules checked here (structure only; images and token budgets are checked by the processor):
 - `id` is a non-empty string (or int, as some public LLaVA files have), unique within the file;
 - `conversations` alternate human/gpt, start with human and end with gpt (every question has its answer);
 - no turn is empty or whitespace-only;
-- `<image>` appears only in the first human turn, exactly once per image (none in text-only samples).
+- `<image>` appears in human turns only (any of them: LLaVA-OneVision interleaves images with the dialogue),
+  exactly once per image, in the order of `image` (none in text-only samples);
+- `video` (a video file or a folder of frames) has exactly one `<video>`, in a human turn.
 
 Every violation is a `SampleError` with a `reason` code and a message naming file and sample id, so a
 `--skip-invalid` run can count what it skipped per reason instead of dropping samples silently.
@@ -24,6 +27,7 @@ from typing import Any
 from kanva.errors import KanvaError
 
 IMAGE_TOKEN = "<image>"
+VIDEO_TOKEN = "<video>"
 
 # Reason codes of SampleError. The first group is structural (this module), the second is raised by
 # kanva.model.processor when a sample meets the model (images, token budget).
@@ -37,6 +41,9 @@ REASONS = (
     "too_long",  # truncation to max_length would cut an image or leave nothing supervised
     "missing_image",  # image file does not exist
     "corrupt_image",  # image file cannot be decoded (truncated, not an image)
+    "video_tokens",  # <video> count does not match the video, or the model takes no video
+    "missing_video",  # video file or frame folder does not exist
+    "video_unreadable",  # video cannot be decoded (not a video, no frames, over the decoding bound)
 )
 
 
@@ -104,14 +111,19 @@ def validate_sample(sample: Any, source: str | None = None, index: int | None = 
     if conv[-1]["from"] != "gpt":
         raise fail("roles", f"conversations[{len(conv) - 1}] is an unanswered human turn; the last turn must be gpt", sid)
 
-    counts = [turn["value"].count(IMAGE_TOKEN) for turn in conv]
-    if counts[0] != len(images):
-        raise fail("image_tokens", f"the first human turn has {counts[0]} {IMAGE_TOKEN} but the sample has "
-                   f"{len(images)} image(s); there must be exactly one {IMAGE_TOKEN} per image", sid)
-    later = [i for i, c in enumerate(counts) if c and i > 0]
-    if later:
-        raise fail("image_tokens", f"conversations[{later[0]}] contains {IMAGE_TOKEN}; it may only appear in the "
-                   "first human turn", sid)
+    video = sample.get("video")
+    if video is not None and (not isinstance(video, str) or not video.strip()):
+        raise fail("schema", f"field 'video' must be a path (file or folder of frames), got {video!r}", sid)
+    for token, n, reason, what in ((IMAGE_TOKEN, len(images), "image_tokens", "image"),
+                                   (VIDEO_TOKEN, int(video is not None), "video_tokens", "video")):
+        counts = [turn["value"].count(token) for turn in conv]
+        in_gpt = [i for i, c in enumerate(counts) if c and i % 2 == 1]
+        if in_gpt:
+            raise fail(reason, f"conversations[{in_gpt[0]}] (gpt) contains {token}; it may only appear in human "
+                       "turns", sid)
+        if sum(counts) != n:
+            raise fail(reason, f"the human turns have {sum(counts)} {token} but the sample has {n} {what}(s); "
+                       f"there must be exactly one {token} per {what}", sid)
 
 
 def _parse(path: Path) -> list[tuple[Any, str]]:

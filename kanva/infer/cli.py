@@ -5,21 +5,44 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "commands: /image PATH (new image, starts a new conversation), /reset, /quit"
+HELP = "commands: /image PATH, /video PATH (attach to your next message), /reset, /quit"
 
 
-def _load_image(proc, path: str):
+def _load_media(proc, images: list[str], videos: list[str]) -> list:
+    """Images then videos, read with the model's processor (a bad file is an error naming it)."""
     from pathlib import Path
 
-    return proc.load_image(Path(path), source="--image")
+    from kanva.data.llava import SampleError
+    from kanva.errors import KanvaError
+
+    out = [proc.load_image(Path(p), source="--image") for p in images]
+    for p in videos:
+        try:
+            out.append(proc.load_video(Path(p), source="--video"))
+        except SampleError as e:
+            raise KanvaError(str(e)) from None
+    return out
 
 
-def _repl(gen, args: argparse.Namespace, image) -> int:
-    """Read a line, answer it with the whole conversation so far as context; streams the answer."""
+def _user_turn(text: str, media: list) -> dict:
+    """A user message with each attached item in front, in their order, placed as the chat template places
+    an image / video part (`<image>\n`, `<video>\n`)."""
+    from kanva.model.templates import IMAGE_PLACE, VIDEO_PLACE
+    from kanva.model.video import Video
+
+    return {"role": "user", "content": "".join(VIDEO_PLACE if isinstance(m, Video) else IMAGE_PLACE for m in media)
+            + text}
+
+
+def _repl(gen, args: argparse.Namespace, attached: list) -> int:
+    """Read a line, answer it with the whole conversation so far as context; streams the answer. Images and
+    videos attach to the next message (--image/--video to the first), so a conversation can hold several."""
     from transformers import TextStreamer
 
     messages: list[dict] = []
-    print(f"kanva chat: {args.model}" + (f" (image {args.image})" if image else "") + f"\n{HELP}", file=sys.stderr)
+    media: list = []  # every image/video of the conversation, in order of their placeholders
+    print(f"kanva chat: {args.model}" + (f" ({len(attached)} attached)" if attached else "") + f"\n{HELP}",
+          file=sys.stderr)
     while True:
         try:
             line = input("you> ").strip()
@@ -31,26 +54,26 @@ def _repl(gen, args: argparse.Namespace, image) -> int:
         if line in ("/quit", "/exit"):
             return 0
         if line == "/reset":
-            messages = []
+            messages, media, attached = [], [], []
             print("(conversation cleared)", file=sys.stderr)
             continue
-        if line.startswith("/image"):
-            path = line[len("/image"):].strip()
+        if line.startswith(("/image ", "/video ")):
+            kind, path = line[1:6], line[7:].strip()
             try:
-                image = _load_image(gen.proc, path) if path else None
+                attached += _load_media(gen.proc, [path] if kind == "image" else [], [path] if kind == "video" else [])
             except Exception as e:  # a bad path is a message in a REPL, not the end of the session
                 print(f"error: {e}", file=sys.stderr)
                 continue
-            messages = []  # the image belongs to the first user turn: a new image starts a new conversation
-            print(f"(image {path or 'removed'}; conversation cleared)", file=sys.stderr)
+            print(f"({kind} {path} attached to your next message)", file=sys.stderr)
             continue
         if line.startswith("/"):
             print(HELP, file=sys.stderr)
             continue
-        messages.append({"role": "user", "content": line})
+        messages.append(_user_turn(line, attached))
+        media, attached = media + attached, []
         streamer = TextStreamer(gen.proc.tokenizer, skip_prompt=True, skip_special_tokens=True)
         print("kanva> ", end="", flush=True)
-        answer = gen.generate([([image] if image else [], messages)], max_new_tokens=args.max_new_tokens,
+        answer = gen.generate([(media, messages)], max_new_tokens=args.max_new_tokens,
                               temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                               streamer=streamer)[0]
         messages.append({"role": "assistant", "content": answer})
@@ -60,11 +83,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from kanva.infer.generate import Generator
 
     gen = Generator.load(args.model)
-    image = _load_image(gen.proc, args.image) if args.image else None
+    media = _load_media(gen.proc, args.image, args.video)
     if args.prompt is None:
-        return _repl(gen, args, image)
-    messages = [{"role": "user", "content": args.prompt}]
-    answer = gen.generate([([image] if image else [], messages)], max_new_tokens=args.max_new_tokens,
+        return _repl(gen, args, media)
+    messages = [{"role": "user", "content": args.prompt}]  # <image>/<video> in it place them; else in front
+    answer = gen.generate([(media, messages)], max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p, seed=args.seed)[0]
     print(answer)
     return 0
@@ -73,7 +96,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("chat", help="chat with a model (one-shot with --prompt, interactive without)")
     p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--image", help="image file to talk about")
+    p.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="image to talk about (repeat for several; an onevision model takes any number)")
+    p.add_argument("--video", action="append", default=[], metavar="PATH",
+                   help="video file or folder of frames (onevision models), sampled to the model's frame count")
     p.add_argument("--prompt", help="one question: print only the answer and exit")
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")

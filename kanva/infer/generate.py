@@ -1,7 +1,7 @@
-"""Batched generation for LLaVA models: left padding, KV cache, greedy or sampled, stop strings.
+"""Batched generation for LLaVA and OneVision models: left padding, KV cache, greedy or sampled, stop strings.
 
 Everything goes through `model.generate` (transformers' KV cache, logits processors, streamers); what is
-ours is turning (images, messages) rows into one left-padded batch with the model's own processor, so
+ours is turning (images and videos, messages) rows into one left-padded batch with the model's own processor, so
 that `kanva chat`, evaluation and serving all prompt the model exactly the same way.
 """
 
@@ -14,8 +14,10 @@ import torch
 from PIL import Image
 
 from kanva.errors import KanvaError
+from kanva.model.processor import collate_vision
+from kanva.model.video import Video
 
-Row = tuple[list[Image.Image], list[dict[str, Any]]]
+Row = tuple[list[Image.Image | Video], list[dict[str, Any]]]  # (images and videos in order, messages)
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> str:
@@ -50,9 +52,9 @@ class Generator:
             input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention_mask[i, width - len(ids):] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        pixels = [pv for _, pv in encoded if pv is not None]
-        if pixels:  # image features fill <image> positions in row-major order: concatenate by row
-            batch["pixel_values"] = torch.cat(pixels).to(self.model.dtype)
+        # image (video) features fill <image> (<video>) positions in row-major order: concatenate by row
+        for key, value in collate_vision([vision for _, vision in encoded]).items():
+            batch[key] = value.to(self.model.dtype) if value.is_floating_point() else value
         device = self.model.device
         return {k: v.to(device) for k, v in batch.items()}
 

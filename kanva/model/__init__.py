@@ -1,4 +1,5 @@
-"""kanva.model: LLaVA assembly on transformers' LlavaForConditionalGeneration, presets, processor.
+"""kanva.model: LLaVA assembly on transformers' LlavaForConditionalGeneration (`llava`) and
+LlavaOnevisionForConditionalGeneration (`onevision`), presets, processor.
 
     from kanva.model import build_preset, load_model
     build_preset("tiny", "runs/tiny")                 # -> Path of a plain transformers checkpoint
@@ -47,28 +48,32 @@ def expected_image_tokens(config) -> int:
 
 
 def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", attn_implementation: str | None = None):
-    """(LlavaForConditionalGeneration in eval mode, KanvaProcessor) from a model directory.
+    """(model in eval mode, KanvaProcessor) from a model directory: LlavaForConditionalGeneration, or
+    LlavaOnevisionForConditionalGeneration with an OnevisionProcessor for an onevision model.
 
     `device=None` leaves the weights where transformers put them: under FSDP's low-memory loading the
     processes other than rank 0 hold meta tensors, which cannot be moved (accelerate fills them in).
     """
     import torch
-    from transformers import LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
 
-    from kanva.model.processor import KanvaProcessor
+    from kanva.model.processor import KanvaProcessor, model_type
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise KanvaError(f"{model_dir}: not a model directory (no config.json); build one with `kanva model build`")
     proc = KanvaProcessor.from_pretrained(model_dir)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    onevision = model_type(model_dir) == "llava_onevision"
+    cls = LlavaOnevisionForConditionalGeneration if onevision else LlavaForConditionalGeneration
     try:
-        model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=dtype or torch.float32, **extra)
+        model = cls.from_pretrained(model_dir, dtype=dtype or torch.float32, **extra)
     except ImportError as e:  # flash_attention_2 without the flash-attn package
         raise KanvaError(f"attn_implementation {attn_implementation!r}: {e}") from None
     except (OSError, ValueError) as e:
         raise KanvaError(f"{model_dir}: cannot load the model ({e})") from None
-    expected = expected_image_tokens(model.config)
+    expected = (model.config.vision_config.image_size // model.config.vision_config.patch_size) ** 2 if onevision \
+        else expected_image_tokens(model.config)
     if proc.num_image_tokens != expected:
         raise KanvaError(f"{model_dir}: the processor expands <image> to {proc.num_image_tokens} tokens but the "
                          f"vision tower produces {expected} features per image")

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from kanva import __version__
-from kanva.data.llava import IMAGE_TOKEN
+from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 from kanva.errors import KanvaError
 from kanva.model.presets import ModelSpec, resolve_preset
 from kanva.model.templates import get_template
@@ -94,12 +94,40 @@ def _tiny_lm(spec: ModelSpec):
     return LlamaForCausalLM(config).to(torch.float32), tokenizer
 
 
+def _assemble_llava(spec: ModelSpec, vision, lm, tokenizer, feature_layer: int, strategy: str, num_image_tokens: int):
+    """A LlavaForConditionalGeneration from the parts (projector freshly initialised from the seeded RNG)."""
+    import torch
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+    config = LlavaConfig(
+        vision_config=vision.config.to_dict(),
+        text_config=lm.config.to_dict(),
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=num_image_tokens,
+        projector_hidden_act="gelu" if spec.projector == "mlp2x_gelu" else "linear",
+        vision_feature_select_strategy=strategy,
+        vision_feature_layer=feature_layer,
+        tie_word_embeddings=bool(lm.config.tie_word_embeddings),
+    )
+    # A skeleton on the meta device (no wasted random init), then the real parts put in.
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower = vision
+    model.model.language_model = lm.model
+    model.lm_head = lm.lm_head
+    model.model.multi_modal_projector = LlavaMultiModalProjector(config)  # seeded default Linear init
+    model.config.text_config = lm.config
+    model.config.vision_config = vision.config
+    model.tie_weights()
+    return model
+
+
 def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str | None = None,
                 force: bool = False) -> Path:
     """Assemble the model described by `spec` and save it (atomically) to `out_dir`; returns the dir."""
     import torch
-    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
-    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+    from transformers import GenerationConfig, LlavaProcessor
 
     from kanva.model.lm import load_lm
 
@@ -116,8 +144,9 @@ def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str
             lm, tokenizer = load_lm(spec.lm)
 
         template = get_template(spec.chat_template, spec.system_prompt)
-        # <image> is a special token: never split, never merged with neighbours.
-        tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]}, replace_extra_special_tokens=False)
+        # <image> (and <video>) are special tokens: never split, never merged with neighbours.
+        media_tokens = [IMAGE_TOKEN, VIDEO_TOKEN] if spec.architecture == "onevision" else [IMAGE_TOKEN]
+        tokenizer.add_special_tokens({"additional_special_tokens": media_tokens}, replace_extra_special_tokens=False)
         if tokenizer.pad_token is None:  # Llama/Vicuna: pad with <unk> as LLaVA does, else with EOS
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         tokenizer.chat_template = template.jinja
@@ -126,7 +155,6 @@ def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str
                              f"of the LM's tokenizer")
         if len(tokenizer) > lm.get_input_embeddings().num_embeddings:
             lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
         feature_layer = spec.vision_feature_layer
         layers_total = layers_kept = len(vision.encoder.layers)
@@ -138,41 +166,30 @@ def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str
         grid = vcfg.image_size // vcfg.patch_size
         num_image_tokens = grid * grid + (1 if family == "clip" else 0) - (1 if strategy == "default" else 0)
 
-        config = LlavaConfig(
-            vision_config=vcfg.to_dict(),
-            text_config=lm.config.to_dict(),
-            image_token_index=image_token_id,
-            image_seq_length=num_image_tokens,
-            projector_hidden_act="gelu" if spec.projector == "mlp2x_gelu" else "linear",
-            vision_feature_select_strategy=strategy,
-            vision_feature_layer=feature_layer,
-            tie_word_embeddings=bool(lm.config.tie_word_embeddings),
-        )
-        # A skeleton on the meta device (no wasted random init), then the real parts put in.
-        with torch.device("meta"):
-            model = LlavaForConditionalGeneration(config)
-        model.model.vision_tower = vision
-        model.model.language_model = lm.model
-        model.lm_head = lm.lm_head
-        model.model.multi_modal_projector = LlavaMultiModalProjector(config)  # seeded default Linear init
-        model.config.text_config = lm.config
-        model.config.vision_config = vision.config
-        model.tie_weights()
-        model.generation_config = GenerationConfig(
+        generation_config = GenerationConfig(
             eos_token_id=tokenizer.convert_tokens_to_ids(template.end_of_turn),
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
         )
+        if spec.architecture == "onevision":
+            from kanva.model.onevision import assemble_onevision
+
+            model, processor, extra = assemble_onevision(spec, vision, lm, tokenizer, image_processor, template.jinja,
+                                                         feature_layer, strategy, num_image_tokens)
+        else:
+            model = _assemble_llava(spec, vision, lm, tokenizer, feature_layer, strategy, num_image_tokens)
+            processor = LlavaProcessor(
+                image_processor=image_processor,
+                tokenizer=tokenizer,
+                patch_size=vcfg.patch_size,
+                vision_feature_select_strategy=strategy,
+                chat_template=template.jinja,
+                num_additional_image_tokens=1 if family == "clip" else 0,
+            )
+            extra = {}
+        model.generation_config = generation_config
     model = model.to(torch.float32).eval()
 
-    processor = LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=vcfg.patch_size,
-        vision_feature_select_strategy=strategy,
-        chat_template=template.jinja,
-        num_additional_image_tokens=1 if family == "clip" else 0,
-    )
     record = {
         "kanva_version": __version__,
         "preset": preset,
@@ -186,8 +203,10 @@ def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str
             "projector": spec.projector,
             "lm": spec.lm,
         },
+        "architecture": spec.architecture,
         "num_image_tokens": num_image_tokens,
         "image_aspect_ratio": spec.image_aspect_ratio,
+        **extra,
         "template": {"name": template.name, "end_of_turn": template.end_of_turn,
                      "system_prompt": template.system_prompt},
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +21,11 @@ from kanva.model.templates import VICUNA_SYSTEM
 @dataclass
 class ModelSpec:
     """How to assemble a LLaVA model. Exactly one of `vision` / `vision_config` is set."""
+
+    # "llava": LLaVA-1.5 (LlavaForConditionalGeneration, one view per image). "onevision": LLaVA-OneVision
+    # (LlavaOnevisionForConditionalGeneration: AnyRes crops + base view per single image, base view per image
+    # of a multi-image sample, videos as frames pooled 2x2).
+    architecture: Literal["llava", "onevision"] = "llava"
 
     # Vision encoder: a CLIP or SigLIP checkpoint (hub id or local dir) ...
     vision: str | None = None
@@ -38,7 +44,14 @@ class ModelSpec:
     # LlamaConfig kwargs when lm == "tiny".
     lm_config: dict[str, Any] | None = None
     tokenizer_vocab: int = 768  # vocabulary of the tiny BPE (lm == "tiny")
-    image_aspect_ratio: Literal["pad", "resize"] = "pad"
+    # llava: "pad" or "resize" to the encoder's square. onevision: "anyres" (its image processor tiles).
+    image_aspect_ratio: Literal["pad", "resize", "anyres"] = "pad"
+    # onevision only. The (height, width) grids AnyRes may tile an image into, in pixels (multiples of the
+    # encoder's image size); None: every grid of 1..6 x 1..6 crops, as LLaVA-OneVision uses.
+    image_grid_pinpoints: list[list[int]] | None = None
+    # onevision only. "anyres_max_N": a tiled image's features are interpolated down to about N crops' worth.
+    vision_aspect_ratio: str = "anyres_max_9"
+    max_frames: int = 32  # onevision only: frames sampled from every video
     chat_template: Literal["chatml", "vicuna_v1"] = "chatml"
     system_prompt: str | None = None
     # Init scale of the random parts (tiny LM); larger than HF's 0.02 so a random model's greedy choices
@@ -71,6 +84,61 @@ PRESETS: dict[str, ModelSpec] = {
         lm="smollm2",
         system_prompt="You are a helpful assistant.",  # 6 tokens; SmolLM2 answers well with it
         notes="SmolLM2-135M-Instruct (embedded GGUF) + a 4-layer SigLIP-shaped encoder from scratch",
+    ),
+    "tiny-ov": ModelSpec(
+        architecture="onevision",
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=32, patch_size=8,  # 4x4 patches: 16 tokens per view, 4 per video frame
+        ),
+        vision_feature_layer=-1,
+        image_aspect_ratio="anyres",
+        image_grid_pinpoints=[[32 * h, 32 * w] for h in (1, 2, 3) for w in (1, 2, 3)],
+        vision_aspect_ratio="anyres_max_4",
+        max_frames=8,
+        lm="tiny",
+        lm_config=dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
+        ),
+        initializer_range=0.2,
+        notes="OneVision layout at test size: random SigLIP (32 px views, grids up to 3x3, anyres_max_4) + "
+              "random 2-layer Llama; for tests",
+    ),
+    "smol-ov": ModelSpec(
+        architecture="onevision",
+        vision_config=dict(
+            hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=3,
+            image_size=96, patch_size=16,  # 6x6 patches: 36 tokens per view, 9 per video frame
+        ),
+        vision_feature_layer=-1,
+        image_aspect_ratio="anyres",
+        image_grid_pinpoints=[[96 * h, 96 * w] for h in (1, 2, 3) for w in (1, 2, 3)],
+        vision_aspect_ratio="anyres_max_4",
+        max_frames=8,
+        lm="smollm2",
+        system_prompt="You are a helpful assistant.",
+        notes="SmolLM2-135M-Instruct (embedded GGUF) + a 4-layer SigLIP-shaped encoder from scratch, OneVision "
+              "layout (96 px views, grids up to 3x3, anyres_max_4, 8 frames per video)",
+    ),
+    "llava-onevision-0.5b": ModelSpec(
+        architecture="onevision",
+        vision="google/siglip-so400m-patch14-384",
+        vision_feature_layer=-1,
+        image_aspect_ratio="anyres",
+        lm="Qwen/Qwen2-0.5B-Instruct",
+        system_prompt="You are a helpful assistant.",
+        notes="LLaVA-OneVision-0.5B layout: SigLIP-so400m/14-384 (729 tokens per view, grids up to 6x6, "
+              "anyres_max_9, 32 frames) + Qwen2-0.5B-Instruct; needs the hub",
+    ),
+    "llava-onevision-7b": ModelSpec(
+        architecture="onevision",
+        vision="google/siglip-so400m-patch14-384",
+        vision_feature_layer=-1,
+        image_aspect_ratio="anyres",
+        lm="Qwen/Qwen2-7B-Instruct",
+        system_prompt="You are a helpful assistant.",
+        notes="LLaVA-OneVision-7B layout: SigLIP-so400m/14-384 + Qwen2-7B-Instruct; needs the hub",
     ),
     "llava-1.5-7b": ModelSpec(
         vision="openai/clip-vit-large-patch14-336",
@@ -106,4 +174,15 @@ def resolve_preset(name: str, overrides: dict[str, Any] | None = None) -> ModelS
         raise KanvaError(f"preset {name}: set exactly one of 'vision' (checkpoint) or 'vision_config' (from scratch)")
     if spec.lm == "tiny" and spec.lm_config is None:
         raise KanvaError(f"preset {name}: lm 'tiny' needs lm_config")
+    if spec.architecture == "onevision" and spec.image_aspect_ratio != "anyres":
+        raise KanvaError(f"preset {name}: architecture 'onevision' tiles images, so image_aspect_ratio must be "
+                         f"'anyres', got {spec.image_aspect_ratio!r}")
+    if spec.architecture == "llava" and spec.image_aspect_ratio == "anyres":
+        raise KanvaError(f"preset {name}: image_aspect_ratio 'anyres' needs architecture 'onevision' "
+                         "(--preset tiny-ov, smol-ov, llava-onevision-0.5b or llava-onevision-7b)")
+    if not re.fullmatch(r"anyres_max_[1-9][0-9]*", spec.vision_aspect_ratio):
+        raise KanvaError(f"preset {name}: vision_aspect_ratio must be anyres_max_N (N >= 1), got "
+                         f"{spec.vision_aspect_ratio!r}")
+    if spec.max_frames < 1:
+        raise KanvaError(f"preset {name}: max_frames must be >= 1, got {spec.max_frames}")
     return spec

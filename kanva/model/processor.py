@@ -20,16 +20,17 @@ tokenizer with `<image>`, chat template) and adds LLaVA's training rules:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
-from kanva.data.llava import IMAGE_TOKEN, SampleError, sample_images, validate_sample
+from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN, SampleError, sample_images, validate_sample
 from kanva.errors import KanvaError
-from kanva.model.templates import IMAGE_PLACE, recorded_template
+from kanva.model.templates import IMAGE_PLACE, VIDEO_PLACE, recorded_template
+from kanva.model.video import Video, VideoError, read_video
 
 IGNORE = -100  # label of an unsupervised position (PyTorch cross-entropy's ignore_index)
 
@@ -41,9 +42,11 @@ class Encoded:
 
     input_ids: list[int]
     labels: list[int]
-    pixel_values: torch.Tensor | None  # [n_images, 3, H, W]
+    pixel_values: torch.Tensor | None  # [n_images, 3, H, W] (llava) or [n_images, crops, 3, H, W] (onevision)
     id: str
     truncated: int = 0  # tokens cut from the tail to fit max_length
+    # The model's other vision inputs (onevision: image_sizes, batch_num_images, pixel_values_videos).
+    vision: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def num_supervised(self) -> int:
@@ -61,13 +64,49 @@ def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image
     return canvas
 
 
-def _count_images(content: Any) -> int:
-    """`<image>` places in a message content: a string, or transformers' list of typed parts."""
+def _count_media(content: Any, kind: str) -> int:
+    """`<image>` (kind "image") or `<video>` places in a message content: a string, or transformers' list of
+    typed parts."""
     if isinstance(content, str):
-        return content.count(IMAGE_TOKEN)
+        return content.count(IMAGE_TOKEN if kind == "image" else VIDEO_TOKEN)
     if isinstance(content, list):
-        return sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image")
+        return sum(1 for part in content if isinstance(part, dict) and part.get("type") == kind)
     return 0
+
+
+def collate_vision(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch's vision inputs from each row's (`Encoded.vision` + pixel_values), in row order.
+
+    transformers fills image (video) tokens with image (video) features left to right, row by row, so the
+    rows' tensors are concatenated in order. AnyRes pixel values ([images, crops, 3, H, W]) differ in crop
+    count between rows: they are zero-padded to the largest (the model reads only each image's own crops,
+    from image_sizes). `batch_num_images` has one entry per row (0 for a row without images): it tells the
+    model which rows are multi-image (no AnyRes crops)."""
+    out: dict[str, torch.Tensor] = {}
+    pix = [r["pixel_values"] for r in rows if r.get("pixel_values") is not None]
+    if pix:
+        if pix[0].dim() == 5:
+            crops = max(p.shape[1] for p in pix)
+            pix = [torch.nn.functional.pad(p, (0, 0, 0, 0, 0, 0, 0, crops - p.shape[1])) for p in pix]
+        out["pixel_values"] = torch.cat(pix)
+    for key in ("image_sizes", "pixel_values_videos"):
+        parts = [r[key] for r in rows if r.get(key) is not None]
+        if parts:
+            if key == "pixel_values_videos" and len({p.shape[1] for p in parts}) > 1:
+                raise KanvaError(f"videos of {sorted({p.shape[1] for p in parts})} frames cannot share a batch")
+            out[key] = torch.cat(parts)
+    if any("batch_num_images" in r for r in rows):
+        out["batch_num_images"] = torch.tensor([int(r["batch_num_images"][0]) if "batch_num_images" in r else 0
+                                                for r in rows], dtype=torch.long)
+    return out
+
+
+def model_type(model_dir: Path) -> str | None:
+    """config.json's model_type ("llava", "llava_onevision"), None without a readable config."""
+    try:
+        return json.loads((Path(model_dir) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return None
 
 
 class KanvaProcessor:
@@ -85,24 +124,51 @@ class KanvaProcessor:
             raise KanvaError(f"the tokenizer has no {IMAGE_TOKEN} token")
         self.end_of_turn = end_of_turn or self.tokenizer.eos_token
         self.end_of_turn_id = self.tokenizer.convert_tokens_to_ids(self.end_of_turn)
-        # The model's input size and token count, measured by running the image processor once.
-        probe = self.image_processor(images=[Image.new("RGB", (7, 5))], return_tensors="pt")["pixel_values"]
-        self.image_size: tuple[int, int] = (int(probe.shape[-2]), int(probe.shape[-1]))
-        patch = processor.patch_size
-        n = (self.image_size[0] // patch) * (self.image_size[1] // patch) + processor.num_additional_image_tokens
-        self.num_image_tokens: int = n - (1 if processor.vision_feature_select_strategy == "default" else 0)
+        self.image_size, self.num_image_tokens = self._measure()
         mean = getattr(self.image_processor, "image_mean", None) or [0.5, 0.5, 0.5]
         self.pad_color = tuple(int(round(255 * m)) for m in mean)
         # Does the tokenizer put a BOS in front of plain text? (Llama: yes; GPT-2/SmolLM2: no.)
         bos = self.tokenizer.bos_token_id
         self.adds_bos = bos is not None and self.tokenizer("a").input_ids[:1] == [bos]
+        vid = self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+        self.video_token_id: int | None = None if vid in (None, self.tokenizer.unk_token_id) else vid
+        self.max_frames: int | None = None  # frames per video; None: the model takes no video
+
+    # ---- the model's vision inputs (an architecture overrides these three) ------------------------------
+    def image_token_counts(self, sizes: list[tuple[int, int]]) -> list[int]:
+        """Tokens each image of one sample becomes, from the images' (height, width)."""
+        return [self.num_image_tokens] * len(sizes)
+
+    def video_token_count(self, video: Video) -> int:
+        raise KanvaError("this model takes no video (an onevision model does: kanva model build --preset tiny-ov)")
+
+    def vision_inputs(self, images: list[Image.Image], videos: list[Video]) -> dict[str, torch.Tensor]:
+        """The model's vision inputs for one sample's images and videos (pixel_values, ...)."""
+        return {"pixel_values": self.pixel_values(images)} if images else {}
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Write the transformers processor (tokenizer, image processor, chat template) into `out_dir`."""
+        self.processor.save_pretrained(out_dir)
+
+    def _measure(self) -> tuple[tuple[int, int], int]:
+        """The model's input size (by running the image processor once) and tokens per image."""
+        probe = self.image_processor(images=[Image.new("RGB", (7, 5))], return_tensors="pt")["pixel_values"]
+        size = (int(probe.shape[-2]), int(probe.shape[-1]))
+        patch = self.processor.patch_size
+        n = (size[0] // patch) * (size[1] // patch) + self.processor.num_additional_image_tokens
+        return size, n - (1 if self.processor.vision_feature_select_strategy == "default" else 0)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path) -> KanvaProcessor:
-        """Load the processor saved in `model_dir`, with kanva.json's settings (defaults if absent)."""
+        """Load the processor saved in `model_dir`, with kanva.json's settings (defaults if absent). An
+        onevision model directory gets an `OnevisionProcessor`."""
         from transformers import AutoProcessor
 
         model_dir = Path(model_dir)
+        if cls is KanvaProcessor and model_type(model_dir) == "llava_onevision":
+            from kanva.model.onevision import OnevisionProcessor
+
+            return OnevisionProcessor.from_pretrained(model_dir)
         record = {}
         if (model_dir / "kanva.json").is_file():
             record = json.loads((model_dir / "kanva.json").read_text())
@@ -129,6 +195,18 @@ class KanvaProcessor:
             raise SampleError("corrupt_image", f"image {path} cannot be decoded ({e})", source=source,
                               sample_id=sample_id) from None
 
+    def load_video(self, path: Path, sample_id: str | None = None, source: str | None = None) -> Video:
+        """Read a video file or frame folder, sampled to the model's frame count; failures are SampleErrors."""
+        if self.max_frames is None:
+            raise SampleError("video_tokens", f"video {path}: this model takes no video (an onevision model does)",
+                              source=source, sample_id=sample_id)
+        if not path.exists():
+            raise SampleError("missing_video", f"video {path} does not exist", source=source, sample_id=sample_id)
+        try:
+            return read_video(path, self.max_frames)
+        except VideoError as e:
+            raise SampleError("video_unreadable", str(e), source=source, sample_id=sample_id) from None
+
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor | None:
         """[n, 3, H, W] for the images after `pad` or `resize`; None for no images."""
         if not images:
@@ -152,20 +230,27 @@ class KanvaProcessor:
         # The template writes any BOS itself, so the tokenizer must not add one.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _expand_images(self, ids: list[int], labels: list[int]) -> tuple[list[int], list[int], int]:
-        """Replace each `<image>` id by num_image_tokens of them (unsupervised); returns the image count."""
+    def _expand(self, ids: list[int], labels: list[int], image_counts: list[int], video_counts: list[int]
+                ) -> tuple[list[int], list[int]]:
+        """Replace the k-th `<image>` id by image_counts[k] of them (unsupervised), `<video>` likewise.
+        The caller has checked that the prompt holds as many of each as there are counts."""
+        counts = {self.image_token_id: iter(image_counts), self.video_token_id: iter(video_counts)}
         out_ids: list[int] = []
         out_labels: list[int] = []
-        n = 0
         for tok, lab in zip(ids, labels):
-            if tok == self.image_token_id:
-                out_ids.extend([tok] * self.num_image_tokens)
-                out_labels.extend([IGNORE] * self.num_image_tokens)
-                n += 1
+            if tok in counts and tok is not None:
+                n = next(counts[tok])
+                out_ids.extend([tok] * n)
+                out_labels.extend([IGNORE] * n)
             else:
                 out_ids.append(tok)
                 out_labels.append(lab)
-        return out_ids, out_labels, n
+        return out_ids, out_labels
+
+    def _media_tokens(self, ids: list[int]) -> tuple[int, int]:
+        """(image placeholders, video placeholders) in unexpanded ids."""
+        videos = ids.count(self.video_token_id) if self.video_token_id is not None else 0
+        return ids.count(self.image_token_id), videos
 
     def _assistant_spans(self, messages: list[dict], full: str) -> list[tuple[int, int]]:
         """Character spans [start, end) of each assistant turn in `full`, end-of-turn marker included."""
@@ -206,7 +291,8 @@ class KanvaProcessor:
             labels += seg if supervised else [IGNORE] * len(seg)
         return ids, labels
 
-    def _plain_tokens(self, sample: dict, n_images: int, source: str | None) -> tuple[list[int], list[int]]:
+    def _plain_tokens(self, sample: dict, n_images: int, n_videos: int, source: str | None
+                      ) -> tuple[list[int], list[int]]:
         conv = sample["conversations"]
         if len(conv) != 2:
             raise SampleError("roles", f"template 'plain' needs one human and one gpt turn, got {len(conv)} turns",
@@ -214,8 +300,9 @@ class KanvaProcessor:
         caption = self.tokenizer(conv[1]["value"], add_special_tokens=False).input_ids
         eos = self.tokenizer.eos_token_id
         prefix = [self.tokenizer.bos_token_id] if self.adds_bos else []
-        ids = prefix + [self.image_token_id] * n_images + caption + [eos]
-        labels = [IGNORE] * (len(prefix) + n_images) + caption + [eos]
+        media = [self.image_token_id] * n_images + [self.video_token_id] * n_videos
+        ids = prefix + media + caption + [eos]
+        labels = [IGNORE] * (len(prefix) + len(media)) + caption + [eos]
         return ids, labels
 
     def encode(self, sample: dict, image_root: str | Path | None = None, max_length: int | None = None,
@@ -228,58 +315,80 @@ class KanvaProcessor:
         validate_sample(sample, source=source)
         sid = str(sample["id"])
         paths = sample_images(sample)
+        video_path = sample.get("video")
+        root = Path(image_root) if image_root is not None else Path(".")
+        images = [self.load_image(root / p, sid, source) for p in paths]
+        videos = [self.load_video(root / video_path, sid, source)] if video_path else []
         if template == "chat":
             messages = [{"role": "user" if t["from"] == "human" else "assistant", "content": t["value"]}
                         for t in sample["conversations"]]
             ids, labels = self._chat_tokens(messages)
         elif template == "plain":
-            ids, labels = self._plain_tokens(sample, len(paths), source)
+            ids, labels = self._plain_tokens(sample, len(images), len(videos), source)
         else:
             raise KanvaError(f"template must be 'chat' or 'plain', got {template!r}")
-        ids, labels, n_found = self._expand_images(ids, labels)
-        if n_found != len(paths):
-            raise SampleError("image_tokens", f"the prompt has {n_found} {IMAGE_TOKEN} tokens for {len(paths)} "
+        n_img, n_vid = self._media_tokens(ids)
+        if n_img != len(images):
+            raise SampleError("image_tokens", f"the prompt has {n_img} {IMAGE_TOKEN} tokens for {len(images)} "
                               "image(s)", source=source, sample_id=sid)
+        if n_vid != len(videos):
+            raise SampleError("video_tokens", f"the prompt has {n_vid} {VIDEO_TOKEN} tokens for {len(videos)} "
+                              "video(s)", source=source, sample_id=sid)
+        ids, labels = self._expand(ids, labels, self.image_token_counts([im.size[::-1] for im in images]),
+                                   [self.video_token_count(v) for v in videos])
 
         truncated = 0
         if max_length is not None and len(ids) > max_length:
-            if self.image_token_id in ids[max_length:]:
+            tail = ids[max_length:]
+            if self.image_token_id in tail or (self.video_token_id is not None and self.video_token_id in tail):
                 raise SampleError("too_long", f"{len(ids)} tokens > max_length {max_length}, and truncating would "
-                                  "cut an image", source=source, sample_id=sid)
+                                  "cut an image or video", source=source, sample_id=sid)
             truncated = len(ids) - max_length
             ids, labels = ids[:max_length], labels[:max_length]
             if all(x == IGNORE for x in labels):
                 raise SampleError("too_long", f"{len(ids) + truncated} tokens > max_length {max_length}, and "
                                   "truncating leaves no supervised token", source=source, sample_id=sid)
 
-        root = Path(image_root) if image_root is not None else Path(".")
-        images = [self.load_image(root / p, sid, source) for p in paths]
-        return Encoded(ids, labels, self.pixel_values(images) if pixels else None, sid, truncated)
+        vision = self.vision_inputs(images, videos) if pixels else {}
+        return Encoded(ids, labels, vision.pop("pixel_values", None), sid, truncated, vision)
 
     # ---- generation ----------------------------------------------------------------------------------
-    def encode_prompt(self, images: list[Image.Image], messages: list[dict[str, Any]]
-                      ) -> tuple[list[int], torch.Tensor | None]:
-        """Prompt ids (ending with the generation prompt) and pixel values for (images, messages).
+    def encode_prompt(self, media: list[Image.Image | Video], messages: list[dict[str, Any]]
+                      ) -> tuple[list[int], dict[str, torch.Tensor]]:
+        """Prompt ids (ending with the generation prompt) and the model's vision inputs for (media, messages).
 
-        `<image>` in a user message marks where an image goes; when no message has one, one per image is
-        put at the front of the first user message, as the chat template renders an image part
-        (IMAGE_PLACE, `<image>\n`): string and typed content with the same images and text give the same ids.
+        `media` holds the row's images and videos (`Video`) in order. `<image>` / `<video>` in user messages
+        (or typed `{"type": "image"}` / `{"type": "video"}` parts) mark where each goes; a kind that no message
+        places is put at the front of the first user message, images before videos, as the chat template
+        renders such parts (IMAGE_PLACE `<image>\n`, VIDEO_PLACE `<video>\n`): string and typed content with the
+        same media and text give the same ids.
         """
+        images = [m for m in media if not isinstance(m, Video)]
+        videos = [m for m in media if isinstance(m, Video)]
         messages = [dict(m) for m in messages]
-        if images and sum(_count_images(m.get("content")) for m in messages) == 0:
+        front: list[str] = []
+        for kind, place, items in (("image", IMAGE_PLACE, images), ("video", VIDEO_PLACE, videos)):
+            if items and sum(_count_media(m.get("content"), kind) for m in messages) == 0:
+                front += [place] * len(items)
+        if front:
             first = next((m for m in messages if m.get("role") == "user"), None)
             if first is None:
-                raise KanvaError("a prompt with images needs a user message")
+                raise KanvaError("a prompt with images or videos needs a user message")
             if isinstance(first["content"], str):
-                first["content"] = IMAGE_PLACE * len(images) + first["content"]
-            else:  # transformers' list-of-parts form; the template renders each image part as IMAGE_PLACE
-                first["content"] = [{"type": "image"}] * len(images) + list(first["content"])
+                first["content"] = "".join(front) + first["content"]
+            else:  # transformers' list-of-parts form; the template renders each part as its PLACE
+                parts = [{"type": "image" if t == IMAGE_PLACE else "video"} for t in front]
+                first["content"] = parts + list(first["content"])
         text = self.render(messages, add_generation_prompt=True)
         ids = self._tokenize(text)
-        ids, _, n_found = self._expand_images(ids, [IGNORE] * len(ids))
-        if n_found != len(images):
-            raise KanvaError(f"the prompt has {n_found} {IMAGE_TOKEN} for {len(images)} image(s)")
-        return ids, self.pixel_values(images)
+        n_img, n_vid = self._media_tokens(ids)
+        if n_img != len(images):
+            raise KanvaError(f"the prompt has {n_img} {IMAGE_TOKEN} for {len(images)} image(s)")
+        if n_vid != len(videos):
+            raise KanvaError(f"the prompt has {n_vid} {VIDEO_TOKEN} for {len(videos)} video(s)")
+        ids, _ = self._expand(ids, [IGNORE] * len(ids), self.image_token_counts([im.size[::-1] for im in images]),
+                              [self.video_token_count(v) for v in videos])
+        return ids, self.vision_inputs(images, videos)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -4,7 +4,8 @@ A template must be prefix-stable: rendering messages[:k] with the generation pro
 rendering messages[:k+1]. The processor relies on that to find each assistant turn's characters (and so
 its tokens) per message, instead of counting separator lengths. Message content may be a string
 (with `<image>` where an image goes) or a list of parts in transformers' multimodal form
-(`{"type": "image"}` renders as `<image>` and a newline, `{"type": "text", "text": ...}` as its text), so
+(`{"type": "image"}` renders as `<image>` and a newline, `{"type": "video"}` as `<video>` and a newline,
+`{"type": "text", "text": ...}` as its text), so
 `AutoProcessor.apply_chat_template` works on a saved model without kanva.
 
 An image part renders as IMAGE_PLACE (`<image>\n`) because that is how LLaVA data puts an image in front
@@ -18,11 +19,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from kanva.data.llava import IMAGE_TOKEN
+from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 from kanva.errors import KanvaError
 
 # How one image sits in a prompt: its token on a line of its own, before the text that follows.
 IMAGE_PLACE = IMAGE_TOKEN + "\n"
+VIDEO_PLACE = VIDEO_TOKEN + "\n"  # a video likewise (LLaVA-OneVision data: "<video>\nWhat happens ...")
 
 
 def _literal(text: str) -> str:
@@ -35,6 +37,7 @@ _CONTENT = (
     "{%- if message['content'] is string -%}{{ message['content'] }}"
     "{%- else -%}{%- for part in message['content'] -%}"
     "{%- if part['type'] == 'image' -%}{{ " + _literal(IMAGE_PLACE) + " }}"
+    "{%- elif part['type'] == 'video' -%}{{ " + _literal(VIDEO_PLACE) + " }}"
     "{%- elif part['type'] == 'text' -%}{{ part['text'] }}{%- endif -%}"
     "{%- endfor -%}{%- endif -%}"
 )
