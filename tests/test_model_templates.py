@@ -62,7 +62,8 @@ def _square_image(size: int, seed: int) -> Image.Image:
 
 
 @pytest.mark.slow  # smol converts and loads SmolLM2-135M
-@pytest.mark.parametrize("name", [n for n in sorted(PRESETS) if offline(n)])
+# onevision presets: tests/test_onevision.py (LlavaOnevision classes; images, several turns, video)
+@pytest.mark.parametrize("name", [n for n in sorted(PRESETS) if offline(n) and PRESETS[n].architecture == "llava"])
 def test_plain_transformers_prompts_and_answers_as_kanva_chat(name, tmp_path, capsys):
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
