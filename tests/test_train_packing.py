@@ -59,8 +59,13 @@ def _loss_and_grads(model_dir, batch, attn="sdpa", checkpoint=()):
     return (loss_sum / n).detach(), grads, saved[0]
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "kanva_packed_sdpa"])
 def test_packed_row_equals_padded_batch(setup, attn):
+    """transformers' own attentions (block-diagonal mask from position_ids) and Kanva's per-sample sdpa."""
+    if attn == "kanva_packed_sdpa":
+        from kanva.train.packed_attention import register
+
+        assert register() == attn
     model_dir, encs, pad = setup
     padded, packed = Collator(pad)(encs), PackedCollator()(encs)
     assert packed["input_ids"].shape == (1, sum(len(e.input_ids) for e in encs)) and "attention_mask" not in packed

@@ -54,7 +54,12 @@ def load_stage_model(recipe: Recipe, stage: Stage, src: Path, mixed_precision: s
     from kanva.model import load_model
 
     dtype = LOAD_DTYPE[mixed_precision or "no"]
-    llava, proc = load_model(src, dtype=dtype, device=None, attn_implementation=recipe.attn_implementation)
+    attn = recipe.attn_implementation
+    if stage.packing and attn == "sdpa":  # per-sample sdpa on packed rows (packed_attention.py)
+        from kanva.train.packed_attention import register
+
+        attn = register()
+    llava, proc = load_model(src, dtype=dtype, device=None, attn_implementation=attn)
     peft_model = add_lora(llava, stage.lora) if "lm_lora" in stage.trainable else None
     lora_params = [p for p in llava.parameters() if p.requires_grad] if peft_model is not None else []
     groups = set_trainable(llava, stage, lora_params)
