@@ -209,3 +209,37 @@ def test_mixed_precision_loads_frozen_weights_in_bf16(base, toy):
     assert {p.dtype for p in sm.llava.model.language_model.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in sm.groups["projector"]} == {torch.float32}  # AdamW's master weights
     assert sm.llava.model.language_model.gradient_checkpointing and sm.llava.training
+
+
+def test_lora_merge_from_gathered_weights_equals_live_merge(base, toy):
+    """FSDP/ZeRO end a LoRA stage from the gathered state dict; the merged model equals DDP's live merge."""
+    from kanva.train.loss import SupervisedLoss
+    from kanva.train.stage_model import load_stage_model, merged_lora_model
+
+    recipe = _recipe(base, _instruct(toy, trainable=["projector", "lm_lora"], lr={"projector": 1e-3, "lm_lora": 1e-3}))
+    stage = recipe.stages[0]
+    sm = load_stage_model(recipe, stage, base)
+    with torch.no_grad():  # stand-in for training: every trainable tensor moves
+        for ps in sm.groups.values():
+            for p in ps:
+                p.add_(torch.randn_like(p) * 0.1)
+    gathered = {k.removeprefix("llava."): v.clone() for k, v in SupervisedLoss(sm.llava).state_dict().items()}
+    live = sm.peft_model.merge_and_unload().state_dict()
+    merged = merged_lora_model(base, stage, gathered).state_dict()
+    assert merged.keys() == live.keys() and not any("lora" in k for k in merged)
+    for k in live:
+        torch.testing.assert_close(merged[k], live[k], msg=k)
+    del gathered["model.multi_modal_projector.linear_1.weight"]  # a trained tensor missing is an error, not the old value
+    with pytest.raises(RuntimeError, match="multi_modal_projector"):
+        merged_lora_model(base, stage, gathered)
+
+
+def test_fsdp_launch_on_cpu_is_refused_not_run_as_ddp(monkeypatch):
+    """accelerate turns an FSDP config on CPU into plain DDP without a word; the trainer says so instead."""
+    from kanva.train.trainer import _check_engine, make_accelerator
+
+    acc = make_accelerator(recipe_from_dict({"model": {"preset": "tiny"}, "stages": [_align({"captions": "x"})]}))
+    _check_engine(acc)  # no FSDP asked: fine
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(KanvaError, match="asks for FSDP, but accelerate runs it only on GPUs"):
+        _check_engine(acc)

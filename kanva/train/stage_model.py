@@ -71,3 +71,23 @@ def load_stage_model(recipe: Recipe, stage: Stage, src: Path, mixed_precision: s
     enable_checkpointing(llava, stage.gradient_checkpointing)
     llava.train()
     return StageModel(llava, peft_model, proc, groups)
+
+
+def merged_lora_model(src: Path, stage: Stage, state_dict: dict) -> nn.Module:
+    """The plain model a LoRA stage ends with, from its gathered weights (FSDP, ZeRO): a fresh copy of
+    `src` on CPU gets the same adapters, takes the trained weights (peft's names, as in `state_dict`)
+    and folds the adapters in. What DDP's `merge_and_unload` on the live model gives, without needing
+    unsharded live weights. The names come from the model's modules, never from folder names."""
+    from kanva.model import load_model
+
+    llava, _ = load_model(src, dtype=torch.float32, device="cpu")
+    peft_model = add_lora(llava, stage.lora)
+    missing, unexpected = llava.load_state_dict(state_dict, strict=False)
+    # Only a tied copy may be missing (lm_head = embed_tokens is gathered once).
+    names: dict[int, set[str]] = {}
+    for n, prm in llava.named_parameters(remove_duplicate=False):
+        names.setdefault(id(prm), set()).add(n)
+    untied = [k for k in missing if not any(n in state_dict for n in names.get(id(llava.get_parameter(k)), ()))]
+    if unexpected or untied:
+        raise RuntimeError(f"gathered LoRA-stage weights do not match the model: missing {untied[:3]}, unexpected {unexpected[:3]}")
+    return peft_model.merge_and_unload()

@@ -35,7 +35,7 @@ from kanva.train.modules import count_params, param_groups
 from kanva.train.recipe import Recipe, Stage
 from kanva.train.sampler import BatchPlan, StepBatches
 from kanva.train.schedule import lr_factor
-from kanva.train.stage_model import load_stage_model
+from kanva.train.stage_model import load_stage_model, merged_lora_model
 
 DONE_FILE = "kanva_train.json"  # written last into STAGE/final: the stage is complete
 
@@ -81,6 +81,7 @@ def run_recipe(
     """Run the recipe's stages (or just `stage`) into `out_dir`; stage i+1 starts from stage i's final."""
     out = Path(out_dir)
     acc = accelerator or make_accelerator(recipe)
+    _check_engine(acc)
     _check_out_dir(recipe, out, resume, acc)
     selected = [s.name for s in recipe.stages] if stage is None else [recipe.stage(stage).name]
     results: list[StageResult] = []
@@ -97,6 +98,19 @@ def run_recipe(
         if res.final_dir is None:  # stopped early: later stages have no starting model yet
             break
     return results
+
+
+def _check_engine(acc) -> None:
+    """accelerate enables FSDP only on accelerators: on CPU an FSDP config silently runs DDP. Say so."""
+    import os
+
+    from accelerate.utils import DistributedType
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and acc.distributed_type != DistributedType.FSDP:
+        raise KanvaError(
+            f"the accelerate config asks for FSDP, but accelerate runs it only on GPUs (and other accelerators); "
+            f"here it would run {acc.distributed_type.value}. Use recipes/accelerate/ddp.yaml, or run on GPUs"
+        )
 
 
 def _check_out_dir(recipe: Recipe, out: Path, resume: bool, acc) -> None:
@@ -165,8 +179,6 @@ def run_stage(
     if not resume and stage_dir.exists() and any(stage_dir.iterdir()):
         raise KanvaError(f"{stage_dir}: exists from an earlier run; pass --resume to continue it, or use a new --out")
     sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-    if "lm_lora" in stage.trainable and sharded:
-        raise KanvaError(f"stage {stage.name!r}: lm_lora merges adapters at the end, which needs unsharded weights; use DDP")
 
     set_seed(recipe.seed + index)  # LoRA init and dropout; a resumed run restores RNG states below
     sm = load_stage_model(recipe, stage, src, acc.mixed_precision)
@@ -320,13 +332,15 @@ def _save_final(acc, model, peft_model, proc, src: Path, final: Path, result: St
     """Write `final` as a plain model directory: LoRA merged, processor copied, marker written last."""
     acc.wait_for_everyone()
     llava = acc.unwrap_model(model).llava
-    if peft_model is not None:
-        llava = peft_model.merge_and_unload()  # folds the adapters into the LM's weights: a plain model again
     state_dict = None
-    if sharded:  # a collective: every process takes part
+    if sharded:  # a collective: every process takes part; the full weights land on the main process
         full = acc.get_state_dict(model)
         state_dict = {k.removeprefix("llava."): v for k, v in full.items()}
+    if peft_model is not None and not sharded:
+        llava = peft_model.merge_and_unload()  # folds the adapters into the LM's weights: a plain model again
     if acc.is_main_process:
+        if peft_model is not None and sharded:  # the live weights are shards: merge from the gathered ones
+            llava, state_dict = merged_lora_model(src, stage, state_dict), None
         tmp = final.with_name("final.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         llava.save_pretrained(tmp, state_dict=state_dict)
