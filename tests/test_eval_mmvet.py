@@ -125,3 +125,27 @@ def test_answer_file_needs_a_judge(mmvet, tmp_path):
         from kanva.eval.score import score
 
         score("mm-vet", [mmvet], [ans])
+
+
+def test_run_mm_vet_answers_then_grades(mmvet, tmp_path):
+    from PIL import Image
+
+    from kanva.eval.run import run_benchmark
+
+    (mmvet / "images").mkdir()
+    for i in range(4):
+        Image.new("RGB", (8, 8)).save(mmvet / "images" / f"v1_{i}.png")
+
+    class Echo:  # a stand-in generator: the same answer to every question
+        def generate(self, rows, **_):
+            return ["stop"] * len(rows)
+
+    client, calls = _fake_judge(lambda user, t: "1.0" if "| stop | stop |" in user else "0.0")
+    judge = Judge("gpt-x", base_url="http://judge/v1", api_key="k", http_client=client)
+    r = run_benchmark("mm-vet", tmp_path, [mmvet], tmp_path / "answers.jsonl", generator=Echo(), judge=judge,
+                      progress=False)
+    assert r["total"] == pytest.approx(25.0)  # only v1_1 ("stop") is right: 1/4
+    assert r["capabilities"]["ocr"] == pytest.approx(50.0) and r["judge"]["comparable"] is False
+    grade_file = tmp_path / "answers_gpt-x-grade-1runs.json"  # the official grader's naming
+    assert set(json.loads(grade_file.read_text())) == {"v1_0", "v1_1", "v1_2", "v1_3"}
+    assert (tmp_path / "answers_gpt-x-grade-1runs.judge-cache.jsonl").is_file() and len(calls) == 4

@@ -79,9 +79,9 @@ def vqav2_files(tmp_path):
     def ans(texts):
         return [{"answer": t, "answer_confidence": "yes", "answer_id": i + 1} for i, t in enumerate(texts)]
     a = {"annotations": [
-        {"question_id": 1, "image_id": 42, "answer_type": "number", "answers": ans(["2"] * 10)},
-        {"question_id": 2, "image_id": 42, "answer_type": "yes/no", "answers": ans(["yes"] * 2 + ["no"] * 8)},
-        {"question_id": 3, "image_id": 7, "answer_type": "other", "answers": ans(["red"] * 10)},
+        {"question_id": 1, "image_id": 42, "answer_type": "number", "question_type": "how many", "answers": ans(["2"] * 10)},
+        {"question_id": 2, "image_id": 42, "answer_type": "yes/no", "question_type": "is it", "answers": ans(["yes"] * 2 + ["no"] * 8)},
+        {"question_id": 3, "image_id": 7, "answer_type": "other", "question_type": "what color", "answers": ans(["red"] * 10)},
     ]}
     (tmp_path / "q.json").write_text(json.dumps(q))
     (tmp_path / "a.json").write_text(json.dumps(a))
@@ -95,6 +95,7 @@ def test_vqav2_score_missing_counted_wrong(vqav2_files):
     assert r["accuracy"] == pytest.approx((1.0 + 0.6 + 0.0) / 3 * 100)  # 53.33
     assert r["answer_types"] == pytest.approx({"number": 100.0, "other": 0.0, "yes/no": 60.0})
     assert r["answers"]["missing"] == 1
+    assert r["question_types"] == pytest.approx({"how many": 100.0, "is it": 60.0, "what color": 0.0})
 
 
 def test_vqav2_test_dev_upload(vqav2_files, tmp_path, capsys):

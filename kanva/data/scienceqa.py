@@ -104,16 +104,10 @@ def example(problem: dict, fmt: str) -> tuple[str, str]:
 
 
 def _load(root: Path) -> tuple[dict, dict]:
-    out = []
-    for name in ("problems.json", "pid_splits.json"):
-        p = root / name
-        if not p.is_file():
-            raise KanvaError(f"{p}: no such file (--data is the ScienceQA release folder)")
-        try:
-            out.append(json.loads(p.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as e:
-            raise KanvaError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    return out[0], out[1]
+    from kanva.eval.answers import read_json  # the one JSON reader that names file and line
+
+    what = "file (--data is the ScienceQA release folder)"
+    return read_json(root / "problems.json", what), read_json(root / "pid_splits.json", what)
 
 
 def _check_problem(pid: str, p, where: str) -> None:

@@ -35,6 +35,17 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield n, obj
 
 
+def read_json(path: Path, what: str = "file") -> Any:
+    """One JSON document; a missing file or bad JSON is an error naming the file (and the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KanvaError(f"{path}: no such {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
 def read_json_or_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a file that is either one JSON list of objects or JSON lines (LLaVA ships both)."""
     path = Path(path)
@@ -43,10 +54,7 @@ def read_json_or_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     with open(path, encoding="utf-8") as f:
         head = f.read(1 << 12).lstrip()
     if head.startswith("["):
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        rows = read_json(path)
         out = []
         for i, row in enumerate(rows):
             if not isinstance(row, dict):

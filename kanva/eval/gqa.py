@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign
-from kanva.eval.vqa import read_json
+from kanva.eval.answers import Answer, assign, read_json
 
 
 @dataclass(frozen=True)

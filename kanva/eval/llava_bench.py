@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign, read_jsonl, row_qid
+from kanva.eval.answers import Answer, assign, read_json, read_jsonl, row_qid
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
@@ -118,12 +118,7 @@ def judge_messages(q: LBQuestion, candidate: str, rule_set: dict) -> tuple[str, 
 def load_official_rules(path: Path) -> dict:
     """LLaVA's rule.json: {category: {"role", "prompt"}}; checked per category when used."""
     path = Path(path)
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such rule file")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    obj = read_json(path, "rule file")
     if not isinstance(obj, dict):
         raise KanvaError(f"{path}: a rule file is a JSON object of categories")
     return {"_path": str(path), **obj}

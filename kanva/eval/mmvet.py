@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign
+from kanva.eval.answers import Answer, assign, read_json
 from kanva.eval.judge import JudgeError, judge_record, prompt_hash
-from kanva.eval.vqa import read_json
 
 MAX_TRIES = 5
 KANVA_PROMPT = (

@@ -15,13 +15,12 @@ most choices a ScienceQA question has); a letter beyond the question's options i
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign
+from kanva.eval.answers import Answer, assign, read_json
 from kanva.eval.prompts import choice_prompt
 
 # The letters LLaVA's extraction recognises; a question with more choices widens the set.
@@ -51,21 +50,12 @@ class SQAData:
     split: str
 
 
-def _load_json(path: Path):
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
 def load_sqa(path: Path, split: str = "test") -> SQAData:
     path = Path(path)
     root = path if path.is_dir() else path.parent
     problems_path = path if path.is_file() else root / "problems.json"
-    problems = _load_json(problems_path)
-    splits = _load_json(root / "pid_splits.json")
+    problems = read_json(problems_path)
+    splits = read_json(root / "pid_splits.json")
     if not isinstance(problems, dict) or not isinstance(splits, dict):
         raise KanvaError(f"{root}: problems.json and pid_splits.json must be JSON objects")
     if split not in splits:

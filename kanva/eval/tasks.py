@@ -170,9 +170,13 @@ def _mmb_subset(data, uids):
     return replace(data, rows=[r for r in data.rows if str(r.index) in uids])
 
 
-def _mmb_score(data, answers, **_):
+def _mmb_score(data, answers, answers_path=None, **_):
     from kanva.eval.mmbench import score_mmbench
 
+    if any(r.answer is None for r in data.rows):  # a test split: answers go to the server
+        return {"benchmark": "mmbench", "notes": [
+            f"{data.source}: a test split (no answers) is scored by the official server: "
+            f"`kanva eval score mmbench --data {data.source} --predictions {answers_path} --upload FILE.xlsx`"]}
     return score_mmbench(data, answers)
 
 

@@ -19,14 +19,13 @@ answers: `upload_rows` gives the file the evaluation server takes instead.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign
+from kanva.eval.answers import Answer, assign, read_json
 from kanva.eval.prompts import SHORT_ANSWER, normalize_question
 from kanva.eval.vqa_normalize import evalai_answer, soft_accuracy, vqa_answer, vqa_punctuation
 
@@ -45,6 +44,7 @@ class VQAQuestion:
     answer_type: str | None
     where: str
     image_id: str = ""
+    question_type: str | None = None  # VQAv2's question_type ("what color", "how many", ...)
     ocr: tuple[str, ...] = ()
     index: int = 0  # position in the file (LLaVA numbers VizWiz questions so)
 
@@ -61,16 +61,6 @@ class VQAData:
     @property
     def annotated(self) -> bool:
         return all(q.humans is not None for q in self.questions)
-
-
-def read_json(path: Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
 def _str(obj: dict, key: str, where: str) -> str:
@@ -118,14 +108,15 @@ def _load_vqav2(paths: list[Path]) -> VQAData:
         where = f"{questions_file} (question {i})"
         qid = _str(q, "question_id", where)
         image_id = _str(q, "image_id", where)
-        humans = atype = None
+        humans = atype = qtype = None
         if annotations_file is not None:
             a = ann.get(qid)
             if a is None:
                 raise KanvaError(f"{where}: question {qid} has no annotation in {annotations_file}")
-            humans, atype = _humans(a, a["_where"]), a.get("answer_type")
+            humans, atype, qtype = _humans(a, a["_where"]), a.get("answer_type"), a.get("question_type")
         name = f"COCO_{image_split}_{int(image_id):012d}.jpg" if image_split and image_id.isdigit() else f"{image_id}.jpg"
-        qs.append(VQAQuestion(qid, _str(q, "question", where), name, humans, atype, where, image_id, index=i))
+        qs.append(VQAQuestion(qid, _str(q, "question", where), name, humans, atype, where, image_id, index=i,
+                              question_type=qtype))
     return VQAData("vqav2", qs, [str(p) for p in paths], Path(questions_file).parent / image_split)
 
 
@@ -173,7 +164,7 @@ def _load_textvqa(paths: list[Path]) -> VQAData:
         humans = _humans(r, where) if "answers" in r else None
         toks = ocr.get(image_id, tuple(r["ocr_tokens"]) if isinstance(r.get("ocr_tokens"), list) else ())
         qs.append(VQAQuestion(_str(r, "question_id", where), _str(r, "question", where), f"{image_id}.jpg", humans,
-                              r.get("answer_type"), where, image_id, toks, i))
+                              r.get("answer_type"), where, image_id, ocr=toks, index=i))
     has_ocr = bool(ocr) or any("ocr_tokens" in r for r in qa[:1])
     return VQAData("textvqa", qs, [str(p) for p in paths], Path(qa_file).parent / "train_images", ocr=has_ocr)
 
@@ -253,19 +244,24 @@ def score_vqa(data: VQAData, answers: list[Answer]) -> dict:
             "notes": [f"{data.sources[0]}: no human answers (a test split); `kanva eval score {data.bench} "
                       "--upload FILE` writes the evaluation server's file"],
         }
-    accs, by_type = [], defaultdict(list)
+    accs, by_type, by_qtype = [], defaultdict(list), defaultdict(list)
     for q, a in zip(data.questions, by_q):
         acc = question_accuracy(data.bench, a.text, q.humans) if a is not None else 0.0
         accs.append(acc)
         if q.answer_type:
             by_type[q.answer_type].append(acc)
-    return {
+        if q.question_type:
+            by_qtype[q.question_type].append(acc)
+    result = {
         "benchmark": data.bench,
         "accuracy": 100 * sum(accs) / len(accs) if accs else 0.0,
         "answer_types": {t: 100 * sum(v) / len(v) for t, v in sorted(by_type.items())},
         "questions": len(accs),
         "answers": cov.as_dict(),
     }
+    if by_qtype:  # the VQA tool's perQuestionType
+        result["question_types"] = {t: 100 * sum(v) / len(v) for t, v in sorted(by_qtype.items())}
+    return result
 
 
 def upload_rows(data: VQAData, answers: list[Answer]) -> tuple[list[dict], int]:
