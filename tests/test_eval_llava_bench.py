@@ -202,6 +202,7 @@ def test_official_rules_build_llavas_request_and_parse(bench, tmp_path):
     assert r["judge_failures"]["count"] == 1 and "question 2" in r["judge_failures"]["examples"][0]
     assert r["overall"] == pytest.approx(75.0)  # (6 + 6) / (8 + 8), the failed question left out
     assert r["judge_info"]["comparable"] is True and r["judge_info"]["versions"] == ["judge-2024-01-01"]
+    assert len(r["judge_info"]["prompt_hash"]) == 1 and len(r["judge_info"]["prompt_hash"][0]) == 16
     # Kanva's own rules are marked not comparable; a failing endpoint is counted, not raised.
     judge2, _ = _mock_judge(lambda m: "8 6", status=400)
     files, cov = judge_answers(data, answers, judge2, tmp_path / "rv2", runs=1)

@@ -229,6 +229,7 @@ def score_reviews(reviews: list[list[dict]], sources: list[str]) -> dict:
         "judge_info": {
             "versions": sorted({v for r in runs for v in r["versions"]}),
             "rules": rules_used or ["unknown (LLaVA's or older review files)"],
+            "prompt_hash": [x.split(":", 1)[1] for x in rules_used],
             "comparable": official or (None if not rules_used else False),
         },
         "judge_failures": {"count": unparsable, "examples": [e for r in runs for e in r["unparsable_examples"]][:3]},
