@@ -48,6 +48,10 @@ class Encoded:
     # The model's other vision inputs (onevision: image_sizes, batch_num_images, pixel_values_videos).
     vision: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def vision_row(self) -> dict[str, torch.Tensor]:
+        """This sample's vision inputs as one row of `collate_vision`."""
+        return {"pixel_values": self.pixel_values, **self.vision} if self.pixel_values is not None else dict(self.vision)
+
     @property
     def num_supervised(self) -> int:
         return sum(1 for x in self.labels if x != IGNORE)

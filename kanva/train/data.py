@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from kanva.errors import KanvaError
+from kanva.model.processor import collate_vision
 from kanva.train.loss import IGNORE
 from kanva.train.recipe import Stage
 from kanva.train.sampler import SourceSpan
@@ -141,8 +142,8 @@ class EncodedDataset(Dataset):
 
 
 class Collator:
-    """Right-pads a micro-batch; stacks the images of all samples in order (Llava fills image tokens
-    left to right, batch row by row)."""
+    """Right-pads a micro-batch; stacks the images (and videos) of all samples in order (the model fills
+    image tokens left to right, batch row by row; `collate_vision`)."""
 
     def __init__(self, pad_token_id: int):
         self.pad = pad_token_id
@@ -157,10 +158,8 @@ class Collator:
             ids[r, :k] = torch.tensor(e.input_ids)
             labels[r, :k] = torch.tensor(e.labels)
             mask[r, :k] = 1
-        pix = [e.pixel_values for e in encs if e.pixel_values is not None]
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-        if pix:
-            batch["pixel_values"] = torch.cat(pix, dim=0)
+        batch.update(collate_vision([e.vision_row() for e in encs]))
         return batch
 
 

@@ -32,14 +32,17 @@ class SupervisedLoss(nn.Module):
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        **vision: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # A packed row (packing.py) comes with position_ids and no attention mask.
+        # A packed row (packing.py) comes with position_ids and no attention mask. `vision`: a OneVision
+        # model's image_sizes, batch_num_images, pixel_values_videos (collate_vision).
         out = self.llava.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             pixel_values=pixel_values,
             use_cache=False,
+            **vision,
         )
         hidden = out.last_hidden_state[:, :-1]  # position t predicts token t + 1
         target = labels[:, 1:]

@@ -1,4 +1,4 @@
-"""Recipe module names -> parts of a LlavaForConditionalGeneration: freezing, LoRA, optimizer groups.
+"""Recipe module names -> parts of a Llava (or LlavaOnevision) model: freezing, LoRA, optimizer groups.
 
 `vision` is `model.vision_tower`, `projector` is `model.multi_modal_projector`, `lm` is
 `model.language_model` plus `lm_head`, `lm_lora` the LoRA adapters peft injects into the LM's
@@ -15,11 +15,14 @@ from kanva.errors import KanvaError
 from kanva.train.recipe import LoraSpec, Stage
 
 
-def module_parts(llava: nn.Module) -> dict[str, list[nn.Module]]:
-    """The modules behind each full-weight recipe group."""
+def module_parts(llava: nn.Module) -> dict[str, list[nn.Module | nn.Parameter]]:
+    """The modules (or lone parameters) behind each full-weight recipe group. A OneVision model's newline
+    feature (`image_newline`, a parameter placed after each row of image features) belongs to the projector:
+    both map vision features into the LM's input space."""
+    newline = getattr(llava.model, "image_newline", None)
     return {
         "vision": [llava.model.vision_tower],
-        "projector": [llava.model.multi_modal_projector],
+        "projector": [llava.model.multi_modal_projector] + ([newline] if newline is not None else []),
         "lm": [llava.model.language_model, llava.lm_head],
     }
 
@@ -52,7 +55,8 @@ def set_trainable(llava: nn.Module, stage: Stage, lora_params: list[nn.Parameter
     groups: dict[str, list[nn.Parameter]] = {}
     seen: set[int] = set()
     for name in stage.trainable:
-        params = lora_params if name == "lm_lora" else [p for m in parts[name] for p in m.parameters()]
+        params = lora_params if name == "lm_lora" else [
+            p for m in parts[name] for p in (m.parameters() if isinstance(m, nn.Module) else [m])]
         uniq = []
         for p in params:  # tied weights (lm_head = embed_tokens) appear once
             if id(p) not in seen:

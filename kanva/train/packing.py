@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from kanva.model.processor import collate_vision
 from kanva.train.loss import IGNORE
 
 
@@ -34,7 +35,5 @@ class PackedCollator:
 
     def __call__(self, encs: list) -> dict[str, torch.Tensor]:
         batch = self.flatten([{"input_ids": e.input_ids, "labels": e.labels} for e in encs], return_tensors="pt")
-        pix = [e.pixel_values for e in encs if e.pixel_values is not None]
-        if pix:
-            batch["pixel_values"] = torch.cat(pix, dim=0)
-        return dict(batch)
+        # One vision row per sample: a OneVision model reads batch_num_images per sample (single image: AnyRes).
+        return {**batch, **collate_vision([e.vision_row() for e in encs])}

@@ -354,7 +354,7 @@ def _save_final(acc, model, peft_model, proc, src: Path, final: Path, result: St
 
 def _save_processor(proc, src: Path, dst: Path) -> None:
     """The processor does not change in training: save it as loaded, with the build record beside it."""
-    proc.processor.save_pretrained(dst)  # the transformers LlavaProcessor (tokenizer, image processor, template)
+    proc.save_pretrained(dst)  # the transformers processor's files (tokenizer, image processor, template)
     if (src / "kanva.json").is_file():
         shutil.copy2(src / "kanva.json", dst / "kanva.json")
 
