@@ -340,3 +340,21 @@ def test_multiple_choice_without_knowledge_draws_no_kb_siblings(world):
         got = object_distractors(ctx, cat, random.Random(0))
         assert set(got) <= set(ctx.absent_pool)
         assert len(got) == min(3, len(ctx.absent_pool))
+
+
+def test_circular_multiple_choice_reaches_the_output_in_every_rotation(world, tmp_path):
+    from kanva.data.unit import parse_human
+
+    weights = dict(EvolveConfig().weights, choice=6.0)
+    out = evolve(world, tmp_path / "mc", seed=2, rounds=2, cfg=cfg_with(mc_circular=True, weights=weights))
+    groups: dict = {}
+    for s in load_llava(out):
+        h, g = s["conversations"][0]["value"], s["conversations"][1]["value"]
+        q, fmt, options = parse_human(h, g)
+        if fmt == "mc":
+            groups.setdefault((s["image"], q, tuple(sorted(options))), []).append((options, g))
+    assert len(groups) >= 10
+    for rows in groups.values():
+        assert sorted(g for _, g in rows) == list(LETTERS)  # each letter once: no letter is right by habit
+        right = {opts[LETTERS.index(g)] for opts, g in rows}
+        assert len(right) == 1  # the same option is the answer in every rotation

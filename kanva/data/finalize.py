@@ -19,12 +19,23 @@ from kanva.data.rng import stable_order_key
 from kanva.data.unit import LETTERS, Unit, turns
 
 
+def _group(u: Unit) -> str:
+    """The rotations of one circular question (ids `base.k`) are dropped together; any other unit alone."""
+    return u.id.rsplit(".", 1)[0] if "rotation" in u.params else u.id
+
+
 def _drop(units: list[Unit], n: int, reason: str, records: list[dict]) -> set[str]:
-    """Drop n of `units`: the ones with the highest order keys."""
+    """Drop at least n of `units`, whole circular groups at a time: the groups with the highest order keys."""
     if n <= 0:
         return set()
-    ranked = sorted(units, key=lambda u: stable_order_key(u.id))
-    gone = {u.id for u in ranked[len(ranked) - n :]}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for u in units:
+        groups[_group(u)].append(u.id)
+    gone: set[str] = set()
+    for key in sorted(groups, key=stable_order_key, reverse=True):
+        if len(gone) >= n:
+            break
+        gone.update(groups[key])
     records += [{"stage": "finalize", "id": uid, "status": "rejected", "reason": reason} for uid in sorted(gone)]
     return gone
 
