@@ -149,3 +149,10 @@ def test_run_mm_vet_answers_then_grades(mmvet, tmp_path):
     grade_file = tmp_path / "answers_gpt-x-grade-1runs.json"  # the official grader's naming
     assert set(json.loads(grade_file.read_text())) == {"v1_0", "v1_1", "v1_2", "v1_3"}
     assert (tmp_path / "answers_gpt-x-grade-1runs.judge-cache.jsonl").is_file() and len(calls) == 4
+
+
+def test_upload_writes_the_graders_results_file(mmvet, tmp_path):
+    ans = tmp_path / "answers.jsonl"
+    ans.write_text(json.dumps({"question_id": 1, "text": "stop"}) + "\n" + json.dumps({"question_id": "v1_0", "text": "cat"}) + "\n")
+    assert main(["eval", "score", "mm-vet", "--data", str(mmvet), "--predictions", str(ans), "--upload", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == {"v1_0": "cat", "v1_1": "stop", "v1_2": "", "v1_3": ""}

@@ -160,7 +160,7 @@ def register(subparsers) -> None:
     s.add_argument("--json", type=Path, help="write the results JSON here")
     s.add_argument("--split", default="test", help="ScienceQA split (default test)")
     s.add_argument("--upload", type=Path, help="also write the evaluation server's file here (vqav2, vizwiz, textvqa, gqa: JSON; "
-                   "mmbench: the .xlsx submission with every circular pass)")
+                   "mmbench: the .xlsx submission with every circular pass; mm-vet: the grader's {id: answer} JSON)")
     _add_judge_args(s)
     s.set_defaults(func=_score)
 

@@ -133,6 +133,17 @@ def load_mmvet_answers(path: Path) -> list[Answer]:
     return load_answers(path)
 
 
+def write_results_file(data: MMVetData, answers: list[Answer], path: Path) -> dict:
+    """The official grader's input, {id: answer} for every question ("" where none, counted)."""
+    by_id = {q.qid: i for i, q in enumerate(data.questions)}
+    by_q, cov = assign(len(data.questions), answers, lambda a: by_id.get(_qid(a.question_id)),
+                       lambda i: data.questions[i].qid)
+    rows = {q.qid: (a.text if a is not None else "") for q, a in zip(data.questions, by_q)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"file": str(path), "rows": len(rows), "missing": cov.missing}
+
+
 def _qid(raw: str) -> str:
     return f"v1_{raw}" if raw.isdigit() else raw  # LLaVA numbers MM-Vet questions 0..217
 

@@ -13,7 +13,7 @@ from kanva.errors import KanvaError
 
 BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet", "seed")
 # Benchmarks whose answers `--upload FILE` turns into the file an evaluation server takes.
-UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa", "mmbench")
+UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa", "mmbench", "mm-vet")
 # Benchmarks scored through their `kanva.eval.tasks` entry alone (no options beyond data and answers).
 _TASK_SCORED = ("vqav2", "vizwiz", "textvqa", "gqa", "seed")
 
@@ -57,6 +57,13 @@ def score(
     data = [Path(p) for p in data] if data else None
     if bench == "mmbench" and upload is not None:
         return mmbench_upload(_one(data, "data", bench), load_answers(_one(predictions, "predictions", bench)), Path(upload))
+    if bench == "mm-vet" and upload is not None:
+        from kanva.eval import mmvet
+
+        meta = mmvet.load_mmvet(_one(data, "data", bench))
+        up = mmvet.write_results_file(meta, mmvet.load_mmvet_answers(_one(predictions, "predictions", bench)), Path(upload))
+        return {"benchmark": "mm-vet", "upload": up,
+                "notes": ["graded by the official MM-Vet grader from the upload file (or here with --judge-model)"]}
     if bench in _TASK_SCORED:
         from kanva.eval.tasks import get_task
 

@@ -31,7 +31,7 @@ def format_result(r: dict) -> str:
     elif b == "mmbench" and "overall" not in r:
         out = "mmbench: not scored here"
     elif b == "mm-vet" and "total" not in r:
-        out = "mm-vet: not graded"
+        out = "mm-vet: not graded here"
     elif b == "mm-vet":
         # The official grader prints capability and integration tables with 1 decimal.
         caps = list(r["capabilities"])
