@@ -170,8 +170,18 @@ def _info(r: dict) -> list[str]:
     if a:
         out.append(f"answers: {a.get('matched')}/{a.get('expected')}, missing {a.get('missing')}, "
                    f"duplicate {a.get('duplicates')}, unmatched {a.get('unmatched')}")
-    if r.get("judge"):
-        out.append(f"judge: {r['judge']}")
+    judge = r.get("judge")
+    if isinstance(judge, dict):  # mm-vet, the ScienceQA ensemble: model, versions, prompt hash, comparability
+        judge = (f"{judge.get('model')} (versions {', '.join(judge.get('versions') or []) or '?'}, prompt "
+                 f"{judge.get('prompt_hash')}{'' if judge.get('comparable') else ', not comparable'})")
+    elif judge and r.get("judge_info"):
+        info = r["judge_info"]
+        judge = f"{judge} (versions {', '.join(info.get('versions') or []) or '?'}, rules {', '.join(info.get('rules') or [])})"
+    if judge:
+        out.append(f"judge: {judge}")
+    failures = (r.get("judge_failures") or {}).get("count")
+    if failures:
+        out.append(f"judge failures: {failures} (not defaulted)")
     return out
 
 
