@@ -1,3 +1,6 @@
+import threading
+import time
+
 import pytest
 
 from kanva.errors import KanvaError
@@ -77,3 +80,48 @@ def test_redone_step_starts_clean_but_an_interrupted_one_resumes(tmp_path):
     (tmp_path / "run" / ".steps" / "train.json").unlink()  # as if interrupted before its marker
     runner().run()  # no marker: resumes, and sees what the interrupted run left
     assert seen == [None, None, ["checkpoint"]]
+
+
+def test_markers_record_cpu_time_and_share(tmp_path):
+    def spin():
+        t = time.process_time()
+        while time.process_time() - t < 0.05:
+            pass
+
+    StepRunner(tmp_path, [Step("a", spin)], log=lambda s: None).run()
+    rec = StepRunner(tmp_path, [Step("a", spin)], log=lambda s: None).done("a")
+    assert rec["cpu_seconds"] >= 0.0 and 0.0 < rec["cpu_share"] <= 1.0
+
+
+def test_jobs_run_independent_steps_together_and_keep_the_order_of_dependent_ones(tmp_path):
+    barrier = threading.Barrier(2, timeout=20)  # a and b must be running at the same time to pass it
+    order = []
+
+    def together(name):
+        def run():
+            barrier.wait()
+            order.append(name)
+        return run
+
+    def steps():
+        return [Step("a", together("a")), Step("b", together("b")),
+                Step("c", lambda: order.append("c"), after=["a", "b"]),
+                Step("d", lambda: order.append("d"))]
+
+    runner = StepRunner(tmp_path, steps(), log=lambda s: None)
+
+    def run_one(name, forced):  # as the quickstart's child process would: a runner of its own, one step
+        StepRunner(tmp_path, steps(), log=lambda s: None).run(only=name, force=[name] if forced else None)
+
+    results = runner.run(jobs=2, run_one=run_one)
+    assert set(results) == {"a", "b", "c", "d"} and order.index("c") > max(order.index("a"), order.index("b"))
+    # Up to date now: nothing runs again; a forced step and what reads it run again.
+    order.clear()
+    runner.run(jobs=2, run_one=run_one, force=["c"])
+    assert order == ["c"]
+
+    def broken(name, forced):
+        raise RuntimeError(f"{name} broke")
+
+    with pytest.raises(KanvaError, match="d broke"):
+        StepRunner(tmp_path, steps(), log=lambda s: None).run(jobs=2, run_one=broken, force=["d"])
