@@ -83,6 +83,27 @@ def register(subparsers) -> None:
     _kb_arg(p)
     p.set_defaults(func=_evolve)
 
+    p = sub.add_parser("caption", help="ALLaVA's recipe: a vision teacher (OpenAI-compatible URL) writes a "
+                       "fine-grained caption, then a complex question and a detailed answer, from the image")
+    _caption_args(p)
+    p.add_argument("--llm", required=True, help="an OpenAI-compatible URL serving a vision model (e.g. `kanva serve`); "
+                   "images are sent as base64 image_url parts")
+    p.add_argument("--llm-model", default=None, help="model name at the URL (default: the endpoint's first model)")
+    p.add_argument("--workers", type=int, default=8, help="concurrent requests (default: 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+    p.add_argument("--retries", type=int, default=3, help="retries per request, with backoff (default: 3)")
+    p.add_argument("--steps", default="caption,qa", help="caption, or caption,qa (default)")
+    p.set_defaults(func=_caption)
+
+    p = sub.add_parser("recaption", help="OneVision's recipe: re-caption images with a Kanva model, in-process and "
+                       "batched")
+    _caption_args(p)
+    p.add_argument("--model", required=True, help="a Kanva model directory (from `kanva train` or `kanva model build`)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--steps", default="caption", help="caption (default), or caption,qa")
+    p.set_defaults(func=_caption)
+
     p = sub.add_parser("merge", help="merge finished shard directories into one output")
     p.add_argument("shards", nargs="+", help="the --out directories of the shards")
     p.add_argument("--out", required=True)
@@ -196,6 +217,53 @@ def _evolve(args: argparse.Namespace) -> int:
                       kb=_kb(args),
                       progress=not args.quiet, freeze_gc=True)
     print(f"wrote {path} and {out / 'provenance.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def _caption_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", default=None, help="a folder of images (searched recursively)")
+    p.add_argument("--coco", default=None, help="COCO root with --split: its images, and annotations for the "
+                   "hallucination check and CHAIR (with --images: annotations looked up by base name)")
+    p.add_argument("--split", default=None)
+    p.add_argument("--out", required=True, help="output LLaVA JSON (provenance goes to OUT.provenance.jsonl)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-tokens", type=int, default=400, help="tokens per reply (default: 400)")
+    p.add_argument("--llm-cache", default=None, help="disk cache of replies (default: OUT's folder/llm_cache)")
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kanva.data.caption import collect_images, run_caption
+    from kanva.data.coco import load_coco
+    from kanva.data.llm.cache import DiskCache
+    from kanva.data.seed import provenance_path, write_seeds
+    from kanva.errors import KanvaError
+
+    if args.coco and not args.split:
+        raise KanvaError("--coco needs --split")
+    coco = load_coco(args.coco, args.split) if args.coco else None
+    items = collect_images(coco, args.images, args.limit)
+    out = Path(args.out)
+    cache = DiskCache(args.llm_cache or out.parent / "llm_cache")
+    if getattr(args, "model", None):
+        from kanva.data.llm.kanva_model import KanvaModelBackend
+
+        backend = KanvaModelBackend(args.model, batch_size=args.batch_size, cache=cache, threads=args.threads)
+    else:
+        from kanva.data.llm.openai_backend import OpenAIBackend
+
+        if not args.llm.startswith(("http://", "https://")):
+            raise KanvaError(f"--llm {args.llm!r}: expected an http(s):// URL of an OpenAI-compatible endpoint")
+        backend = OpenAIBackend(args.llm, model=args.llm_model, workers=args.workers, timeout=args.timeout,
+                                retries=args.retries, cache=cache)
+    steps = tuple(s.strip() for s in args.steps.split(",") if s.strip())
+    samples, prov = run_caption(items, backend, steps, seed=args.seed, max_tokens=args.max_tokens)
+    write_seeds(samples, prov, out)
+    rejected = sum(r["status"] == "rejected" for r in prov)
+    print(f"wrote {len(samples)} samples from {len(items)} images to {out} ({rejected} replies rejected; see "
+          f"{provenance_path(out)})", file=sys.stderr)
     return 0
 
 

@@ -258,6 +258,13 @@ def _text_reason(question: str, answer: str, options: tuple[str, ...], fmt: str)
     return None
 
 
+def check_text(question: str, answer: str, trace: LLMTrace | None = None) -> str | None:
+    """The checks that need no annotations (for images no annotation file has): echo, refusal, leak, degenerate."""
+    if trace is not None and is_echo(trace.reply, trace):
+        return "echo"
+    return _text_reason(question, answer, (), "open")
+
+
 def check(unit: Unit, rec: ImageRec, parent: Unit | None, trace: LLMTrace | None = None,
           no_gain_jaccard: float = 0.85, paraphrase: bool = False) -> str | None:
     """The reason code of the first failed check, or None when the unit passes."""

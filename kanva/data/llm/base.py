@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 # Reply.error codes.
@@ -30,15 +31,24 @@ class Request:
     max_tokens: int = 160
     temperature: float = 0.0
     seed: int = 0
+    images: tuple[str, ...] = ()  # image files shown with the last user message (a teacher that sees)
 
     def key(self, model: str) -> str:
-        """Cache key: a hash of everything that determines the answer."""
-        blob = json.dumps({"model": model, "messages": self.messages, "max_tokens": self.max_tokens,
-                           "temperature": self.temperature, "seed": self.seed}, sort_keys=True)
+        """Cache key: a hash of everything that determines the answer (an image by its bytes, not its path)."""
+        fields = {"model": model, "messages": self.messages, "max_tokens": self.max_tokens,
+                  "temperature": self.temperature, "seed": self.seed}
+        if self.images:
+            fields["images"] = [file_digest(p) for p in self.images]
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def prompt_text(self) -> str:
         return "\n".join(content for _, content in self.messages)
+
+
+def file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -53,3 +63,31 @@ class Backend(Protocol):
     model: str  # recorded in provenance
 
     def complete(self, requests: list[Request]) -> list[Reply]: ...
+
+
+def complete_in_batches(requests: list[Request], model: str, cache, batch_size: int,
+                        generate: Callable[[list[Request]], list[str]]) -> list[Reply]:
+    """What an in-process backend's `complete` does: answer from the cache where it can, run the rest through
+    `generate` in batches of rows that share sampling settings (request order kept), cache what it made."""
+    replies: list[Reply | None] = [None] * len(requests)
+    todo = []
+    for i, req in enumerate(requests):
+        hit = cache.get(req.key(model)) if cache is not None else None
+        if hit is not None:
+            replies[i] = Reply(hit, cached=True)
+        else:
+            todo.append(i)
+    groups: dict[tuple[float, int], list[int]] = {}
+    for i in todo:
+        groups.setdefault((requests[i].temperature, requests[i].seed if requests[i].temperature > 0 else 0),
+                          []).append(i)
+    for idx in groups.values():
+        for s in range(0, len(idx), max(1, batch_size)):
+            batch = idx[s : s + max(1, batch_size)]
+            texts = generate([requests[i] for i in batch])
+            for i, text in zip(batch, texts):
+                text = text.strip()
+                replies[i] = Reply(text) if text else Reply(None, "llm_empty", "no text generated")
+                if text and cache is not None:
+                    cache.put(requests[i].key(model), text)
+    return [r for r in replies if r is not None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kanva.data.llm.base import Reply, Request
+from kanva.data.llm.base import Reply, Request, complete_in_batches
 from kanva.data.llm.cache import DiskCache
 from kanva.errors import KanvaError
 
@@ -60,26 +60,4 @@ class LocalBackend:
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
     def complete(self, requests: list[Request]) -> list[Reply]:
-        replies: list[Reply | None] = [None] * len(requests)
-        todo = []
-        for i, req in enumerate(requests):
-            hit = self.cache.get(req.key(self.model)) if self.cache is not None else None
-            if hit is not None:
-                replies[i] = Reply(hit, cached=True)
-            else:
-                todo.append(i)
-        # Rows of one batch share sampling settings; group by them, keep request order otherwise.
-        groups: dict[tuple[float, int], list[int]] = {}
-        for i in todo:
-            groups.setdefault((requests[i].temperature, requests[i].seed if requests[i].temperature > 0 else 0),
-                              []).append(i)
-        for idx in groups.values():
-            for s in range(0, len(idx), self.batch_size):
-                batch = idx[s : s + self.batch_size]
-                texts = self._generate([requests[i] for i in batch])
-                for i, text in zip(batch, texts):
-                    text = text.strip()
-                    replies[i] = Reply(text) if text else Reply(None, "llm_empty", "no text generated")
-                    if text and self.cache is not None:
-                        self.cache.put(requests[i].key(self.model), text)
-        return [r for r in replies if r is not None]
+        return complete_in_batches(requests, self.model, self.cache, self.batch_size, self._generate)

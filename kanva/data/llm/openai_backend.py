@@ -8,6 +8,7 @@ off so that this policy, and its reason codes, are the only ones.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ class OpenAIBackend:
         try:
             resp = self.client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": r, "content": c} for r, c in req.messages],
+                messages=chat_messages(req),
                 max_tokens=req.max_tokens,
                 temperature=req.temperature,
                 seed=req.seed,
@@ -85,6 +86,25 @@ class OpenAIBackend:
             return []
         with ThreadPoolExecutor(max_workers=min(self.workers, len(requests))) as pool:
             return list(pool.map(self._retrying, requests))
+
+
+def chat_messages(req: Request) -> list[dict]:
+    """The request as chat messages; its images go with the last user message as base64 `image_url` parts
+    (data URLs: the endpoint needs no access to our files), before the text."""
+    msgs: list[dict] = [{"role": r, "content": c} for r, c in req.messages]
+    if req.images:
+        last = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+        parts: list[dict] = [{"type": "image_url", "image_url": {"url": data_url(p)}} for p in req.images]
+        msgs[last]["content"] = parts + [{"type": "text", "text": msgs[last]["content"]}]
+    return msgs
+
+
+def data_url(path: str) -> str:
+    """`data:image/...;base64,...` for an image file (media type from its extension, JPEG by default)."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    media = {"png": "image/png", "webp": "image/webp", "gif": "image/gif"}.get(ext, "image/jpeg")
+    with open(path, "rb") as f:
+        return f"data:{media};base64," + base64.b64encode(f.read()).decode()
 
 
 _FINAL_STATUSES = {str(s) for s in range(400, 500) if s not in (408, 429)}
