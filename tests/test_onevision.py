@@ -22,15 +22,14 @@ from PIL import Image
 
 from kanva.cli import main
 from kanva.data.llava import SampleError
+from conftest import write_mp4
 
 N_NEW = 10
 
 
 @pytest.fixture(scope="module")
-def ov(tmp_path_factory):
-    from kanva.model import build_preset
-
-    return build_preset("tiny-ov", tmp_path_factory.mktemp("m") / "tiny-ov", seed=0)
+def ov(tiny_ov_model):
+    return tiny_ov_model
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +66,6 @@ def media(tmp_path_factory):
         picture(10 + i, 40, 30).save(frames / f"{i:03d}.png")
     write_mp4(d / "clip.mp4", [picture(30 + i, 48, 32) for i in range(20)])
     return d
-
-
-def write_mp4(path, frames: list[Image.Image]) -> None:
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height = frames[0].size
-        stream.pix_fmt = "yuv420p"
-        for im in frames:
-            out.mux(stream.encode(av.VideoFrame.from_image(im)))
-        out.mux(stream.encode())
 
 
 def plain_generate(plain, messages, images=None, video=None) -> tuple[str, int]:

@@ -31,6 +31,15 @@ class VideoError(KanvaError):
     """A video that cannot be read; the message names it."""
 
 
+class VideoOverLimit(VideoError):
+    """A video over a decoding bound: `bound` is "frames" (more than `limit` frames) or "seconds" (decoding
+    took more than `limit` seconds); `got` is what was seen."""
+
+    def __init__(self, message: str, bound: str, limit: float, got: float):
+        super().__init__(message)
+        self.bound, self.limit, self.got = bound, limit, got
+
+
 @dataclass
 class Video:
     """Sampled RGB frames of one video, in order, and where they came from (for messages)."""
@@ -71,9 +80,14 @@ def _read_folder(path: Path, num_frames: int) -> Video:
     return Video([by_index[i] for i in sample_indices(len(names), num_frames)], str(path), len(names))
 
 
-def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixels: int | None) -> Video:
+def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixels: int | None,
+            max_seconds: float | None = None) -> Video:
     """Decode a video container (path or file object) with PyAV, keeping only the sampled frames."""
+    import time
+
     import av
+
+    deadline = None if max_seconds is None else (time.monotonic() + max_seconds, max_seconds)
 
     try:
         with av.open(source) as container:
@@ -85,16 +99,17 @@ def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixe
                                  f"({max_pixels})")
             total = int(stream.frames or 0)
             if total > max_decode_frames:
-                raise VideoError(f"{name}: {total} frames, over the {max_decode_frames} frames decoding is bounded to")
+                raise VideoOverLimit(f"{name}: {total} frames, over the {max_decode_frames} frames decoding is "
+                                     "bounded to", "frames", max_decode_frames, total)
             if total == 0:  # the container does not say (webm, some streams): count by decoding, bounded
-                total = sum(1 for _ in _frames(container, stream, name, max_decode_frames))
+                total = sum(1 for _ in _frames(container, stream, name, max_decode_frames, deadline))
                 container.seek(0)
             if total == 0:
                 raise VideoError(f"{name}: has no decodable frames")
             wanted = sample_indices(total, num_frames)
             keep = set(wanted)
             got: dict[int, Image.Image] = {}
-            for i, frame in enumerate(_frames(container, stream, name, max_decode_frames)):
+            for i, frame in enumerate(_frames(container, stream, name, max_decode_frames, deadline)):
                 if i in keep:
                     got[i] = frame.to_image().convert("RGB")
                 if i >= wanted[-1]:
@@ -110,10 +125,16 @@ def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixe
     return Video([got[i] for i in wanted], name, total)
 
 
-def _frames(container, stream, name: str, limit: int):
+def _frames(container, stream, name: str, limit: int, deadline: tuple[float, float] | None):
+    import time
+
     for n, frame in enumerate(container.decode(stream)):
         if n >= limit:
-            raise VideoError(f"{name}: more than {limit} frames; decoding is bounded to that many")
+            raise VideoOverLimit(f"{name}: more than {limit} frames; decoding is bounded to that many", "frames",
+                                 limit, n + 1)
+        if deadline is not None and time.monotonic() > deadline[0]:
+            raise VideoOverLimit(f"{name}: decoding took over {deadline[1]} s (after {n} frames)", "seconds",
+                                 deadline[1], deadline[1])
         yield frame
 
 
@@ -128,6 +149,7 @@ def read_video(path: str | Path, num_frames: int, max_decode_frames: int = MAX_D
 
 
 def decode_video_bytes(data: bytes, name: str, num_frames: int, max_decode_frames: int,
-                       max_pixels: int | None = None) -> Video:
-    """A video from its encoded bytes (the server's data: URLs), bounded like `read_video`."""
-    return _decode(io.BytesIO(data), name, num_frames, max_decode_frames, max_pixels)
+                       max_pixels: int | None = None, max_seconds: float | None = None) -> Video:
+    """A video from its encoded bytes (the server's data: URLs), bounded like `read_video` and also by
+    frame size (`max_pixels`, read from the stream header before decoding) and wall time (`max_seconds`)."""
+    return _decode(io.BytesIO(data), name, num_frames, max_decode_frames, max_pixels, max_seconds)

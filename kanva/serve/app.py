@@ -1,7 +1,8 @@
 """The FastAPI app: OpenAI chat completions, model list, stats, and the chat page.
 
 Request flow: read the body under `max_request_bytes` -> JSON -> `parse_request` (schema and limits) ->
-model name -> images (decoded in a thread, within byte/pixel limits) -> a `Job` on the `BatchWorker` ->
+model name -> images and videos (decoded in a thread, within byte/pixel/frame/time limits) -> a `Job` on
+the `BatchWorker` ->
 events back through an asyncio.Queue, sent as one JSON response or as server-sent events. Every failure is
 an `APIError` rendered in OpenAI's error schema; anything unexpected becomes a 500 for that request only.
 """
@@ -28,6 +29,7 @@ from kanva.serve.errors import APIError, limit_error
 from kanva.serve.images import decode_image, load_image_bytes
 from kanva.serve.limits import Limits
 from kanva.serve.schema import ParsedRequest, parse_request
+from kanva.serve.videos import load_video
 from kanva.serve.worker import BatchWorker, Event, Job
 
 log = logging.getLogger("kanva.serve")
@@ -155,12 +157,17 @@ def create_app(
         req = parse_request(payload, limits)
         if req.model != model_id:
             raise unknown_model(req.model)
-        images = []
+        images: list[Any] = []
         for url, where in req.image_urls:
             data = await load_image_bytes(url, where, limits, allow_remote_images)
             images.append(await asyncio.to_thread(decode_image, data, where, limits))
-        # Encode once here: a prompt the model cannot take fails now, as a 400 for this request alone.
         engine = worker.engine
+        if req.videos and not getattr(engine, "max_frames", None):
+            raise APIError(400, f"{req.videos[0][1]}: this model takes no video (an onevision model does)",
+                           param=req.videos[0][1], code="video_unsupported")
+        for source, where in req.videos:  # after the images: the processor places each kind in its own order
+            images.append(await load_video(source, where, limits, allow_remote_images, engine.max_frames))
+        # Encode once here: a prompt the model cannot take fails now, as a 400 for this request alone.
         try:
             prompt_tokens = await asyncio.to_thread(engine.prompt_tokens, images, req.messages)
         except KanvaError as e:

@@ -21,6 +21,7 @@ class Engine:
         proc = generator.proc
         self.eos_ids = {proc.end_of_turn_id}  # what Generator passes to model.generate as eos_token_id
         self.context_length = int(generator.model.config.text_config.max_position_embeddings)
+        self.max_frames = proc.max_frames  # frames per video; None: the model takes no video
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "Engine":

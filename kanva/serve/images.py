@@ -27,30 +27,35 @@ FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 REMOTE_TIMEOUT_S = 10.0
 
 
-def parse_data_url(url: str, where: str, limits: Limits) -> bytes:
-    """Bytes of an RFC 2397 data URL whose media type is image/*. Raises APIError naming `where`."""
+def parse_data_url(url: str, where: str, limits: Limits, kind: str = "image") -> bytes:
+    """Bytes of an RFC 2397 data URL whose media type is `kind`/* (image or video), within
+    max_{kind}_bytes. Raises APIError naming `where`."""
+    limit_name = f"max_{kind}_bytes"
+    limit = getattr(limits, limit_name)
+    example = "data:image/png;base64,..." if kind == "image" else "data:video/mp4;base64,..."
     header, sep, payload = url[len("data:") :].partition(",")
     if not sep:
         raise APIError(400, f"{where}: malformed data URL (no ',' before the data)", param=where)
     params = header.split(";")
     media_type = params[0].strip().lower() or "text/plain"
-    if not media_type.startswith("image/"):
+    if not media_type.startswith(f"{kind}/"):
         raise APIError(
             400,
-            f"{where}: data URL has media type {media_type!r}; expected an image (data:image/png;base64,...)",
+            f"{where}: data URL has media type {media_type!r}; expected {'an' if kind == 'image' else 'a'} {kind} "
+            f"({example})",
             param=where,
         )
     is_base64 = params[-1].strip().lower() == "base64"
     # A base64 string of n characters decodes to about 3n/4 bytes: refuse before allocating them.
     approx = len(payload) * 3 // 4 if is_base64 else len(payload)
-    if approx > limits.max_image_bytes:
-        raise limit_error("max_image_bytes", limits.max_image_bytes, approx, status=413, param=where)
+    if approx > limit:
+        raise limit_error(limit_name, limit, approx, status=413, param=where)
     try:
         data = base64.b64decode(payload, validate=True) if is_base64 else unquote_to_bytes(payload)
     except (binascii.Error, ValueError) as e:
         raise APIError(400, f"{where}: data URL is not valid base64 ({e})", param=where) from None
-    if len(data) > limits.max_image_bytes:
-        raise limit_error("max_image_bytes", limits.max_image_bytes, len(data), status=413, param=where)
+    if len(data) > limit:
+        raise limit_error(limit_name, limit, len(data), status=413, param=where)
     return data
 
 

@@ -21,6 +21,10 @@ class Limits:
     max_image_bytes: int = 16 * MiB  # one image, after base64 decoding / download
     max_image_pixels: int = 4096 * 4096  # width*height, read from the header before decoding (bomb-safe)
     max_images: int = 8  # images in one request, over all messages
+    max_videos: int = 2  # videos in one request (video_url or a list of frames), over all messages
+    max_video_bytes: int = 64 * MiB  # one video file, after base64 decoding
+    max_frames: int = 3600  # frames one video may have (2 min at 30 fps): decoding stops past it
+    max_video_decode_s: int = 30  # wall time decoding one video may take
     max_tokens: int = 1024  # the largest max_tokens a request may ask for
     default_max_tokens: int = 256  # used when a request sets none
     max_stop: int = 4  # stop strings per request (OpenAI allows up to 4)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kanva.data.llava import IMAGE_TOKEN
+from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 from kanva.serve.errors import APIError, limit_error
 from kanva.serve.limits import Limits
 
@@ -39,7 +39,25 @@ class ImagePart(_Strict):
     image_url: ImageURL
 
 
-Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+class VideoURL(_Strict):
+    url: str
+
+
+class VideoPart(_Strict):
+    """vLLM's extension: a whole video file as a data:video/...;base64 URL."""
+
+    type: Literal["video_url"]
+    video_url: VideoURL
+
+
+class FramesPart(_Strict):
+    """A video as a list of frame image URLs (the form Qwen-VL clients send to vLLM)."""
+
+    type: Literal["video"]
+    video: list[str] = Field(min_length=1)
+
+
+Part = Annotated[TextPart | ImagePart | VideoPart | FramesPart, Field(discriminator="type")]
 
 
 class Message(BaseModel):
@@ -93,6 +111,7 @@ class ParsedRequest:
     model: str
     messages: list[dict[str, Any]]
     image_urls: list[tuple[str, str]]  # (url, where) in prompt order
+    videos: list[tuple[str | list[str], str]]  # (video data URL or frame URLs, where) in prompt order
     max_tokens: int
     temperature: float
     top_p: float
@@ -117,7 +136,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
         if part == "str" or "[" in part:  # a union branch of `content` or `stop`
             skip_tag = part.startswith("list[tagged-union")
             continue
-        if skip_tag and out.endswith("]") and part in ("text", "image_url"):
+        if skip_tag and out.endswith("]") and part in ("text", "image_url", "video_url", "video"):
             skip_tag = False  # the discriminator tag of a content part
             continue
         out += ("." if out else "") + part
@@ -160,6 +179,12 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
     )
     if n_images > limits.max_images:  # counted before any image is decoded
         raise limit_error("max_images", limits.max_images, n_images, param="messages")
+    n_videos = sum(
+        isinstance(p, (VideoPart, FramesPart)) for m in req.messages if isinstance(m.content, list) for p in m.content
+    )
+    if n_videos > limits.max_videos:
+        raise limit_error("max_videos", limits.max_videos, n_videos, param="messages")
+    videos: list[tuple[str | list[str], str]] = []
     for i, m in enumerate(req.messages):
         role = "system" if m.role == "developer" else m.role
         parts = [TextPart(type="text", text=m.content)] if isinstance(m.content, str) else (m.content or [])
@@ -167,18 +192,25 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
         for j, p in enumerate(parts):
             where = f"messages[{i}].content" + (f"[{j}]" if isinstance(m.content, list) else "")
             if isinstance(p, TextPart):
-                if IMAGE_TOKEN in p.text:
-                    raise APIError(
-                        400,
-                        f"{where}: text contains {IMAGE_TOKEN!r}, which marks image positions; send images as image_url parts",
-                        param=where,
-                    )
+                for token, how in ((IMAGE_TOKEN, "images as image_url parts"),
+                                   (VIDEO_TOKEN, "videos as video_url or video parts")):
+                    if token in p.text:
+                        raise APIError(
+                            400,
+                            f"{where}: text contains {token!r}, which marks media positions; send {how}",
+                            param=where,
+                        )
                 pieces.append({"type": "text", "text": p.text})
             else:
                 if role != "user":
-                    raise APIError(400, f"{where}: images are only accepted in user messages", param=where)
-                image_urls.append((p.image_url.url, where + ".image_url"))
-                pieces.append({"type": "image"})
+                    raise APIError(400, f"{where}: images and videos are only accepted in user messages", param=where)
+                if isinstance(p, ImagePart):
+                    image_urls.append((p.image_url.url, where + ".image_url"))
+                    pieces.append({"type": "image"})
+                else:
+                    source = p.video_url.url if isinstance(p, VideoPart) else list(p.video)
+                    videos.append((source, where + (".video_url" if isinstance(p, VideoPart) else ".video")))
+                    pieces.append({"type": "video"})
         if role == "assistant" and not pieces:
             raise APIError(400, f"messages[{i}].content: assistant message has no content", param=f"messages[{i}]")
         messages.append({"role": role, "content": m.content if isinstance(m.content, str) else pieces})
@@ -189,6 +221,7 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
         model=req.model,
         messages=messages,
         image_urls=image_urls,
+        videos=videos,
         max_tokens=max_tokens,
         temperature=1.0 if req.temperature is None else req.temperature,  # OpenAI's default
         top_p=1.0 if req.top_p is None else req.top_p,

@@ -37,6 +37,7 @@ class Engine(Protocol):
 
     eos_ids: set[int]
     context_length: int
+    max_frames: int | None  # frames per video (None: the model takes no video)
 
     def decode(self, ids: list[int]) -> str: ...
 

@@ -1,0 +1,45 @@
+"""Turn a video content part into a `Video` (frames sampled to the model's count), within the server's limits.
+
+Two forms, as OpenAI-compatible servers take them:
+- `{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,..."}}` (vLLM's extension): the bytes are
+  capped by max_video_bytes before decoding; decoding (PyAV) stops past max_frames frames or
+  max_video_decode_s seconds, refuses frames over max_image_pixels (read from the stream header), and keeps
+  only the sampled frames in memory;
+- `{"type": "video", "video": ["data:image/jpeg;base64,...", ...]}`: a list of frames, each an image URL under
+  the image rules; their count is checked against max_frames before any is decoded.
+Only data: URLs carry videos (a remote video would make the server download and decode for minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kanva.model.video import Video, VideoError, VideoOverLimit, decode_video_bytes, frames_to_video
+from kanva.serve.errors import APIError, limit_error
+from kanva.serve.images import decode_image, load_image_bytes, parse_data_url
+from kanva.serve.limits import Limits
+
+
+async def load_video(source: str | list[str], where: str, limits: Limits, allow_remote_images: bool,
+                     num_frames: int) -> Video:
+    """A `Video` of `num_frames` frames from a video data URL or a list of frame URLs."""
+    if isinstance(source, list):
+        if len(source) > limits.max_frames:
+            raise limit_error("max_frames", limits.max_frames, len(source), param=where)
+        frames = []
+        for k, url in enumerate(source):
+            data = await load_image_bytes(url, f"{where}[{k}]", limits, allow_remote_images)
+            frames.append(await asyncio.to_thread(decode_image, data, f"{where}[{k}]", limits))
+        return frames_to_video(frames, num_frames, where)
+    if not source.lower().startswith("data:"):
+        raise APIError(400, f"{where}: videos are accepted as data:video/...;base64 URLs (or a list of frame "
+                       "image URLs)", param=where, code="unsupported_video_url")
+    data = parse_data_url(source, where, limits, kind="video")
+    try:
+        return await asyncio.to_thread(decode_video_bytes, data, where, num_frames, limits.max_frames,
+                                       limits.max_image_pixels, limits.max_video_decode_s)
+    except VideoOverLimit as e:
+        name = "max_frames" if e.bound == "frames" else "max_video_decode_s"
+        raise limit_error(name, int(e.limit), int(e.got), status=413, param=where) from None
+    except VideoError as e:
+        raise APIError(400, f"{e} (video_unreadable)", param=where, code="video_unreadable") from None
