@@ -125,3 +125,13 @@ def test_llava15_plan_fits_8_gpus_of_80gb(capsys):
     # without checkpointing the instruct stage would not fit: the plan must be able to say no
     assert main(["train", "--recipe", str(recipe), "--plan", "--accelerate-config", str(cfg), "--gpu-mem", "24"]) == 0
     assert "| NO |" in capsys.readouterr().out
+
+
+def test_onevision_plan_counts_every_anyres_view():
+    from kanva.train.plan import preset_config
+
+    cfg = preset_config("tiny-ov")
+    arch = arch_of_config(cfg)
+    grid = cfg.vision_config.image_size // cfg.vision_config.patch_size
+    views = 1 + max(h * w for h, w in cfg.image_grid_pinpoints) // cfg.vision_config.image_size**2
+    assert views > 1 and arch.vtokens == grid * grid * views

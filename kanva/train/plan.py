@@ -52,6 +52,15 @@ KNOWN_CONFIGS = {
     "openai/clip-vit-large-patch14-336": ("clip_vision_model", dict(
         hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
         image_size=336, patch_size=14, projection_dim=768)),
+    "google/siglip-so400m-patch14-384": ("siglip_vision_model", dict(
+        hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+        image_size=384, patch_size=14)),
+    "Qwen/Qwen2-0.5B-Instruct": ("qwen2", dict(
+        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+        num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)),
+    "Qwen/Qwen2-7B-Instruct": ("qwen2", dict(
+        hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+        num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)),
     "lmsys/vicuna-7b-v1.5": ("llama", dict(
         hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
         num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096, tie_word_embeddings=False)),
@@ -71,8 +80,8 @@ class Arch:
     vh: int  # vision hidden size
     vinter: int
     vlayers: int
-    vtokens: int  # vision tokens per image (patches, plus CLS for CLIP)
-    image_tokens: int  # tokens per image in the LM
+    vtokens: int  # vision tokens per image (patches, plus CLS for CLIP; OneVision: every AnyRes view)
+    image_tokens: int  # tokens per image in the LM (OneVision: at most, before anyres_max pooling)
     layer_params: int  # the largest transformer layer (what FSDP/ZeRO-3 gather at once)
 
     def _shapes(self, spec: LoraSpec) -> list[tuple[int, int]]:
@@ -93,13 +102,14 @@ class Arch:
 def arch_of_config(config) -> Arch:
     """Parameter counts and sizes of the Llava model `config` describes (a meta model: nothing allocated)."""
     import torch
-    from transformers import LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
 
     from kanva.model import expected_image_tokens
     from kanva.train.modules import module_parts
 
+    onevision = config.model_type == "llava_onevision"
     with torch.device("meta"):
-        model = LlavaForConditionalGeneration(config)
+        model = (LlavaOnevisionForConditionalGeneration if onevision else LlavaForConditionalGeneration)(config)
     counts = {}
     for name, mods in module_parts(model).items():
         counts[name] = sum(p.numel() for p in {id(p): p for m in mods for p in m.parameters()}.values())
@@ -108,12 +118,15 @@ def arch_of_config(config) -> Arch:
     v_layers = next(m for n, m in model.model.vision_tower.named_modules() if n.endswith("encoder.layers"))
     v_layer = sum(p.numel() for p in v_layers[0].parameters())
     grid = v.image_size // v.patch_size
+    # OneVision encodes the base view plus the tiles of its largest AnyRes grid.
+    views = 1 + max(h * w for h, w in config.image_grid_pinpoints) // v.image_size**2 if onevision else 1
+    per_image = grid * grid * views if onevision else expected_image_tokens(config)
     heads_kv = getattr(t, "num_key_value_heads", None) or t.num_attention_heads
     return Arch(
         params=counts, h=t.hidden_size, inter=t.intermediate_size, kv=t.hidden_size // t.num_attention_heads * heads_kv,
         layers=t.num_hidden_layers, vocab=t.vocab_size, vh=v.hidden_size, vinter=v.intermediate_size,
-        vlayers=v.num_hidden_layers, vtokens=grid * grid + (1 if v.model_type == "clip_vision_model" else 0),
-        image_tokens=expected_image_tokens(config), layer_params=max(lm_layer, v_layer),
+        vlayers=v.num_hidden_layers, vtokens=(grid * grid + (1 if v.model_type == "clip_vision_model" else 0)) * views,
+        image_tokens=per_image, layer_params=max(lm_layer, v_layer),
     )  # fmt: skip
 
 
@@ -136,7 +149,8 @@ def _hub_config(name: str):
 
 
 def preset_config(preset: str):
-    """The LlavaConfig `kanva model build --preset` would write, from the parts' configs only."""
+    """The LlavaConfig (or LlavaOnevisionConfig) `kanva model build --preset` would write, from the parts'
+    configs only."""
     from transformers import LlamaConfig, LlavaConfig, SiglipVisionConfig
 
     from kanva.model.presets import resolve_preset
@@ -159,6 +173,17 @@ def preset_config(preset: str):
         text = _hub_config(str(prepared_smollm2_dir()) if spec.lm == "smollm2" else spec.lm)
     text.vocab_size += 1  # <image>
     strategy = spec.vision_feature_select_strategy or ("default" if family == "clip" else "full")
+    if spec.architecture == "onevision":
+        from transformers import LlavaOnevisionConfig
+
+        from kanva.model.onevision import default_pinpoints
+
+        return LlavaOnevisionConfig(
+            vision_config=vision.to_dict(), text_config=text.to_dict(), vision_feature_select_strategy=strategy,
+            vision_feature_layer=-1 if spec.truncate_vision else spec.vision_feature_layer,
+            image_grid_pinpoints=spec.image_grid_pinpoints or default_pinpoints(vision.image_size),
+            tie_word_embeddings=bool(text.tie_word_embeddings), image_token_index=text.vocab_size - 1,
+        )  # fmt: skip
     return LlavaConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), vision_feature_select_strategy=strategy,
                        vision_feature_layer=-1 if spec.truncate_vision else spec.vision_feature_layer,
                        projector_hidden_act="gelu" if spec.projector == "mlp2x_gelu" else "linear",
