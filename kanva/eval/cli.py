@@ -91,6 +91,8 @@ def _run(args) -> int:
         judge_files=_judge_files(args),
     )
     run = result["run"]
+    if "benchmark" not in run:  # not the main process of a multi-process run: it merges and reports
+        return 0
     qps = f"{run['questions_per_second']:.2f} questions/s" if run["questions_per_second"] else "nothing to generate"
     print(f"{run['generated']} answers generated, {run['resumed']} resumed ({qps}); prompt style {run['prompt_style']}")
     if "answers" in result:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from kanva.errors import KanvaError
 from kanva.eval.answers import load_answers, read_jsonl
+from kanva.eval.parallel import merge_parts, part_files, part_path, processes
 from kanva.eval.prompts import check_style
 from kanva.eval.tasks import get_task, limit_items
 
@@ -88,22 +89,33 @@ def run_benchmark(
     max_new = max_new_tokens or task.max_new_tokens
     model_id = model_id_of(model_dir)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if _repair_tail(out):
-        print(f"{out}: removed a partial last line (an interrupted write); that question is asked again")
+    procs = processes()  # several under `accelerate launch`: each answers its share into a part file
+    if procs.main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for path in [out, *part_files(out)]:  # parts: what an interrupted multi-process run answered
+            if _repair_tail(path):
+                print(f"{path}: removed a partial last line (an interrupted write); that question is asked again")
+        for path in part_files(out):
+            _previous(path, model_id, style)  # another model or style in a part is refused, as in ANSWERS
+        merge_parts(out, [it.uid for it in items])
+    procs.barrier()
     done = _previous(out, model_id, style) if out.is_file() else set()
     todo = [it for it in items if it.uid not in done]
+    mine = todo[procs.rank :: procs.world]
+    target = part_path(out, procs.rank) if procs.world > 1 else out
+    if procs.world > 1 and device.startswith("cuda") and ":" not in device:
+        device = f"cuda:{procs.local_rank}"  # one GPU per process
     started = time.time()
     gen_seconds = 0.0
-    if todo:
+    if mine:
         if generator is None:
             from kanva.infer import Generator
 
             generator = Generator.load(model_dir, device=device)
-        bar = tqdm(total=len(todo), desc=f"{bench} answers", unit="q", disable=not progress)
-        with open(out, "a", encoding="utf-8") as f:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
+        bar = tqdm(total=len(mine), desc=f"{bench} answers", unit="q", disable=not progress or not procs.main)
+        with open(target, "a", encoding="utf-8") as f:
+            for start in range(0, len(mine), batch_size):
+                batch = mine[start : start + batch_size]
                 rows = [([it.image()] if it.image else [], [{"role": "user", "content": it.prompt}]) for it in batch]
                 t0 = time.perf_counter()
                 texts = generator.generate(rows, max_new_tokens=max_new, temperature=0.0)
@@ -116,6 +128,10 @@ def run_benchmark(
                 os.fsync(f.fileno())
                 bar.update(len(batch))
         bar.close()
+    procs.barrier()
+    if not procs.main:  # the main process merges and scores
+        return {"run": {"process": procs.rank, "processes": procs.world, "generated": len(mine)}}
+    merge_parts(out, [it.uid for it in items])
     answers = load_answers(out)
     scored = task.subset(loaded, {it.uid for it in items}) if limit is not None else loaded
     result = task.score(scored, answers, judge=judge, judge_runs=judge_runs, reviews_dir=reviews_dir, answers_path=out,
@@ -136,8 +152,9 @@ def run_benchmark(
         "max_new_tokens": max_new,
         "decoding": "greedy",
         "device": device,
-        "generation_seconds": gen_seconds,
-        "questions_per_second": len(todo) / gen_seconds if gen_seconds else None,
+        "processes": procs.world,
+        "generation_seconds": gen_seconds,  # the main process's share when several processes ran
+        "questions_per_second": len(mine) / gen_seconds if gen_seconds else None,
         "wall_seconds": time.time() - started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
