@@ -264,3 +264,26 @@ def test_stage_recipe_trains_vision_with_its_own_lr_on_mixed_media(ov, media, tm
     gen = Generator.load(final)
     assert len(gen.generate([([Image.open(media / "big.png")], [{"role": "user", "content": "Hi"}])],
                             max_new_tokens=3)) == 1
+
+
+def test_export_writes_what_vllms_onevision_loader_reads(ov, media, tmp_path, capsys):
+    from kanva.infer import Generator
+    from kanva.serve.vllm_check import check_onevision_for_vllm
+
+    out = tmp_path / "hf"
+    assert main(["export", "--model", str(ov), "--out", str(out), "--dtype", "float32"]) == 0
+    assert "anyres_max_4" in capsys.readouterr().err  # older vLLM releases assume anyres_max_9: warned
+    config = json.loads((out / "config.json").read_text())
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    errors, warnings = check_onevision_for_vllm(config, names)
+    assert errors == [] and len(warnings) == 1 and config["text_config"]["architectures"] == ["LlamaForCausalLM"]
+    bad = {**config, "multimodal_projector_bias": False, "vision_feature_layer": [-2, -1],
+           "vision_config": {**config["vision_config"], "model_type": "dinov2"}, "video_token_index": 10**6}
+    errors, _ = check_onevision_for_vllm(bad, [n for n in names if n != "image_newline"])
+    for needle in ("multimodal_projector_bias", "vision_feature_layer", "dinov2", "video_token_index", "image_newline"):
+        assert any(needle in e for e in errors), needle
+    rows = [([Image.open(media / "big.png")], [{"role": "user", "content": "What is this?"}])]
+    assert Generator.load(out).generate(rows, max_new_tokens=6) == Generator.load(ov).generate(rows, max_new_tokens=6)

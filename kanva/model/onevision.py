@@ -87,6 +87,7 @@ def assemble_onevision(spec: ModelSpec, vision, lm, tokenizer, image_processor, 
     # transformers' own init of the newline feature: N(0, 1/hidden), here from the seeded RNG
     model.model.image_newline = torch.nn.Parameter(torch.randn(hidden) * hidden**-0.5)
     model.config.text_config = lm.config
+    model.config.text_config.architectures = lm.config.architectures or [type(lm).__name__]  # vLLM reads it
     model.config.vision_config = vcfg
     model.tie_weights()
 

@@ -42,8 +42,10 @@ def register(subparsers) -> None:
 
     e = subparsers.add_parser(
         "export",
-        help="write a plain transformers Llava checkpoint (LoRA merged) for vLLM / transformers",
-        description="Export a model directory as a plain transformers LlavaForConditionalGeneration checkpoint "
+        help="write a plain transformers Llava / LlavaOnevision checkpoint (LoRA merged) for vLLM / transformers",
+        description="Export a model directory as a plain transformers LlavaForConditionalGeneration (or, for an "
+        "onevision model, LlavaOnevisionForConditionalGeneration, checked against the config fields vLLM's "
+        "llava-onevision loader reads) checkpoint "
         "with its processor and chat template, merging a LoRA adapter if the directory has one. "
         "The result loads with transformers alone and serves with `vllm serve OUT`.",
     )

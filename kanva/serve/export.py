@@ -1,4 +1,5 @@
-"""`kanva export`: a model directory -> a plain transformers Llava checkpoint that vLLM serves unchanged.
+"""`kanva export`: a model directory -> a plain transformers Llava (or LlavaOnevision) checkpoint that vLLM
+serves unchanged (an onevision export is checked against the fields vLLM's loader reads: vllm_check.py).
 
 A kanva model directory already is a transformers checkpoint; export makes that a guarantee for any
 directory a user points at: a peft LoRA adapter found in it is merged into the weights (vLLM would
@@ -37,9 +38,11 @@ def _base_dir(model_dir: Path) -> Path:
 
 
 def load_merged(model_dir: str | Path, dtype: str = "float32") -> tuple[Any, Any, bool]:
-    """(LlavaForConditionalGeneration with any LoRA merged, processor, whether an adapter was merged)."""
+    """(Llava or LlavaOnevision model with any LoRA merged, processor, whether an adapter was merged)."""
     import torch
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
+
+    from kanva.model.processor import model_type
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -50,16 +53,26 @@ def load_merged(model_dir: str | Path, dtype: str = "float32") -> tuple[Any, Any
     if not has_adapter and not (model_dir / "config.json").is_file():
         raise KanvaError(f"{model_dir}: not a model directory (no config.json or {ADAPTER_CONFIG})")
     base = _base_dir(model_dir) if has_adapter else model_dir
+    onevision = model_type(base) == "llava_onevision"
+    cls = LlavaOnevisionForConditionalGeneration if onevision else LlavaForConditionalGeneration
     try:
-        model = LlavaForConditionalGeneration.from_pretrained(base, dtype=torch.float32)
+        model = cls.from_pretrained(base, dtype=torch.float32)
     except (OSError, ValueError) as e:
-        raise KanvaError(f"{base}: cannot load as LlavaForConditionalGeneration ({e})") from None
+        raise KanvaError(f"{base}: cannot load as {cls.__name__} ({e})") from None
     if has_adapter:
         from peft import PeftModel
 
         # Merge in float32, then cast: merging in half precision loses the adapter's small updates.
         model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
     has_processor = any((model_dir / f).is_file() for f in ("processor_config.json", "tokenizer_config.json"))
+    if onevision:  # its processor files are copied as saved (they load without torchvision; see onevision.py)
+        from kanva.model.onevision import OnevisionProcessor
+
+        if model.config.text_config.architectures is None:  # vLLM builds the LM from this name
+            model.config.text_config.architectures = [model.model.language_model.__class__.__name__.replace(
+                "Model", "ForCausalLM")]
+        return model.to(getattr(torch, dtype)).eval(), OnevisionProcessor.from_pretrained(
+            model_dir if has_processor else base), has_adapter
     processor = AutoProcessor.from_pretrained(model_dir if has_processor else base)
     record_path = (model_dir if (model_dir / "kanva.json").is_file() else base) / "kanva.json"
     template = recorded_template(json.loads(record_path.read_text())) if record_path.is_file() else None
@@ -68,6 +81,25 @@ def load_merged(model_dir: str | Path, dtype: str = "float32") -> tuple[Any, Any
     if not getattr(processor, "chat_template", None):
         raise KanvaError(f"{model_dir}: the processor has no chat template; vLLM's chat API would refuse it")
     return model.to(getattr(torch, dtype)).eval(), processor, has_adapter
+
+
+def _check_for_vllm(out: Path) -> None:
+    """Refuse to write an onevision checkpoint vLLM's loader would reject (see vllm_check.py)."""
+    import sys
+
+    from safetensors import safe_open
+
+    from kanva.serve.vllm_check import check_onevision_for_vllm
+
+    names: list[str] = []
+    for f in sorted(out.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            names += list(st.keys())
+    errors, warnings = check_onevision_for_vllm(json.loads((out / "config.json").read_text()), names)
+    if errors:
+        raise KanvaError("the exported config would not load in vLLM's llava-onevision loader: " + "; ".join(errors))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, dtype: str = "float32") -> Path:
@@ -81,6 +113,8 @@ def export_model(model_dir: str | Path, out_dir: str | Path, dtype: str = "float
     try:
         model.save_pretrained(tmp)  # safetensors + config.json + generation_config.json
         processor.save_pretrained(tmp)  # image processor, tokenizer, chat template
+        if model.config.model_type == "llava_onevision":
+            _check_for_vllm(tmp)
         record: dict[str, Any] = {}
         if (model_dir / "kanva.json").is_file():
             record = json.loads((model_dir / "kanva.json").read_text())
