@@ -4,8 +4,9 @@ view filters out (unfamiliar or too generic: should be 0), and N random units to
     python benchmarks/data_language.py DIR [--kb KB.json] [--n 50] [--seed 0] [--out units.md]
 
 DIR is a `kanva data evolve` output directory. Units are the kept ones (after finalize). A unit "uses" a
-filtered hypernym when one of its facts is `is_a <h>` or its question says "kind of <h>", "type of <h>" or
-"any <h>" for such an h.
+filtered hypernym when one of its facts is `is_a <h>` for such an h, or when it comes from a template that
+puts a hypernym into its question (HYPERNYM_TEMPLATES) and the longest chain name after "kind of", "type of"
+or "any" there is such an h ("kind of solid food" is solid food, not solid).
 """
 
 from __future__ import annotations
@@ -17,24 +18,31 @@ import re
 from pathlib import Path
 
 
+HYPERNYM_TEMPLATES = frozenset({"knowledge.kind", "knowledge.isa", "knowledge.exists", "knowledge.exists_named",
+                                "multihop.count", "multihop.isa", "seed.reasoning.kind"})
+
+
 def kept_units(run_dir: Path) -> list[dict]:
     records = [json.loads(x) for x in (run_dir / "provenance.jsonl").read_text().splitlines() if x.strip()]
     dropped = {r["id"] for r in records if r.get("stage") == "finalize" and r.get("status") == "rejected"}
     return [r for r in records if r.get("round") and r.get("status") == "kept" and r["id"] not in dropped]
 
 
-def filtered_hypernyms(kb) -> set[str]:
+def chain_names(kb) -> tuple[set[str], set[str]]:
+    """(every hypernym in the KB's chains, those the KB view filters out)."""
     from kanva.data.kbview import KBView
 
     view = KBView(kb, kb.categories)
     every = {h for c in kb.categories for h in kb.concept(c).hypernyms}
     kept = {h for ci in view.info.values() for h in ci.hypernyms}
-    return every - kept
+    return every, every - kept
 
 
 def uses_filtered(unit: dict, filtered: set[str], pattern: re.Pattern) -> bool:
     if any(f[1] == "is_a" and f[2] in filtered for f in unit.get("facts") or []):
         return True
+    if unit["template"] not in HYPERNYM_TEMPLATES:
+        return False
     return any(m.group(1) in filtered for m in pattern.finditer(unit["question"].lower()))
 
 
@@ -51,8 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     kb = load_kb(args.kb)
     units = kept_units(Path(args.dir))
-    filtered = filtered_hypernyms(kb)
-    names = "|".join(re.escape(h) for h in sorted(filtered, key=len, reverse=True))
+    every, filtered = chain_names(kb)
+    names = "|".join(re.escape(h.lower()) for h in sorted(every, key=len, reverse=True))
     pattern = re.compile(rf"\b(?:kind of|type of|kinds of|types of|any) ({names})\b")
     bad = [u for u in units if uses_filtered(u, filtered, pattern)]
     grams = [g for u in units for g in zip(*(words(u["question"])[i:] for i in range(3)))]
