@@ -1,4 +1,4 @@
-"""CLI for kanva.model: `kanva model build|prepare|check-data`."""
+"""CLI for kanva.model: `kanva model build|prepare|convert|check-data`."""
 
 from __future__ import annotations
 
@@ -71,6 +71,14 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from kanva.model.convert import convert_original
+
+    out = convert_original(args.src, args.out, vision=args.vision, template=args.template, force=args.force)
+    print(out)
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("model", help="build LLaVA models from parts; prepare the embedded LM")
     sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
@@ -87,6 +95,15 @@ def register(subparsers) -> None:
     pr = sub.add_parser("prepare", help="convert the embedded SmolLM2 GGUF once into the cache")
     pr.add_argument("--force", action="store_true", help="convert again even if cached")
     pr.set_defaults(func=cmd_prepare)
+
+    cv = sub.add_parser("convert", help="original-format LLaVA checkpoint (mm_projector.* weights) -> Kanva model")
+    cv.add_argument("src", help="the original folder: a causal-LM config with mm_vision_tower, weights with mm_projector.*")
+    cv.add_argument("--out", required=True, help="model directory to write")
+    cv.add_argument("--vision", help="the CLIP checkpoint to use instead of the config's mm_vision_tower (a local copy)")
+    cv.add_argument("--template", choices=["vicuna_v1", "chatml"], default="vicuna_v1",
+                    help="chat template of the LM (LLaVA-1.5: vicuna_v1, the default)")
+    cv.add_argument("--force", action="store_true", help="replace an existing --out")
+    cv.set_defaults(func=cmd_convert)
 
     c = sub.add_parser("check-data", help="encode a LLaVA file with a model's processor; report bad samples")
     c.add_argument("--model", required=True, help="model directory")
