@@ -243,3 +243,30 @@ def test_fsdp_launch_on_cpu_is_refused_not_run_as_ddp(monkeypatch):
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(KanvaError, match="asks for FSDP, but accelerate runs it only on GPUs"):
         _check_engine(acc)
+
+
+def test_released_checkpoints_start_a_recipe_or_fail_clearly(base, toy, tmp_path, monkeypatch):
+    """A transformers-format folder without Kanva's build record (as llava-hf's) starts a LoRA stage; a hub id
+    that cannot be fetched and QLoRA without a GPU each fail with the field and the reason."""
+    import shutil
+
+    from kanva.train.stage_model import load_stage_model
+
+    hf = tmp_path / "llava-hf-like"
+    shutil.copytree(base, hf)
+    (hf / "kanva.json").unlink()
+    lora = {"trainable": ["projector", "lm_lora"], "lr": {"projector": 1e-3, "lm_lora": 1e-3}, "steps": 2}
+    res = run_recipe(_recipe(hf, _instruct(toy, **lora)), tmp_path / "run")
+    assert res[0].final_dir and (Path(res[0].final_dir) / "model.safetensors").is_file()
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = recipe_from_dict({"model": {"hub": "llava-hf/llava-1.5-7b-hf"}, "stages": [_align(toy)]}, source="hub.yaml")
+    with pytest.raises(KanvaError, match=r"hub\.yaml\.model\.hub: cannot get 'llava-hf/llava-1\.5-7b-hf'"):
+        run_recipe(hub, tmp_path / "hub")
+    with pytest.raises(KanvaError, match="set exactly one of `path`"):
+        recipe_from_dict({"model": {"hub": "a/b", "preset": "tiny"}, "stages": [_align(toy)]})
+
+    qlora = _recipe(base, _instruct(toy, **lora, lora={"r": 4, "bits": 4}))
+    if not torch.cuda.is_available():
+        with pytest.raises(KanvaError, match=r"lora\.bits 4 \(QLoRA\) loads the LM in 4-bit through bitsandbytes, which needs a CUDA GPU"):
+            load_stage_model(qlora, qlora.stages[0], base)

@@ -47,7 +47,8 @@ def expected_image_tokens(config) -> int:
     return grid * grid + cls - (1 if config.vision_feature_select_strategy == "default" else 0)
 
 
-def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", attn_implementation: str | None = None):
+def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", attn_implementation: str | None = None,
+               quantization_config=None):
     """(model in eval mode, KanvaProcessor) from a model directory: LlavaForConditionalGeneration, or
     LlavaOnevisionForConditionalGeneration with an OnevisionProcessor for an onevision model.
 
@@ -64,6 +65,8 @@ def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", at
         raise KanvaError(f"{model_dir}: not a model directory (no config.json); build one with `kanva model build`")
     proc = KanvaProcessor.from_pretrained(model_dir)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if quantization_config is not None:  # QLoRA: bitsandbytes places the weights on the GPU itself
+        extra.update(quantization_config=quantization_config, device_map={"": torch.cuda.current_device()})
     onevision = model_type(model_dir) == "llava_onevision"
     cls = LlavaOnevisionForConditionalGeneration if onevision else LlavaForConditionalGeneration
     try:
@@ -77,6 +80,6 @@ def load_model(model_dir: str | Path, dtype=None, device: str | None = "cpu", at
     if proc.num_image_tokens != expected:
         raise KanvaError(f"{model_dir}: the processor expands <image> to {proc.num_image_tokens} tokens but the "
                          f"vision tower produces {expected} features per image")
-    if device is not None:
+    if device is not None and quantization_config is None:
         model = model.to(device)
     return model.eval(), proc

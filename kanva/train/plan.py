@@ -191,6 +191,8 @@ def preset_config(preset: str):
 
 
 def recipe_arch(recipe: Recipe) -> Arch:
+    if recipe.model.hub is not None:
+        return arch_of_config(_hub_config(recipe.model.hub))
     if recipe.model.path is not None:
         from transformers import AutoConfig
 
@@ -346,7 +348,7 @@ def format_plan(recipe: Recipe, engine: Engine, gpu_mem: float) -> str:
     if tuned:
         st = tuned[-1]
         lines += ["", f"stage {st.name!r} with the LM trained three ways ({engine.kind}, {engine.processes} GPU(s), "
-                  f"the stage's batch and checkpointing; QLoRA: 4-bit LM, needs bitsandbytes and a GPU):",
+                  f"the stage's batch and checkpointing; QLoRA: lora.bits 4, a 4-bit LM, needs bitsandbytes and a GPU):",
                   "| GPU | full | LoRA | QLoRA |", "|---|---|---|---|"]  # fmt: skip
         others = [m for m in st.trainable if m not in ("lm", "lm_lora")]
         full = replace(st, trainable=[*others, "lm"], lora=None)

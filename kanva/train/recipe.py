@@ -28,9 +28,12 @@ CHECKPOINTABLE = ("vision", "lm")
 
 @dataclass
 class ModelSpec:
-    """Where stage 1 starts: exactly one of a model directory or a preset name to build."""
+    """Where stage 1 starts: exactly one of a model directory, a hub id, or a preset name to build."""
 
-    path: str | None = None  # a model directory (plain transformers Llava checkpoint + processor)
+    path: str | None = None  # a model directory (plain transformers Llava/LlavaOnevision checkpoint + processor)
+    # A released checkpoint in transformers' format on the Hugging Face hub, e.g. llava-hf/llava-1.5-7b-hf or
+    # llava-hf/llava-onevision-qwen2-0.5b-ov-hf (downloaded once by the main process into the hub cache).
+    hub: str | None = None
     preset: str | None = None  # a `kanva.model.build_preset` name, built into OUT/base
 
 
@@ -58,6 +61,8 @@ class LoraSpec:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    # 4: QLoRA, the frozen LM loaded in 4-bit NF4 through bitsandbytes (a CUDA GPU); None: the LM as loaded.
+    bits: Literal[4] | None = None
 
 
 @dataclass
@@ -186,8 +191,8 @@ def _checked(recipe: Recipe, source: str, base_dir: str | Path) -> Recipe:
     recipe.source = source
     base = Path(base_dir)
     m = recipe.model
-    if (m.path is None) == (m.preset is None):
-        raise KanvaError(f"{source}.model: set exactly one of `path` (a model directory) or `preset`")
+    if sum(x is not None for x in (m.path, m.hub, m.preset)) != 1:
+        raise KanvaError(f"{source}.model: set exactly one of `path` (a model directory), `hub` (a hub id) or `preset`")
     m.path = _resolve(base, m.path)
     if not recipe.stages:
         raise KanvaError(f"{source}.stages: empty")

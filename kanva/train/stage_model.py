@@ -59,7 +59,8 @@ def load_stage_model(recipe: Recipe, stage: Stage, src: Path, mixed_precision: s
         from kanva.train.packed_attention import register
 
         attn = register()
-    llava, proc = load_model(src, dtype=dtype, device=None, attn_implementation=attn)
+    quant = _qlora_config(stage) if stage.lora is not None and stage.lora.bits is not None else None
+    llava, proc = load_model(src, dtype=dtype, device=None, attn_implementation=attn, quantization_config=quant)
     peft_model = add_lora(llava, stage.lora) if "lm_lora" in stage.trainable else None
     lora_params = [p for p in llava.parameters() if p.requires_grad] if peft_model is not None else []
     groups = set_trainable(llava, stage, lora_params)
@@ -73,21 +74,40 @@ def load_stage_model(recipe: Recipe, stage: Stage, src: Path, mixed_precision: s
     return StageModel(llava, peft_model, proc, groups)
 
 
-def merged_lora_model(src: Path, stage: Stage, state_dict: dict) -> nn.Module:
-    """The plain model a LoRA stage ends with, from its gathered weights (FSDP, ZeRO): a fresh copy of
-    `src` on CPU gets the same adapters, takes the trained weights (peft's names, as in `state_dict`)
-    and folds the adapters in. What DDP's `merge_and_unload` on the live model gives, without needing
-    unsharded live weights. The names come from the model's modules, never from folder names."""
+def _qlora_config(stage: Stage):
+    """bitsandbytes' 4-bit NF4 config for the LM (the vision tower, projector and head stay as loaded),
+    or an error saying why it cannot run here."""
+    import importlib.util
+
+    from kanva.errors import KanvaError
+
+    why = f"stage {stage.name!r}: lora.bits 4 (QLoRA) loads the LM in 4-bit through bitsandbytes"
+    if not torch.cuda.is_available():
+        raise KanvaError(f"{why}, which needs a CUDA GPU; this machine has none (drop lora.bits for plain LoRA)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise KanvaError(f"{why}: pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16,
+                              llm_int8_skip_modules=["vision_tower", "multi_modal_projector", "lm_head"])  # fmt: skip
+
+
+def merged_lora_model(src: Path, stage: Stage, trained: dict) -> nn.Module:
+    """The plain model a LoRA stage ends with, from its trained tensors (gathered under FSDP/ZeRO; for
+    QLoRA, whose live base weights are 4-bit): a fresh float32 copy of `src` on CPU gets the same
+    adapters and trainable groups, takes every trainable tensor from `trained` (peft's names; a missing
+    one is an error, never the start value) and folds the adapters in. The frozen weights are `src`'s,
+    as in training. What DDP's `merge_and_unload` on the live model gives; names come from the model's
+    modules, never from folder names."""
     from kanva.model import load_model
 
     llava, _ = load_model(src, dtype=torch.float32, device="cpu")
     peft_model = add_lora(llava, stage.lora)
-    missing, unexpected = llava.load_state_dict(state_dict, strict=False)
-    # Only a tied copy may be missing (lm_head = embed_tokens is gathered once).
-    names: dict[int, set[str]] = {}
-    for n, prm in llava.named_parameters(remove_duplicate=False):
-        names.setdefault(id(prm), set()).add(n)
-    untied = [k for k in missing if not any(n in state_dict for n in names.get(id(llava.get_parameter(k)), ()))]
-    if unexpected or untied:
-        raise RuntimeError(f"gathered LoRA-stage weights do not match the model: missing {untied[:3]}, unexpected {unexpected[:3]}")
+    set_trainable(llava, stage, [p for p in llava.parameters() if p.requires_grad])
+    wanted = [n for n, p in llava.named_parameters() if p.requires_grad]
+    missing = [n for n in wanted if n not in trained]
+    if missing:
+        raise RuntimeError(f"trained LoRA-stage weights are missing {len(missing)} tensor(s), e.g. {missing[:3]}")
+    llava.load_state_dict({n: trained[n] for n in wanted}, strict=False)
     return peft_model.merge_and_unload()

@@ -131,7 +131,9 @@ def _check_out_dir(recipe: Recipe, out: Path, resume: bool, acc) -> None:
 
 
 def _base_model(recipe: Recipe, out: Path, acc) -> Path:
-    """Stage 1's starting model: `model.path`, or the preset built once into OUT/base."""
+    """Stage 1's starting model: `model.path`, `model.hub` (downloaded once), or the preset built once into OUT/base."""
+    if recipe.model.hub is not None:
+        return _from_hub(recipe, acc)
     if recipe.model.path is not None:
         p = Path(recipe.model.path)
         if not (p / "config.json").is_file():
@@ -144,6 +146,25 @@ def _base_model(recipe: Recipe, out: Path, acc) -> Path:
         build_preset(recipe.model.preset, base)  # atomic: a half-built base never looks finished
     acc.wait_for_everyone()
     return base
+
+
+def _from_hub(recipe: Recipe, acc) -> Path:
+    """The local snapshot of `model.hub`: the main process downloads it, the others then read the cache."""
+    from huggingface_hub import snapshot_download
+
+    repo = recipe.model.hub
+    path = None
+    for turn in ("main", "others"):
+        if (turn == "main") == acc.is_main_process:
+            try:
+                path = Path(snapshot_download(repo, local_files_only=turn == "others"))
+            except Exception as e:  # offline, unknown repo, gated, no disk: one message naming the field
+                raise KanvaError(f"{recipe.source}.model.hub: cannot get {repo!r} from the Hugging Face hub "
+                                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        acc.wait_for_everyone()
+    if not (path / "config.json").is_file():
+        raise KanvaError(f"{recipe.source}.model.hub: {repo!r} has no config.json: not a transformers checkpoint")
+    return path
 
 
 def _pad_id(proc) -> int:
@@ -179,6 +200,9 @@ def run_stage(
     if not resume and stage_dir.exists() and any(stage_dir.iterdir()):
         raise KanvaError(f"{stage_dir}: exists from an earlier run; pass --resume to continue it, or use a new --out")
     sharded = acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if stage.lora is not None and stage.lora.bits is not None and sharded:
+        raise KanvaError(f"stage {stage.name!r}: lora.bits 4 (QLoRA) runs on one process or DDP: bitsandbytes' "
+                         f"4-bit weights are not sharded by FSDP/DeepSpeed here; use recipes/accelerate/ddp.yaml")
 
     set_seed(recipe.seed + index)  # LoRA init and dropout; a resumed run restores RNG states below
     sm = load_stage_model(recipe, stage, src, acc.mixed_precision)
@@ -336,10 +360,13 @@ def _save_final(acc, model, peft_model, proc, src: Path, final: Path, result: St
     if sharded:  # a collective: every process takes part; the full weights land on the main process
         full = acc.get_state_dict(model)
         state_dict = {k.removeprefix("llava."): v for k, v in full.items()}
-    if peft_model is not None and not sharded:
+    if peft_model is not None and not sharded and stage.lora.bits is None:
         llava = peft_model.merge_and_unload()  # folds the adapters into the LM's weights: a plain model again
+    qlora = peft_model is not None and stage.lora.bits is not None
+    if qlora and not sharded:  # the trained tensors, from the live model (its base weights are 4-bit)
+        state_dict = {n: p.detach().cpu() for n, p in llava.named_parameters() if p.requires_grad}
     if acc.is_main_process:
-        if peft_model is not None and sharded:  # the live weights are shards: merge from the gathered ones
+        if peft_model is not None and (sharded or qlora):  # merge into a fresh full-precision copy of `src`
             llava, state_dict = merged_lora_model(src, stage, state_dict), None
         tmp = final.with_name("final.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
