@@ -1,4 +1,5 @@
-"""Generator: batched == single greedy, seeded sampling, stop strings, streamer; `kanva chat` == plain transformers."""
+"""Generator: batched == single greedy, seeded sampling, stop strings, streamer, `kanva chat` (its equality
+with plain transformers is in test_model_templates.py)."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import torch
 from PIL import Image
 
 from kanva.cli import main
+from kanva.errors import KanvaError
 from kanva.infer import Generator, cut_at_stop
 
 
@@ -63,6 +65,14 @@ def test_stop_strings_cut_each_row(gen):
     cut = gen.generate(ROWS, max_new_tokens=12, stop=stops)
     for f, c in zip(full, cut):
         assert c == cut_at_stop(f, stops) and len(c) < len(f)
+
+
+def test_a_vanishing_temperature_is_greedy(gen):
+    """Logits divided by 1e-300 overflow to inf (sampling then fails on NaN): below GREEDY_BELOW it is greedy."""
+    greedy = gen.generate(ROWS[:2], max_new_tokens=8)
+    assert gen.generate(ROWS[:2], max_new_tokens=8, temperature=1e-300, seed=3) == greedy
+    with pytest.raises(KanvaError, match="temperature"):
+        gen.generate(ROWS[:1], max_new_tokens=8, temperature=float("nan"))
 
 
 def test_cut_at_stop():

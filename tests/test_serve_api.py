@@ -103,7 +103,8 @@ def test_image_answer_is_the_generator_answer(client, engine):
     assert answer == reference(engine, png(), "What is in the image?", 24)
     assert r.choices[0].finish_reason in ("stop", "length") and r.choices[0].message.role == "assistant"
     images = [Image.open(io.BytesIO(png())).convert("RGB")]
-    assert r.usage.prompt_tokens == engine.prompt_tokens(images, [{"role": "user", "content": "<image>\nWhat is in the image?"}])
+    ids, _ = engine.generator.proc.encode_prompt(images, [{"role": "user", "content": "What is in the image?"}])
+    assert r.usage.prompt_tokens == len(ids)
     assert 0 < r.usage.completion_tokens <= 24
     # a different image gives a different prompt, hence (for this random model) a different answer
     other = client.chat.completions.create(model=MODEL, messages=image_msg(data_url(png((10, 10, 240)))),
@@ -188,7 +189,7 @@ def test_worker_waits_only_for_requests_still_arriving(engine):
                 finished.append(event)
                 if len(finished) in (1, 3):
                     done.set()
-        return Job([], [{"role": "user", "content": text}], 4, 0.0, 1.0, [], None, send)
+        return Job(engine.encode([], [{"role": "user", "content": text}]), 4, 0.0, 1.0, [], None, send)
 
     try:
         t0 = time.monotonic()
@@ -207,38 +208,68 @@ def test_worker_waits_only_for_requests_still_arriving(engine):
         worker.stop()
 
 
-def test_a_failing_request_does_not_fail_its_batch(engine):
-    """Generation raises for one row (two <image> for one image): the others are retried and answered."""
+def job_for(engine, images: list, text: str, send, seed=None, max_tokens=6):
     from kanva.serve.worker import Job
 
+    return Job(engine.encode(images, [{"role": "user", "content": text}]), max_tokens, 0.0, 1.0, [], seed, send)
+
+
+def run_jobs(engine, specs: dict[str, tuple]) -> tuple[BatchWorker, dict[str, list]]:
+    """Submit one job per spec (images, text, seed) while 'arriving', so they batch; wait for all to end."""
     worker = BatchWorker(engine, max_batch_size=8, batch_wait_s=5.0)
     worker.start()
-    events: dict[str, list] = {"good": [], "bad": [], "good2": []}
+    events: dict[str, list] = {name: [] for name in specs}
     finished = threading.Semaphore(0)
 
-    def job(name: str, images: list, text: str) -> Job:
+    def sender(name):
         def send(event):
             events[name].append(event)
             if event[0] != "text":
                 finished.release()
-        return Job(images, [{"role": "user", "content": text}], 6, 0.0, 1.0, [], None, send)
+        return send
 
-    image = Image.open(io.BytesIO(png())).convert("RGB")
     try:
         with worker.arriving():
-            worker.submit(job("good", [], "Where is the dog?"))
-            worker.submit(job("bad", [image], "<image> and <image>"))
-            worker.submit(job("good2", [image], "<image>\nWhat is in the image?"))
-        for _ in range(3):
+            for name, spec in specs.items():
+                job = spec if not isinstance(spec, tuple) else job_for(engine, *spec[:2], sender(name), *spec[2:])
+                if not isinstance(spec, tuple):
+                    job.send = sender(name)
+                worker.submit(job)
+        for _ in specs:
             assert finished.acquire(timeout=30)
     finally:
         worker.stop()
+    return worker, events
+
+
+def answered(engine, events, name, image, text):
+    assert events[name][-1][0] == "finish", events[name]
+    return "".join(e[1] for e in events[name] if e[0] == "text") == reference(engine, image, text, 6)
+
+
+def test_a_failing_request_does_not_fail_its_batch(engine):
+    """Generation raises for one row (one image's tokens, two images' pixels): the others are retried alone."""
+    import torch
+
+    from kanva.serve.worker import Job
+
+    image = Image.open(io.BytesIO(png())).convert("RGB")
+    ids, vision = engine.encode([image], [{"role": "user", "content": "What?"}])
+    bad = Job((ids, {"pixel_values": torch.cat([vision["pixel_values"]] * 2)}), 6, 0.0, 1.0, [], None, lambda e: None)
+    worker, events = run_jobs(engine, {"good": ([], "Where is the dog?"), "bad": bad,
+                                       "good2": ([image], "What is in the image?")})
     assert worker.snapshot()["batch_sizes"]["3"] == 1  # they were batched, the batch failed ...
-    assert events["bad"][-1][0] == "error" and events["bad"][-1][1].status == 400
-    assert "<image>" in events["bad"][-1][1].message
-    for name, img, text in (("good", None, "Where is the dog?"), ("good2", png(), "What is in the image?")):
-        assert events[name][-1][0] == "finish"  # ... and the good ones still got their own answers
-        assert "".join(e[1] for e in events[name] if e[0] == "text") == reference(engine, img, text, 6)
+    assert events["bad"][-1][0] == "error" and events["bad"][-1][1].status == 500
+    assert answered(engine, events, "good", None, "Where is the dog?")  # ... the good ones got their answers
+    assert answered(engine, events, "good2", png(), "What is in the image?")
+
+
+def test_a_greedy_batch_ignores_seeds(engine):
+    """A greedy row's seed (here one torch cannot take) is never used: it once failed the whole batch."""
+    worker, events = run_jobs(engine, {"seeded": ([], "Where is the dog?", 2**64), "other": ([], "Where is the cat?")})
+    assert worker.snapshot()["batch_sizes"] == {"2": 1} and worker.snapshot()["errors"] == 0  # no retry
+    assert answered(engine, events, "seeded", None, "Where is the dog?")
+    assert answered(engine, events, "other", None, "Where is the cat?")
 
 
 # -- auth ------------------------------------------------------------------------------------------------
@@ -382,11 +413,147 @@ def test_still_serving_after_bad_input(client, server):
     assert stats(server)["errors"] == 0  # no bad input ever reached generation
 
 
+# -- what a hostile or careless client found (issue 22) ----------------------------------------------------
+def post(server, body: bytes, content_type: str = "application/json") -> httpx.Response:
+    return httpx.post(server + "/v1/chat/completions", content=body,
+                      headers={"Authorization": f"Bearer {KEY}", "Content-Type": content_type}, timeout=60)
+
+
+def request_json(**extra) -> bytes:
+    import json
+
+    return json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **extra}).encode()
+
+
+def test_eight_4096px_one_bit_pngs_are_refused_by_the_request_pixel_budget(client):
+    bomb = data_url(png_bomb(4096, 4096))
+    assert len(bomb) < 4000  # 2 KB each on the wire, 16.7 Mpx (under --max-image-pixels) each decoded
+    parts = [{"type": "image_url", "image_url": {"url": bomb}}] * 8
+    e = expect_error(client, 413, "--max-request-pixels", messages=[{"role": "user", "content": parts}])
+    assert "got 134217728" in e.message and e.code == "max_request_pixels_exceeded"
+
+
+def test_images_decode_within_the_pixel_budget_in_flight(engine):
+    """With room for one request's images in flight, concurrent requests decode one at a time; all are served."""
+    class Watched:
+        def __init__(self, inner):
+            self.inner, self.now, self.most = inner, 0, 0
+            self.lock = threading.Lock()
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode(self, images, messages):
+            with self.lock:
+                self.now += bool(images)
+                self.most = max(self.most, self.now)
+            time.sleep(0.2)
+            with self.lock:
+                self.now -= bool(images)
+            return self.inner.encode(images, messages)
+
+    watched = Watched(engine)
+    limits = Limits(max_image_pixels=40 * 40, max_request_pixels=40 * 40, max_pixels_in_flight=40 * 40)
+    with ServerThread(create_app(BatchWorker(watched, max_batch_size=4), MODEL, limits)) as url:
+        c = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+        results = []
+        threads = [threading.Thread(target=lambda i=i: results.append(c.chat.completions.create(
+            model=MODEL, messages=image_msg(data_url(png((20 * i, 30, 30)))), max_tokens=2, temperature=0)))
+            for i in range(4)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+    assert len(results) == 4 and watched.most == 1
+
+
+@pytest.mark.parametrize("extra, field", [
+    ({"max_tokens": "8"}, "max_tokens"), ({"max_tokens": True}, "max_tokens"), ({"max_tokens": 8.0}, "max_tokens"),
+    ({"stream": "yes"}, "stream"), ({"seed": 2**64}, "seed"), ({"seed": -(2**63) - 1}, "seed"), ({"n": "1"}, "n"),
+    ({"stream_options": {"include_usage": 1}}, "stream_options.include_usage"), ({"top_p": "1"}, "top_p"),
+    ({"stop": ["x", 3]}, "stop[1]"), ({"user": 5}, "user"), ({"bogus": 1}, "bogus"),
+])
+def test_wrong_types_and_ranges_are_refused_not_converted(server, extra, field):
+    r = post(server, request_json(**extra))
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == field and field in error["message"]
+
+
+def test_nan_and_infinity_name_their_field(server):
+    for value in ("NaN", "Infinity", "-Infinity"):
+        body = request_json(temperature=0.5).replace(b"0.5", value.encode())
+        error = post(server, body).json()["error"]
+        assert error["param"] == "temperature" and "finite" in error["message"], error
+
+
+def test_a_vanishing_temperature_is_greedy(client, engine):
+    r = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Where is the cat?"}],
+                                       max_tokens=8, temperature=1e-300)
+    assert r.choices[0].message.content == reference(engine, None, "Where is the cat?", 8)
+
+
+def test_deep_nesting_is_a_400_on_a_connection_that_stays_open(server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    conn = http.client.HTTPConnection(urlsplit(server).netloc, timeout=60)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    conn.request("POST", "/v1/chat/completions", body=b"[" * 100_000, headers=headers)
+    sock = conn.sock
+    r = conn.getresponse()
+    assert r.status == 400 and b"nested too deeply" in r.read()
+    assert r.getheader("connection") != "close"
+    conn.request("GET", "/v1/models", headers=headers)  # the same keep-alive connection still works
+    assert conn.getresponse().status == 200 and conn.sock is sock
+    conn.close()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_only_json_is_accepted(server, content_type):
+    """A web page may POST these cross-site without a CORS preflight; the API answers none of them."""
+    r = post(server, request_json(), content_type)
+    assert r.status_code == 415 and r.json()["error"]["param"] == "Content-Type"
+    assert post(server, request_json(), "application/json; charset=utf-8").status_code == 200
+
+
+def test_security_headers(server):
+    page = httpx.get(server + "/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'sha256-" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    for r in (page, httpx.get(server + "/v1/models"), post(server, request_json())):
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_an_aborted_upload_is_one_quiet_line(server, caplog):
+    import logging
+    import socket
+    from urllib.parse import urlsplit
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="kanva.serve"):
+            host, port = urlsplit(server).netloc.split(":")
+            with socket.create_connection((host, int(port))) as s:
+                s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Length: 100000\r\n\r\n{\"model\"")
+                time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while not any("left during the upload" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                time.sleep(0.05)
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert httpx.get(server + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
 # -- remote images (opt-in) --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def image_host():
-    """A loopback HTTP server with /red.png, /huge.png (declares 64 MiB) and nothing else."""
+    """A loopback HTTP server with /red.png, /huge.png (declares 64 MiB), /slow.png, /silent.png, nothing else."""
     red = png()
+    done = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -399,6 +566,17 @@ def image_host():
                 self.send_response(200)
                 self.send_header("Content-Length", str(64 * MiB))
                 self.end_headers()
+            elif self.path == "/slow.png":  # a byte every 0.2 s: each read is quick, the whole is not
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(red)))
+                self.end_headers()
+                for b in red:
+                    if done.wait(0.2):
+                        return
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+            elif self.path == "/silent.png":  # accepts the request, never answers
+                done.wait(30)
             else:
                 self.send_error(404)
 
@@ -409,6 +587,7 @@ def image_host():
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    done.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -416,7 +595,8 @@ def image_host():
 @pytest.fixture(scope="module")
 def remote_client(engine):
     worker = BatchWorker(engine, max_batch_size=4, batch_wait_s=0.01)
-    limits = Limits(max_request_bytes=128 * MiB)  # let a 50 MB image through to the image cap
+    # Let a 50 MB image through to the image cap; a 2 s deadline for downloads.
+    limits = Limits(max_request_bytes=128 * MiB, remote_image_timeout_s=2)
     with ServerThread(create_app(worker, MODEL, limits, allow_remote_images=True)) as url:
         yield openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
 
@@ -430,6 +610,14 @@ def test_remote_images_with_the_flag(remote_client, client, image_host):
     expect_error(remote_client, 413, "max_image_bytes", messages=image_msg(image_host + "/huge.png"))
     expect_error(remote_client, 400, "HTTP 404", messages=image_msg(image_host + "/missing.png"))
     expect_error(remote_client, 400, "scheme 'file'", messages=image_msg("file:///etc/passwd"))
+
+
+@pytest.mark.parametrize("path", ["/slow.png", "/silent.png"])
+def test_remote_download_has_a_wall_clock_deadline(remote_client, image_host, path):
+    t0 = time.monotonic()
+    e = expect_error(remote_client, 400, "took longer than 2 s", messages=image_msg(image_host + path))
+    assert time.monotonic() - t0 < 6 and "--remote-image-timeout-s" in e.message
+    assert e.code == "remote_image_timeout"
 
 
 def test_50mb_image_is_refused_by_image_size(remote_client):

@@ -18,6 +18,8 @@ from kanva.serve.server import ServerThread
 from kanva.serve.worker import BatchWorker
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The page's Content-Security-Policy forbids eval, so the test waits with locator assertions (no script in
+# the page) rather than wait_for_function, and so also checks that the page works under that policy.
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
 MODEL = "kanva-tiny"
@@ -45,6 +47,8 @@ def browser():
 
 
 def test_upload_ask_answer_and_follow_up(server, browser, tmp_path):
+    from playwright.sync_api import expect
+
     image = tmp_path / "photo.png"
     Image.new("RGB", (48, 48), (30, 160, 60)).save(image)
     page = browser.new_page()
@@ -54,7 +58,7 @@ def test_upload_ask_answer_and_follow_up(server, browser, tmp_path):
     page.goto(server + "/")
     page.fill("#key", KEY)
     page.dispatch_event("#key", "change")
-    page.wait_for_function("document.getElementById('model').textContent === 'kanva-tiny'")
+    expect(page.locator("#model")).to_have_text("kanva-tiny")
     page.fill("#max-tokens", "24")
 
     page.set_input_files("#file", str(image))
@@ -78,8 +82,8 @@ def test_upload_ask_answer_and_follow_up(server, browser, tmp_path):
     # A follow-up carries the history (image and answer) along.
     page.fill("#prompt", "What color is it?")
     page.click("#send")
-    page.wait_for_function("document.querySelectorAll('.msg.assistant').length === 2 && "
-                           "document.getElementById('status').dataset.state === 'done'", timeout=60_000)
+    expect(page.locator(".msg.assistant")).to_have_count(2)
+    expect(page.locator("#status")).to_have_attribute("data-state", "done", timeout=60_000)
     second = page.locator(".msg.assistant .text").last.inner_text()
     history = [turn1, {"role": "assistant", "content": first}, {"role": "user", "content": "What color is it?"}]
     expected2 = api.chat.completions.create(model=MODEL, messages=history, max_tokens=24, temperature=0)
@@ -88,14 +92,16 @@ def test_upload_ask_answer_and_follow_up(server, browser, tmp_path):
 
 
 def test_page_shows_server_errors(server, browser):
+    from playwright.sync_api import expect
+
     page = browser.new_page()
     page.goto(server + "/")
     page.fill("#key", "wrong")
     page.dispatch_event("#key", "change")
-    page.wait_for_function("document.getElementById('model').textContent.includes('API key')")
+    expect(page.locator("#model")).to_contain_text("API key")
     page.fill("#key", KEY)
     page.dispatch_event("#key", "change")
-    page.wait_for_function("document.getElementById('model').textContent === 'kanva-tiny'")
+    expect(page.locator("#model")).to_have_text("kanva-tiny")
     page.fill("#max-tokens", "999999")  # over the server's max_tokens cap
     page.fill("#prompt", "hi")
     page.click("#send")

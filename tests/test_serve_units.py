@@ -92,6 +92,39 @@ def test_caps_name_their_limit():
 
 
 # -- images ----------------------------------------------------------------------------------------------
+def test_pixel_budget_waits_in_order_and_frees_what_cancelled_waiters_held():
+    import asyncio
+
+    from kanva.serve.budget import PixelBudget
+
+    async def scenario() -> list[str]:
+        budget, order = PixelBudget(10), []
+
+        async def use(name: str, n: int, hold_s: float) -> None:
+            async with budget.hold(n):
+                order.append(name)
+                assert budget.used <= budget.total
+                await asyncio.sleep(hold_s)
+
+        a = asyncio.create_task(use("a", 6, 0.05))
+        await asyncio.sleep(0)
+        b = asyncio.create_task(use("b", 6, 0.0))  # does not fit beside a: waits
+        gone = asyncio.create_task(use("gone", 4, 0.0))  # would fit beside a, but b came first
+        c = asyncio.create_task(use("c", 3, 0.0))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # its client left while waiting
+        await asyncio.gather(a, b, c, gone, return_exceptions=True)
+        assert budget.used == 0 and not budget._waiting
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "b", "c"]
+
+
+def test_pixels_in_flight_must_admit_one_request():
+    with pytest.raises(KanvaError, match="--max-pixels-in-flight"):
+        Limits(max_pixels_in_flight=100, max_request_pixels=101)
+
+
 def test_data_url_policy():
     limits = Limits(max_image_bytes=1000)
     assert parse_data_url(data_url(png_bytes()), "w", limits) == png_bytes()

@@ -217,7 +217,7 @@ class KanvaProcessor:
             return None
         prepared = []
         for im in images:
-            im = im.convert("RGB")
+            im = im if im.mode == "RGB" else im.convert("RGB")  # no copy of a large image that is RGB already
             if self.image_aspect_ratio == "pad":
                 im = expand2square(im, self.pad_color)
             else:

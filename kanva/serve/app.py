@@ -1,10 +1,14 @@
 """The FastAPI app: OpenAI chat completions, model list, stats, and the chat page.
 
-Request flow: read the body under `max_request_bytes` -> JSON -> `parse_request` (schema and limits) ->
-model name -> images and videos (decoded in a thread, within byte/pixel/frame/time limits) -> a `Job` on
-the `BatchWorker` ->
-events back through an asyncio.Queue, sent as one JSON response or as server-sent events. Every failure is
-an `APIError` rendered in OpenAI's error schema; anything unexpected becomes a 500 for that request only.
+Request flow: `Content-Type: application/json` only (a cross-site form or `text/plain` POST, which a browser
+sends without asking, is refused) -> read the body under `max_request_bytes` -> JSON -> `parse_request`
+(schema and limits) -> model name -> images: bytes and headers first, so a request over
+`max_request_pixels` is refused before any decoding; videos (within byte/frame/time limits) -> images
+decoded and encoded with the prompt in a thread while the request holds its pixels of the server-wide
+`PixelBudget` -> a `Job` (prompt ids and the model's vision inputs, no decoded images) on the `BatchWorker`
+-> events back through an asyncio.Queue, sent as one JSON response or as server-sent events. Every failure
+is an `APIError` rendered in OpenAI's error schema; anything unexpected becomes a 500 for that request only
+(`middleware.Guard`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from kanva.errors import KanvaError
+from kanva.serve.budget import PixelBudget, give_back_memory
 from kanva.serve.errors import APIError, limit_error
-from kanva.serve.images import decode_image, load_image_bytes
+from kanva.serve.images import decode_opened, load_image_bytes, open_image
 from kanva.serve.limits import Limits
+from kanva.serve.middleware import Guard, page_csp
 from kanva.serve.schema import ParsedRequest, parse_request
 from kanva.serve.videos import load_video
 from kanva.serve.worker import BatchWorker, Event, Job
@@ -41,11 +48,34 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise limit_error("max_request_bytes", limit, int(declared), status=413)
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise limit_error("max_request_bytes", limit, len(buf), status=413)
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise limit_error("max_request_bytes", limit, len(buf), status=413)
+    except ClientDisconnect:  # an aborted upload is the client's choice, not a server error: one line
+        log.info("client %s left during the upload (%d bytes of %s)", request.client and request.client.host,
+                 len(buf), declared or "?")
+        raise APIError(400, "the client closed the connection before the body was complete") from None
     return bytes(buf)
+
+
+def parse_json(body: bytes) -> Any:
+    """The request body as JSON; APIError(400) otherwise. (NaN and Infinity parse, so that the schema,
+    which takes finite numbers only, can name the field that holds one.)"""
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(400, "request body is not accepted: JSON nested too deeply", code="invalid_json") from None
+
+
+def require_json(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise APIError(415, f"Content-Type must be application/json, got {media or 'none'!r}",
+                       param="Content-Type", code="unsupported_media_type")
 
 
 async def wait_disconnect(request: Request) -> None:
@@ -64,6 +94,7 @@ def create_app(
     """An app serving `worker`'s model as `model_id`. The app starts and stops the worker (lifespan)."""
     limits = limits or Limits()
     created = int(time.time())
+    budget = PixelBudget(limits.max_pixels_in_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +105,7 @@ def create_app(
             await asyncio.to_thread(worker.stop)
 
     app = FastAPI(title="Kanva", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(Guard)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError) -> JSONResponse:
@@ -85,12 +117,6 @@ def create_app(
         kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
         message = f"{request.method} {request.url.path}: {e.detail}"
         return JSONResponse(APIError(e.status_code, message, type=kind).body(), status_code=e.status_code)
-
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = APIError(500, f"internal error: {type(e).__name__}", type="server_error")
-        return JSONResponse(err.body(), status_code=500)
 
     async def check_key(request: Request) -> None:
         if api_key is None:
@@ -149,29 +175,45 @@ def create_app(
 
     async def prepare(request: Request) -> tuple[ParsedRequest, Job, asyncio.Queue[Event]]:
         """Read, validate and decode a request into a Job (any problem: an APIError)."""
-        body = await read_body(request, limits.max_request_bytes)
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise APIError(400, f"request body is not valid JSON: {e}", code="invalid_json") from None
+        require_json(request)
+        payload = parse_json(await read_body(request, limits.max_request_bytes))
         req = parse_request(payload, limits)
         if req.model != model_id:
             raise unknown_model(req.model)
-        images: list[Any] = []
+        engine = worker.engine
+        opened = []  # every image's bytes and header first: the request's pixels are known before decoding
         for url, where in req.image_urls:
             data = await load_image_bytes(url, where, limits, allow_remote_images)
-            images.append(await asyncio.to_thread(decode_image, data, where, limits))
-        engine = worker.engine
+            opened.append((open_image(data, where, limits), where))
+        total = sum(im.width * im.height for im, _ in opened)
+        if total > limits.max_request_pixels:
+            raise limit_error("max_request_pixels", limits.max_request_pixels, total, status=413, param="messages")
         if req.videos and not getattr(engine, "max_frames", None):
             raise APIError(400, f"{req.videos[0][1]}: this model takes no video (an onevision model does)",
                            param=req.videos[0][1], code="video_unsupported")
-        for source, where in req.videos:  # after the images: the processor places each kind in its own order
-            images.append(await load_video(source, where, limits, allow_remote_images, engine.max_frames))
-        # Encode once here: a prompt the model cannot take fails now, as a 400 for this request alone.
-        try:
-            prompt_tokens = await asyncio.to_thread(engine.prompt_tokens, images, req.messages)
-        except KanvaError as e:
-            raise APIError(400, f"messages: {e}", param="messages") from None
+        videos = []  # after the images: the processor places each kind in its own order
+        for source, where in req.videos:
+            videos.append(await load_video(source, where, limits, allow_remote_images, engine.max_frames))
+
+        def encode() -> tuple[list[int], dict[str, Any]]:
+            """Decode the images and encode the prompt; the decoded images live only in this call."""
+            try:
+                images = [decode_opened(im, where) for im, where in opened]
+                return engine.encode(images + videos, req.messages)
+            except KanvaError as e:  # a prompt the model cannot take: a 400 for this request alone
+                raise APIError(400, f"messages: {e}", param="messages") from None
+            finally:
+                images = None
+                for im, _ in opened:
+                    im.close()
+                give_back_memory()
+
+        if total:
+            async with budget.hold(total):
+                prompt = await asyncio.to_thread(encode)
+        else:
+            prompt = await asyncio.to_thread(encode)
+        prompt_tokens = len(prompt[0])
         if prompt_tokens + req.max_tokens > engine.context_length:
             raise APIError(
                 400,
@@ -188,15 +230,13 @@ def create_app(
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         job = Job(
-            images=images,
-            messages=req.messages,
+            prompt=prompt,
             max_tokens=req.max_tokens,
             temperature=req.temperature,
             top_p=req.top_p,
             stop=req.stop,
             seed=req.seed,
             send=send,
-            prompt_tokens=prompt_tokens,
         )
         return req, job, events
 
@@ -295,8 +335,11 @@ def create_app(
 
     app.include_router(v1)
 
+    page = resources.files("kanva.serve").joinpath("static/chat.html").read_text(encoding="utf-8")
+    csp = page_csp(page)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def chat_page() -> HTMLResponse:
-        return HTMLResponse(resources.files("kanva.serve").joinpath("static/chat.html").read_text(encoding="utf-8"))
+        return HTMLResponse(page, headers={"Content-Security-Policy": csp})
 
     return app

@@ -33,11 +33,10 @@ class Engine:
     def decode(self, ids: list[int]) -> str:
         return self.generator.proc.decode(ids)
 
-    def prompt_tokens(self, images: list[Any], messages: list[dict[str, str]]) -> int:
-        """Length of the prompt as the model will see it (images expanded); KanvaError if it cannot be built."""
-        ids, _ = self.generator.proc.encode_prompt(images, messages)
-        return len(ids)
+    def encode(self, images: list[Any], messages: list[dict[str, Any]]) -> tuple[list[int], dict[str, Any]]:
+        """(prompt ids with images expanded, the model's vision inputs), exactly `KanvaProcessor.encode_prompt`;
+        KanvaError if the prompt cannot be built."""
+        return self.generator.proc.encode_prompt(images, messages)
 
-    def generate(self, batch: list[tuple[list[Any], list[dict[str, str]]]], **kwargs: Any) -> list[str]:
-        return self.generator.generate(batch, **kwargs)
-
+    def generate(self, prompts: list[tuple[list[int], dict[str, Any]]], **kwargs: Any) -> list[str]:
+        return self.generator.generate_encoded(prompts, **kwargs)

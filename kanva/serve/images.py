@@ -3,12 +3,14 @@
 Accepted: `data:image/...;base64,...` URLs always; `http(s)://` only when the server was started with
 `--allow-remote-images`. Never `file://` or a local path: a request must not make the server read its own disk.
 Size is checked before work is spent on it: base64 length before decoding, Content-Length and a running count
-while downloading, and width*height from the image header before any pixels are decoded (a small PNG can
-declare a gigapixel canvas: a decompression bomb).
+while downloading (all of it within a wall-clock deadline: a per-read timeout alone lets a server that sends
+a byte a second hold a request for as long as it likes), and width*height from the image header before any
+pixels are decoded (a small PNG can declare a gigapixel canvas: a decompression bomb).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -23,8 +25,6 @@ from kanva.serve.limits import Limits
 # Formats decoded in-process by Pillow. Leaving out EPS/PDF keeps Pillow from ever running Ghostscript on
 # request data; these cover what browsers and phones produce.
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-
-REMOTE_TIMEOUT_S = 10.0
 
 
 def parse_data_url(url: str, where: str, limits: Limits, kind: str = "image") -> bytes:
@@ -60,27 +60,37 @@ def parse_data_url(url: str, where: str, limits: Limits, kind: str = "image") ->
 
 
 async def fetch_remote(url: str, where: str, limits: Limits) -> bytes:
-    """Download an http(s) image, stopping as soon as it passes max_image_bytes."""
+    """Download an http(s) image, stopping as soon as it passes max_image_bytes or remote_image_timeout_s."""
+    deadline = limits.remote_image_timeout_s
     try:
-        async with httpx.AsyncClient(timeout=REMOTE_TIMEOUT_S, follow_redirects=True, max_redirects=3) as client:
-            async with client.stream("GET", url) as resp:
-                if resp.status_code != 200:
-                    raise APIError(400, f"{where}: fetching {url} gave HTTP {resp.status_code}", param=where)
-                declared = int(resp.headers.get("content-length") or 0)
-                if declared > limits.max_image_bytes:
-                    raise limit_error("max_image_bytes", limits.max_image_bytes, declared, status=413, param=where)
-                buf = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    buf += chunk
-                    if len(buf) > limits.max_image_bytes:
-                        raise limit_error("max_image_bytes", limits.max_image_bytes, len(buf), status=413, param=where)
-                return bytes(buf)
+        async with asyncio.timeout(deadline):
+            return await _download(url, where, limits, deadline)
+    except TimeoutError:
+        raise APIError(400, f"{where}: fetching {url} took longer than {deadline} s (remote_image_timeout_s, "
+                       "server flag --remote-image-timeout-s)", param=where, code="remote_image_timeout") from None
     except httpx.HTTPError as e:
-        raise APIError(400, f"{where}: could not fetch {url}: {e}", param=where) from None
+        # Some httpx errors (a read timeout) carry no text: the class name is then the message.
+        raise APIError(400, f"{where}: could not fetch {url}: {str(e) or type(e).__name__}", param=where) from None
 
 
-def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
-    """An RGB image from encoded bytes; the pixel cap is checked on the header, before decoding."""
+async def _download(url: str, where: str, limits: Limits, timeout: float) -> bytes:
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True, max_redirects=3) as client:
+        async with client.stream("GET", url) as resp:
+            if resp.status_code != 200:
+                raise APIError(400, f"{where}: fetching {url} gave HTTP {resp.status_code}", param=where)
+            declared = int(resp.headers.get("content-length") or 0)
+            if declared > limits.max_image_bytes:
+                raise limit_error("max_image_bytes", limits.max_image_bytes, declared, status=413, param=where)
+            buf = bytearray()
+            async for chunk in resp.aiter_bytes():
+                buf += chunk
+                if len(buf) > limits.max_image_bytes:
+                    raise limit_error("max_image_bytes", limits.max_image_bytes, len(buf), status=413, param=where)
+            return bytes(buf)
+
+
+def open_image(data: bytes, where: str, limits: Limits) -> Image.Image:
+    """The image in `data` with only its header read; max_image_pixels is checked on that header."""
     try:
         im = Image.open(io.BytesIO(data), formats=FORMATS)  # lazy: reads the header only
     except Image.DecompressionBombError as e:  # Pillow's own ceiling, above ours, trips while opening
@@ -96,10 +106,20 @@ def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
     width, height = im.size
     if width * height > limits.max_image_pixels:
         raise limit_error("max_image_pixels", limits.max_image_pixels, width * height, param=where)
+    return im
+
+
+def decode_opened(im: Image.Image, where: str) -> Image.Image:
+    """Decode an `open_image` result to RGB (the first frame of an animation)."""
     try:
-        return im.convert("RGB")  # decodes; the first frame of an animation
+        return im.convert("RGB")
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise APIError(400, f"{where}: image data is corrupt or truncated ({e})", param=where) from None
+
+
+def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
+    """An RGB image from encoded bytes; the pixel cap is checked on the header, before decoding."""
+    return decode_opened(open_image(data, where, limits), where)
 
 
 async def load_image_bytes(url: str, where: str, limits: Limits, allow_remote: bool) -> bytes:

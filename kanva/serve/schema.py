@@ -1,7 +1,10 @@
 """The chat-completions request: validation and conversion to what `kanva.infer.Generator` takes.
 
-Parsing is pydantic (types, ranges); the limits and the OpenAI features this server does not have are checked
-here too, so a request fails before any image is decoded or any slot is taken. Messages become
+Parsing is pydantic in strict mode: a field of the wrong JSON type is refused, never converted (`"8"` is not
+a number, `true` is not 1, `"yes"` is not a boolean), numbers must be finite and in range, and a field OpenAI
+does not define is refused by name rather than silently ignored. The limits and the OpenAI features this
+server does not have are checked here too, so a request fails before any image is decoded or any slot is
+taken. Messages become
 `{"role", "content"}` with string content as sent and a list of parts in transformers' typed form
 (`{"type": "image"}` at each image part's position, `{"type": "text", "text"}`), which the model's chat
 template renders: the very prompt that vLLM or plain transformers build from the same request.
@@ -15,13 +18,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
+from kanva.infer.generate import GREEDY_BELOW
 from kanva.serve.errors import APIError, limit_error
 from kanva.serve.limits import Limits
 
+INT64 = 2**63  # seeds are signed 64-bit, as torch.manual_seed and OpenAI's clients take them
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ImageURL(_Strict):
@@ -61,21 +66,23 @@ Part = Annotated[TextPart | ImagePart | VideoPart | FramesPart, Field(discrimina
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # e.g. `name`, `refusal`: carry no meaning for this model
+    # Extra keys are ignored: an assistant message echoed back from a response carries `refusal`,
+    # `annotations`, `audio`..., which mean nothing for this model's prompt.
+    model_config = ConfigDict(extra="ignore", strict=True)
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[Part] | None = None
+    name: str | None = None
 
 
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class ChatRequest(BaseModel):
-    """The subset of OpenAI's request this server honours; other known fields are accepted and ignored
-    where ignoring them cannot change the answer, refused otherwise (see `UNSUPPORTED`)."""
+class ChatRequest(_Strict):
+    """OpenAI's chat-completions request, every field typed. The first group is honoured; the second is
+    accepted and ignored where ignoring it cannot change the answer, refused otherwise (`UNSUPPORTED`);
+    any other field is refused by name."""
 
-    model_config = ConfigDict(extra="allow")
     model: str
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -83,10 +90,31 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
-    n: int = 1
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
+    n: int | None = Field(1, ge=1)
+
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    parallel_tool_calls: bool | None = None
+    modalities: list[str] | None = None
+    reasoning_effort: str | None = None
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, float] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
 
 
 # Fields whose non-default value asks for something this server does not do: refuse rather than ignore.
@@ -94,6 +122,7 @@ UNSUPPORTED = {
     "tools": lambda v: bool(v),
     "functions": lambda v: bool(v),
     "tool_choice": lambda v: v not in (None, "none"),
+    "function_call": lambda v: v not in (None, "none"),
     "logprobs": lambda v: bool(v),
     "top_logprobs": lambda v: v not in (None, 0),
     "response_format": lambda v: isinstance(v, dict) and v.get("type") not in (None, "text"),
@@ -101,6 +130,9 @@ UNSUPPORTED = {
     "frequency_penalty": lambda v: v not in (None, 0, 0.0),
     "presence_penalty": lambda v: v not in (None, 0, 0.0),
     "logit_bias": lambda v: bool(v),
+    "prediction": lambda v: v is not None,
+    "web_search_options": lambda v: v is not None,
+    "modalities": lambda v: v not in (None, ["text"]),
 }
 
 
@@ -154,12 +186,15 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
         first = max(e.errors(), key=lambda err: len(err["loc"]))
         where = _loc(first["loc"]) or "body"
         more = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+        if first["type"] == "extra_forbidden":
+            raise APIError(400, f"Unrecognized request argument supplied: {where}{more}", param=where,
+                           code="unknown_parameter") from None
         raise APIError(400, f"{where}: {first['msg']}{more}", param=where) from None
 
     for name, bad in UNSUPPORTED.items():
         if name in payload and bad(payload[name]):
             raise APIError(400, f"{name}: not supported by this server", param=name, code="unsupported_parameter")
-    if req.n != 1:
+    if req.n not in (None, 1):
         raise APIError(400, f"n: only n=1 is supported, got {req.n}", param="n", code="unsupported_parameter")
 
     max_tokens = req.max_completion_tokens or req.max_tokens or limits.default_max_tokens
@@ -223,10 +258,12 @@ def parse_request(payload: Any, limits: Limits) -> ParsedRequest:
         image_urls=image_urls,
         videos=videos,
         max_tokens=max_tokens,
-        temperature=1.0 if req.temperature is None else req.temperature,  # OpenAI's default
+        # OpenAI's default is 1; a temperature too small to divide logits by is greedy (GREEDY_BELOW), and
+        # batches with greedy requests.
+        temperature=1.0 if req.temperature is None else (0.0 if req.temperature < GREEDY_BELOW else req.temperature),
         top_p=1.0 if req.top_p is None else req.top_p,
         stop=stop,
         seed=req.seed,
-        stream=req.stream,
+        stream=bool(req.stream),
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
     )

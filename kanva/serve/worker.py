@@ -41,27 +41,35 @@ class Engine(Protocol):
 
     def decode(self, ids: list[int]) -> str: ...
 
-    def prompt_tokens(self, images: list[Any], messages: list[dict[str, str]]) -> int: ...
-
-    def generate(self, batch: list[tuple[list[Any], list[dict[str, str]]]], **kwargs: Any) -> list[str]: ...
+    def generate(self, prompts: list[tuple[list[int], dict[str, Any]]], **kwargs: Any) -> list[str]: ...
 
 
 @dataclass(eq=False)
 class Job:
-    """One request's work; `send` delivers events to the request (thread-safe, set by the app)."""
+    """One request's work; `send` delivers events to the request (thread-safe, set by the app).
 
-    images: list[Any]
-    messages: list[dict[str, str]]
+    The prompt is already encoded (ids, the model's vision inputs): a queued request holds the model's small
+    input, never decoded images, and anything wrong with its messages or images failed before it got here."""
+
+    prompt: tuple[list[int], dict[str, Any]]
     max_tokens: int
     temperature: float
     top_p: float
     stop: list[str]
     seed: int | None
     send: Callable[[Event], None]
-    prompt_tokens: int = 0  # as counted by Engine.prompt_tokens, for usage
     arrived: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
     closed: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt[0])
+
+    @property
+    def n_images(self) -> int:
+        pixels = self.prompt[1].get("pixel_values")
+        return 0 if pixels is None else len(pixels)
 
     def batch_key(self) -> tuple:
         if self.temperature == 0.0:
@@ -181,7 +189,7 @@ class BatchWorker:
                 )
             self._open += 1
             self._queue.append(job)
-            self.stats.images += len(job.images)
+            self.stats.images += job.n_images
             self._cond.notify_all()
 
     def cancel(self, job: Job) -> None:
@@ -263,13 +271,13 @@ class BatchWorker:
             on_step=self._count_step,
         )
         first = batch[0]
-        seed = first.seed
-        if seed is None and first.temperature > 0:
-            seed = self._seeds.randrange(2**63)
+        seed = None  # greedy: no seed (a batch shares the first job's, and greedy rows never asked for one)
+        if first.temperature > 0:
+            seed = first.seed if first.seed is not None else self._seeds.randrange(2**63)
         started = time.perf_counter()
         try:
             self.engine.generate(
-                [(j.images, j.messages) for j in batch],
+                [j.prompt for j in batch],
                 max_new_tokens=max(j.max_tokens for j in batch),
                 temperature=first.temperature,
                 top_p=first.top_p,
