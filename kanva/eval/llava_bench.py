@@ -276,7 +276,8 @@ def judge_answers(
     A missing answer is judged as an empty answer (so it scores as what it is: no answer). Under
     Kanva's rules a reply without two scores is asked again up to `retries` times; then, like a failed
     call, it is recorded in `failures` (returned in the coverage dict) and no review row is written, so
-    a rerun asks again. Replies are cached in OUT_DIR/judge_cache.jsonl unless the judge has a cache.
+    a rerun asks again where the call failed (an unusable reply is cached, so a rerun reproduces it).
+    Replies are cached in OUT_DIR/judge_cache.jsonl unless the judge has a cache.
     """
     from tqdm import tqdm
 
@@ -355,7 +356,7 @@ def score_llava_bench(review_files: list[Path], failures: list[str] | None = Non
         jf["count"] += len(failures)
         jf["examples"] = (failures + jf["examples"])[:3]
         result["notes"].append(f"{len(failures)} judge calls failed or gave no scores; those questions are left out "
-                               "of their run's means (not defaulted); rerun to ask again")
+                               "of their run's means (not defaulted); a rerun asks again where a call failed")
     return result
 
 

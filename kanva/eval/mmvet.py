@@ -310,6 +310,6 @@ def grade_answers(data: MMVetData, answers: list[Answer], judge, grade_file: Pat
     result["judge_failures"] = {"count": len(failures), "examples": failures[:3]}
     if failures:
         result["notes"].append(f"{len(failures)} judge calls failed or gave no score; those grades are missing "
-                               "(counted above), not defaulted; rerun to retry them")
+                               "(counted above), not defaulted; a rerun asks again where a call failed")
     return result
 
