@@ -112,7 +112,8 @@ def arch_of_config(config) -> Arch:
         model = (LlavaOnevisionForConditionalGeneration if onevision else LlavaForConditionalGeneration)(config)
     counts = {}
     for name, mods in module_parts(model).items():
-        counts[name] = sum(p.numel() for p in {id(p): p for m in mods for p in m.parameters()}.values())
+        params = [p for m in mods for p in ([m] if isinstance(m, torch.nn.Parameter) else m.parameters())]
+        counts[name] = sum(p.numel() for p in {id(p): p for p in params}.values())  # a part may be a bare Parameter
     t, v = config.text_config, config.vision_config
     lm_layer = sum(p.numel() for p in model.model.language_model.layers[0].parameters())
     v_layers = next(m for n, m in model.model.vision_tower.named_modules() if n.endswith("encoder.layers"))
