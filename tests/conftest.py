@@ -34,3 +34,19 @@ def write_mp4(path, frames) -> None:
         for im in frames:
             out.mux(stream.encode(av.VideoFrame.from_image(im)))
         out.mux(stream.encode())
+
+
+@pytest.fixture(scope="session")
+def tiny_encoded(tiny_model, tmp_path_factory):
+    """(tiny model dir, 4 encoded toy conversations with images + 1 text-only sample, pad id) for loss tests."""
+    from kanva.data.llava import load_llava
+    from kanva.model import KanvaProcessor
+    from kanva.train.toy import make_toy_data
+
+    toy = make_toy_data(tmp_path_factory.mktemp("toy"), n_images=6)
+    proc = KanvaProcessor.from_pretrained(tiny_model)
+    samples = load_llava(toy["instruct"])
+    root = Path(toy["instruct"]).parent
+    encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
+    encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
+    return tiny_model, encs, proc.tokenizer.pad_token_id

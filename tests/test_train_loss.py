@@ -1,32 +1,18 @@
 """The supervised-positions loss equals transformers' full-logits loss; frozen modules build no graph."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from kanva.data.llava import load_llava
 from kanva.train.data import Collator
 from kanva.train.loss import SupervisedLoss
 from kanva.train.modules import add_lora, param_groups, set_trainable
 from kanva.train.recipe import LoraSpec, recipe_from_dict
-from kanva.train.toy import make_toy_data
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_model):
-    from kanva.model import load_model
-
-    d = tmp_path_factory.mktemp("m")
-    model_dir = tiny_model
-    toy = make_toy_data(d / "toy", n_images=6)
-    model, proc = load_model(model_dir)
-    samples = load_llava(toy["instruct"])
-    root = Path(toy["instruct"]).parent
-    encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
-    encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
-    batch = Collator(proc.tokenizer.pad_token_id)(encs)
-    return model_dir, batch
+def setup(tiny_encoded):
+    model_dir, encs, pad = tiny_encoded
+    return model_dir, Collator(pad)(encs)
 
 
 def _stage(trainable, lr):

@@ -1,36 +1,22 @@
 """Padding-free packed rows and activation checkpointing change memory, not the maths: the loss and every
 gradient equal the padded batch's without checkpointing."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from kanva.data.llava import load_llava
 from kanva.train.data import Collator, batch_tokens
 from kanva.train.loss import SupervisedLoss
 from kanva.train.modules import set_trainable
 from kanva.train.packing import PackedCollator
 from kanva.train.recipe import recipe_from_dict
 from kanva.train.stage_model import enable_checkpointing
-from kanva.train.toy import make_toy_data
 
 ALL = ["vision", "projector", "lm"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    from kanva.model import build_preset, load_model
-
-    d = tmp_path_factory.mktemp("m")
-    model_dir = build_preset("tiny", d / "tiny")
-    toy = make_toy_data(d / "toy", n_images=6)
-    _, proc = load_model(model_dir)
-    samples = load_llava(toy["instruct"])
-    root = Path(toy["instruct"]).parent
-    encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
-    encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
-    return model_dir, encs, proc.tokenizer.pad_token_id
+def setup(tiny_encoded):
+    return tiny_encoded
 
 
 def _stage():
