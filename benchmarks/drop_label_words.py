@@ -1,6 +1,6 @@
 """Take one label kind's words out of a grounded projector: does the LM read the remaining tokens?
 
-`ground_projector` (kanva/train/patch_pretrain.py) writes each label's word into columns of the projector's
+`ground_projector` (kanva/grounding/projector.py) writes each label's word into columns of the projector's
 `linear_2`; zeroing a kind's columns makes every image token what it would be without those labels (a patch
 whose only other label is "carrot" becomes exactly " carrot" again), while the encoder and the LM stay as they
 are. Used in docs/experiments/2026-11-26-sums-of-words.md: a model whose object tokens were category + side words, with the

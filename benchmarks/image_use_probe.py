@@ -6,7 +6,7 @@
 For each MME-format question of the subtask (first N), the first-token logit of "Yes" minus "No":
 - with the real image: accuracy (threshold 0) and AUC (threshold-free separation of yes from no);
 - with a blank grey image: how much the answer moves, mean |real - blank| (near 0: the image is ignored);
-- with `--coco/--labels`: the question asked over the image's scene text instead (kanva/train/scene_text.py),
+- with `--coco/--labels`: the question asked over the image's scene text instead (kanva/grounding/scene_text.py),
   i.e. what the LM knows when it is given exactly what the image tokens stand for.
 Prints one table row per model. Used for docs/experiments/2026-11-25-why-a-reading-stage.md.
 """
@@ -52,7 +52,8 @@ def main() -> int:
     rows = [x.split("\t") for x in (mme / f"{args.subtask}.txt").read_text().splitlines() if x.strip()][: args.n]
     texts = None
     if args.coco and args.labels:
-        from kanva.train.scene_text import load_label_space, scene_texts
+        from kanva.grounding.labels import load_label_space
+        from kanva.grounding.scene_text import scene_texts
 
         space, size, patch = load_label_space(args.labels)
         texts = scene_texts(args.coco, args.split, space, size, patch)

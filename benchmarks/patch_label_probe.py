@@ -2,7 +2,7 @@
 
     python benchmarks/patch_label_probe.py OUT/models/vision --coco OUT/world [--split test]
 
-The vision pretraining stage (kanva/train/patch_pretrain.py) puts its patch classifier into the first rows of
+The vision pretraining stage (kanva/grounding/pretrain.py) puts its patch classifier into the first rows of
 the projector's `linear_1` (scaled and shifted as its `grounding` says, recorded in patch_labels.json); this
 reads it back from there (`classifier_from_projector`) and scores it on a COCO split against the same
 per-patch targets the stage trains on (`patch_targets`, the label space's `color_cells` and `object_cells`):
@@ -43,10 +43,12 @@ def main() -> int:
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from kanva.train.patch_pretrain import _f1 as f1
-    from kanva.train.patch_pretrain import (PatchPretrainConfig, _load_split, _patch_logits, classifier_from_projector,
-                                            load_instances, patch_targets)
-    from kanva.train.scene_text import load_label_space
+    from kanva.data.coco import load_coco
+    from kanva.grounding.evaluate import f1, patch_logits
+    from kanva.grounding.images import load_images
+    from kanva.grounding.labels import load_label_space
+    from kanva.grounding.projector import classifier_from_projector
+    from kanva.grounding.targets import patch_targets
 
     model_dir = Path(args.model)
     space, size, patch = load_label_space(model_dir)
@@ -59,12 +61,12 @@ def main() -> int:
         readout = {"scale": args.sharpen, "offset": 0.0}
     head = classifier_from_projector(model, n, readout)
     mean, std = torch.tensor(ip.image_mean), torch.tensor(ip.image_std)
-    inst = load_instances(Path(args.coco), args.split)
-    images, pix = _load_split(Path(args.coco), args.split, inst, size, 0)
-    tmap = patch_targets(inst, space, size, patch, PatchPretrainConfig.min_cover)
-    targets = torch.from_numpy(np.stack([tmap[im["id"]] for im in images])).bool()
+    coco = load_coco(args.coco, args.split, captions=False)
+    images, pix = load_images(coco, size)
+    tmap = patch_targets(coco, space, size, patch)  # at the min_cover the label file records
+    targets = torch.from_numpy(np.stack([tmap[im.id] for im in images])).bool()
     with torch.no_grad():
-        logits = torch.cat([lg for _, lg in _patch_logits(model, head, pix, mean, std)])
+        logits = torch.cat([lg for _, lg in patch_logits(model, head, pix, mean, std)])
 
     print(f"{model_dir} on {args.split} ({len(images)} images; global positive_logit "
           f"{meta.get('metrics', {}).get('positive_logit', '-')}, color_cells {space.color_cells})")

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "kanva.knowledge.cli",  # knowledge build
     "kanva.data.cli",  # data seed|evolve|report|merge
     "kanva.model.cli",  # model build|prepare|check-data
+    "kanva.grounding.cli",  # grounding pretrain|scene-text
     "kanva.train.cli",  # train
     "kanva.infer.cli",  # chat
     "kanva.eval.cli",  # eval score|run|make-synthetic|report

@@ -76,15 +76,19 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
         raise KanvaError(f"{where}: {e}") from None
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data ({} when empty); a missing file or bad YAML is a KanvaError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise KanvaError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise KanvaError(f"{path}: invalid YAML: {e}") from None
-    return from_dict(cls, data, where=str(path))
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    return from_dict(cls, read_yaml(path), where=str(path))
 
 
 def to_dict(obj: Any) -> Any:

@@ -35,6 +35,12 @@ def test_every_step_finished_and_timed(run):
     for name in names:
         marker = json.loads((run / ".steps" / f"{name}.json").read_text())
         assert marker["seconds"] >= 0 and marker["fingerprint"]
+    # The vision step ran `kanva grounding pretrain` on the config it wrote (a user can rerun it by hand).
+    from kanva.grounding.config import load_pretrain_config
+
+    vision = load_pretrain_config(run / "recipes" / "vision.yaml")
+    assert vision.coco == str(q.world) and vision.steps == q.cfg.vision.steps
+    assert (q.vision / "patch_labels.json").is_file() and not (q.vision / "checkpoints").exists()
     for m in ("seed", "evolved"):
         assert (q.final_model(m) / "config.json").is_file()
         for bench in ("mme", "mmbench", "pope"):
@@ -76,7 +82,7 @@ def test_each_model_read_its_own_scene_text_first(run):
     for m, src in (("seed", run / "data" / "seed.text.json"), ("evolved", run / "data" / "evolved" / "evolved.text.json")):
         recipe = yaml.safe_load((run / "recipes" / f"{m}.yaml").read_text())
         assert [st["name"] for st in recipe["stages"]] == ["read", "instruct"]
-        assert recipe["stages"][0]["data"] == [{"path": str(src)}]
+        assert [(d["path"], d["image_root"]) for d in recipe["stages"][0]["data"]] == [(str(src), None)]
         assert (run / "train" / m / "read" / "summary.json").is_file()
         samples = load_llava(src)
         assert samples and all("image" not in s and "<image>" not in s["conversations"][0]["value"] for s in samples)
@@ -85,7 +91,7 @@ def test_each_model_read_its_own_scene_text_first(run):
 
 def test_without_align_both_runs_start_from_the_vision_model(run, tmp_path):
     cfg = load_quickstart_config("tiny")
-    cfg.train.align = {}
+    cfg.train.align = None
     q = Quickstart(cfg, tmp_path)
     assert q.train_align() == {"skipped": True} and q.instruct_start() == q.vision
 
@@ -106,7 +112,7 @@ def test_unknown_preset_is_a_clear_error(capsys):
 
 def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
     cfg = load_quickstart_config("tiny")
-    cfg.train.instruct = {}
+    cfg.train.instruct = None
     q = Quickstart(cfg, tmp_path)
     assert q.final_model("evolved") == tmp_path / "train" / "evolved" / "read" / "final"
     path = tmp_path / "none.yaml"
@@ -117,17 +123,31 @@ def test_read_only_runs_evaluate_the_reading_stage(tmp_path):
         load_quickstart_config(str(path))
 
 
-@pytest.mark.parametrize("cells, message", [
-    ({"color_cells": "diagonal"}, "vision.color_cells must be one of"),
-    ({"object_cells": "middle"}, "vision.object_cells must be one of"),
-    ({"object_cells": "center", "color_cells": "alternate"}, "vision.object_cells: 'center'.*must be 'shared'"),
-    ({"grounding": "hard"}, "vision.grounding must be one of"),
-    ({"exclusive": ["count"]}, r"vision.exclusive: \['count'\] not among the trained label kinds"),
+@pytest.mark.parametrize("part, fields, message", [
+    ("vision", {"color_cells": "diagonal"}, r"bad.yaml.vision: color_cells must be one of"),
+    ("vision", {"object_cells": "middle"}, r"bad.yaml.vision: object_cells must be one of"),
+    ("vision", {"color_cells": "around", "object_cells": "cover"}, r"bad.yaml.vision: .*needs object_cells 'center'"),
+    ("vision", {"grounding": "hard"}, r"bad.yaml.vision: grounding must be one of"),
+    ("vision", {"exclusive": ["count"]}, r"bad.yaml.vision: exclusive: \['count'\] not among the trained label kinds"),
+    ("vision", {"stpes": 3}, r"bad.yaml.vision: unknown field\(s\) \['stpes'\]"),
+    ("vision", {"coco": "elsewhere"}, r"bad.yaml.vision.coco: set by the quickstart"),
+    ("read", {"steps": 3}, r"bad.yaml.train.read.steps: set by the quickstart"),
+    ("read", {"tokens": 0}, r"bad.yaml.train.read.tokens: .* >= 1"),
+    ("read", {"lr": {"projector": 1e-3}}, r"bad.yaml.train.read.lr.projector: module 'projector' is not in trainable"),
+    ("instruct", {"batch_size": "eight"}, r"bad.yaml.train.instruct.batch_size: expected int"),
+    ("align", {"steps": None}, r"bad.yaml.train.align: set exactly one of `steps` or `epochs`"),
 ])
-def test_unknown_cell_layouts_are_refused_before_any_step(tmp_path, cells, message):
+def test_bad_settings_are_refused_at_load_naming_file_and_field(tmp_path, part, fields, message):
     d = yaml.safe_load(open(load_quickstart_config("tiny").source))
-    d["vision"].update(cells)
+    (d if part == "vision" else d["train"])[part].update(fields)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(d))
     with pytest.raises(Exception, match=message):
         load_quickstart_config(str(path))
+
+
+def test_stage_templates_are_typed_stages_with_a_budget():
+    cfg = load_quickstart_config("tiny")
+    assert cfg.train.align.template == "plain" and cfg.train.align.steps == 3  # align: fixed steps, captions
+    assert cfg.train.read.stage.template == "chat" and cfg.train.read.tokens == 2000
+    assert cfg.train.instruct.stage.max_length == 384 and cfg.train.instruct.stage.steps is None

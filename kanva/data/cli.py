@@ -117,14 +117,10 @@ def register(subparsers) -> None:
     p.add_argument("--split", default=None)
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("scene-text", help="text-only copies of samples, <image> written as the words its image "
-                       "tokens stand for (for a reading stage; see kanva/train/scene_text.py)")
-    p.add_argument("--input", required=True, help="LLaVA JSON/JSONL with one image per sample")
-    p.add_argument("--coco", required=True, help="annotation root of the input's images")
-    p.add_argument("--split", required=True)
-    p.add_argument("--model", required=True, help="a model from vision pretraining (has patch_labels.json)")
-    p.add_argument("--out", required=True, help="output LLaVA JSON")
-    p.set_defaults(func=_scene_text)
+    # The command's old name, kept for one release (0.x): `kanva grounding scene-text` is the same command.
+    from kanva.grounding.cli import add_scene_text
+
+    add_scene_text(sub, "scene-text", note="; an alias of `kanva grounding scene-text`, kept for one release")
 
     p = sub.add_parser("convert", help="convert a benchmark's official release to LLaVA-format training files",
                        description="scienceqa: problems.json + pid_splits.json -> llava_<split>_<format>.json in "
@@ -280,16 +276,4 @@ def _report(args: argparse.Namespace) -> int:
 
     paths = write_report(args.dir, baseline=args.baseline, coco_dir=args.coco, split=args.split)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
-    return 0
-
-
-def _scene_text(args: argparse.Namespace) -> int:
-    from kanva.data.llava import load_llava, save_llava
-    from kanva.train.scene_text import load_label_space, render_samples, scene_texts
-
-    space, size, patch = load_label_space(args.model)
-    texts = scene_texts(args.coco, args.split, space, size, patch)
-    out = render_samples(load_llava(args.input), texts, source=args.input)
-    save_llava(out, args.out, source=args.input)
-    print(f"wrote {len(out)} text-only samples to {args.out}", file=sys.stderr)
     return 0

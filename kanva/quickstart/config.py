@@ -7,12 +7,14 @@ Relative paths resolve against the YAML file's folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kanva.config import load_yaml
+from kanva.config import from_dict, read_yaml
 from kanva.errors import KanvaError
+from kanva.grounding.config import PatchPretrainConfig
+from kanva.train.recipe import DataSource, Stage, check_stage
 
 
 @dataclass
@@ -27,28 +29,6 @@ class WorldPart:
 
 
 @dataclass
-class VisionPart:
-    """Per-patch pretraining of the vision encoder on the world's boxes (kanva/train/patch_pretrain.py)."""
-
-    enabled: bool = True
-    steps: int = 400
-    batch_size: int = 64
-    lr: float = 2e-3
-    # Label kinds (patch_pretrain.LABEL_KINDS): also "side" (left/right) and "count" (one, two, ...) per object,
-    # and "plural" ("dogs" instead of "dog" where the image holds several).
-    labels: list[str] = field(default_factory=lambda: ["category", "color", "text"])
-    # "alternate": colour and category on alternate columns; "beside": the colour on the patch before the
-    # object's, "around": on the object's patches but its centre's (both with object_cells "center"); see
-    # patch_pretrain.py
-    color_cells: str = "shared"
-    object_cells: str = "cover"  # "center": each object on the one patch of its box centre (patch_pretrain.py)
-    grounding: str = "scaled"  # "saturating": a patch past the threshold gives exactly its word (ground_projector)
-    # Label kinds a patch holds at most one of ("count"): grounded at the unweighted decision boundary
-    # (PatchPretrainConfig.exclusive)
-    exclusive: list[str] = field(default_factory=list)
-
-
-@dataclass
 class DataPart:
     seed_types: str = "conversation,detail,reasoning"
     rounds: int = 3
@@ -59,18 +39,26 @@ class DataPart:
 
 
 @dataclass
-class TrainPart:
-    """Stage fields as in kanva/train/recipe.py (`data` is filled in by the quickstart)."""
+class BudgetStage:
+    """A stage of both instruction runs that sees a token budget: `steps` = tokens / (batch x the mixture's mean
+    encoded length), so the seed-only and the seed + evolved runs train on the same number of tokens."""
 
-    align: dict[str, Any] = field(default_factory=dict)  # empty: no align stage (both runs start from `vision`)
+    stage: Stage  # its `data` (each run's own mixture) and `steps` are filled in by the quickstart
+    tokens: int
+
+
+@dataclass
+class TrainPart:
+    """The runs' stages, each a recipe Stage (kanva/train/recipe.py) less what the quickstart fills in.
+
+    In the YAML each is a mapping of Stage fields (`read` and `instruct` with `tokens` instead of `steps`); an
+    empty or absent one is no stage."""
+
+    align: Stage | None = None  # shared by both runs, on the align captions; None: both start from `vision`
     # A text-only reading stage before `instruct`, on each run's own mixture with every image written as its
-    # scene text (kanva/train/scene_text.py). Empty: none. Needs the vision pretraining stage.
-    read: dict[str, Any] = field(default_factory=dict)
-    read_tokens: int = 0
-    # The image stage. Empty: none (then `read` is each run's only stage and its model is the one evaluated).
-    instruct: dict[str, Any] = field(default_factory=dict)
-    # Both instruction runs see this many training tokens (steps derived from each mixture's mean length).
-    instruct_tokens: int = 60000
+    # scene text (kanva/grounding/scene_text.py). Needs the vision stage.
+    read: BudgetStage | None = None
+    instruct: BudgetStage | None = None  # the image stage; None: `read` is each run's only stage
 
 
 @dataclass
@@ -92,7 +80,9 @@ class QuickstartConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys, as `kanva model build --set`
     seed: int = 0
     world: WorldPart = field(default_factory=WorldPart)
-    vision: VisionPart = field(default_factory=VisionPart)
+    # The vision stage (kanva/grounding); its `coco` and `seed` are the run's. null: none (the runs start
+    # from the built model).
+    vision: PatchPretrainConfig | None = field(default_factory=PatchPretrainConfig)
     data: DataPart = field(default_factory=DataPart)
     train: TrainPart = field(default_factory=TrainPart)
     eval: EvalPart = field(default_factory=EvalPart)
@@ -104,6 +94,30 @@ def recipes_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "recipes"
 
 
+def _stage(raw: Any, name: str, where: str, budget: bool) -> Stage | BudgetStage | None:
+    """A stage template from its YAML mapping, checked as a recipe stage would be (errors name file and field)."""
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, dict):
+        raise KanvaError(f"{where}: expected a mapping of stage fields, got {type(raw).__name__}")
+    fields = dict(raw)
+    tokens = fields.pop("tokens", None) if budget else None
+    filled = ("name", "data", "steps", "epochs") if budget else ("name", "data")
+    for k in filled:
+        if k in fields:
+            raise KanvaError(f"{where}.{k}: set by the quickstart" + (" (steps from `tokens`)" if budget else ""))
+    if budget and not (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 1):
+        raise KanvaError(f"{where}.tokens: the stage's training tokens per run, an integer >= 1; got {tokens!r}")
+    defaults = {"template": "plain"} if name == "align" else {}
+    stage = from_dict(Stage, {"name": name, "data": [], **defaults, **fields, **({"steps": 1} if budget else {})},
+                      where)
+    check_stage(replace(stage, data=[DataSource("each run's mixture")]), where)
+    if budget:
+        stage.steps = None
+        return BudgetStage(stage, tokens)
+    return stage
+
+
 def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
     p = Path(preset_or_path)
     if not p.suffix:
@@ -111,7 +125,19 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         if not p.is_file():
             known = sorted(q.stem.removeprefix("quickstart-") for q in recipes_dir().glob("quickstart-*.yaml"))
             raise KanvaError(f"no quickstart config for preset {preset_or_path!r} ({p}); known: {known}")
-    cfg = load_yaml(QuickstartConfig, p)
+    raw = read_yaml(p)
+    if not isinstance(raw, dict):
+        raise KanvaError(f"{p}: expected a mapping at the top level")
+    train = raw.pop("train", None) or {}
+    if not isinstance(train, dict):
+        raise KanvaError(f"{p}.train: expected a mapping with align, read, instruct")
+    unknown = sorted(set(train) - {"align", "read", "instruct"})
+    if unknown:
+        raise KanvaError(f"{p}.train: unknown field(s) {unknown}; known: ['align', 'instruct', 'read']")
+    cfg = from_dict(QuickstartConfig, raw, where=str(p))
+    cfg.train = TrainPart(_stage(train.get("align"), "align", f"{p}.train.align", budget=False),
+                          _stage(train.get("read"), "read", f"{p}.train.read", budget=True),
+                          _stage(train.get("instruct"), "instruct", f"{p}.train.instruct", budget=True))
     cfg.source = str(p)
     if cfg.world.config is not None:
         wc = Path(cfg.world.config)
@@ -120,16 +146,15 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
         v = getattr(cfg.data, name)
         if v is not None and not Path(v).is_absolute():
             setattr(cfg.data, name, str(p.resolve().parent / v))
-    if not cfg.train.read and not cfg.train.instruct:
+    if cfg.train.read is None and cfg.train.instruct is None:
         raise KanvaError(f"{p}: train.read and train.instruct are both empty; the runs need at least one stage")
-    if cfg.train.read and not cfg.vision.enabled:
-        raise KanvaError(f"{p}: train.read needs vision.enabled (scene text uses the vision stage's patch labels)")
-    from kanva.train.patch_pretrain import check_color_cells, check_exclusive, check_grounding, check_object_cells
-
-    check_color_cells(cfg.vision.color_cells, f"{p}: vision.color_cells")
-    check_object_cells(cfg.vision.object_cells, cfg.vision.color_cells, f"{p}: vision.object_cells")
-    check_grounding(cfg.vision.grounding, f"{p}: vision.grounding")
-    check_exclusive(cfg.vision.exclusive, cfg.vision.labels, f"{p}: vision.exclusive")
+    if cfg.train.read is not None and cfg.vision is None:
+        raise KanvaError(f"{p}: train.read needs the vision stage (scene text uses its patch labels); vision is null")
+    if cfg.vision is not None:
+        for name in ("coco", "seed"):
+            if getattr(cfg.vision, name) != getattr(PatchPretrainConfig, name):
+                raise KanvaError(f"{p}.vision.{name}: set by the quickstart (its world and seed)")
+        cfg.vision.check(f"{p}.vision")
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg

@@ -10,8 +10,6 @@ exercises the real code paths and its log doubles as a tutorial. Steps are resum
 
 from __future__ import annotations
 
-import copy
-
 import json
 import math
 import random
@@ -19,11 +17,16 @@ import shlex
 import time
 from pathlib import Path
 
+from dataclasses import replace
+
 import yaml
 
+from kanva.config import to_dict
 from kanva.errors import KanvaError
-from kanva.quickstart.config import QuickstartConfig
+from kanva.grounding.config import PatchPretrainConfig
+from kanva.quickstart.config import BudgetStage, QuickstartConfig
 from kanva.quickstart.steps import Step, StepRunner
+from kanva.train.recipe import DataSource, Stage
 
 MODELS = ("seed", "evolved")  # the two instruction-tuned models the experiment compares
 
@@ -63,7 +66,7 @@ class Quickstart:
         if name == "align":
             stage = "align"
         else:  # the run's last stage: the image stage, or the reading stage when there is none
-            stage = "instruct" if self.cfg.train.instruct else "read"
+            stage = "instruct" if self.cfg.train.instruct is not None else "read"
         return self.train_dir / name / stage / "final"
 
     def bench_data(self, bench: str) -> list[Path]:
@@ -85,23 +88,23 @@ class Quickstart:
             Step("world", self.make_world, config=vars(c.world) | {"seed": c.seed}, help="scenes in COCO format"),
             Step("model", self.make_model, config={"preset": c.preset, "o": c.model_overrides, "seed": c.seed},
                  help=f"build the {c.preset} preset"),
-            Step("vision", self.pretrain_vision, after=["world", "model"], config=vars(c.vision) | {"seed": c.seed},
-                 help="vision encoder on per-patch labels; word-grounded projector"),
+            Step("vision", self.pretrain_vision, after=["world", "model"],
+                 config=to_dict(self.vision_config()) if c.vision else None,
+                 help="vision encoder on per-patch labels; word-grounded projector", outputs=[self.vision]),
             Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
                  help="seed instructions and align captions from annotations"),
             Step("evolve", self.evolve, after=["seed"], config=vars(c.data) | {"seed": c.seed},
                  help="knowledge-aware evolution (rules + LLM) with elimination"),
             Step("data_report", self.data_report, after=["evolve"], help="data quality report"),
-            Step("align", self.train_align, after=["vision", "seed"], config=c.train.align,
+            Step("align", self.train_align, after=["vision", "seed"], config=_config(c.train.align),
                  help="stage 1, shared by both models (skipped when train.align is empty)",
                  outputs=[self.train_dir / "align"]),
         ]
         s.append(Step("scene_text", self.make_scene_text, after=["vision", "evolve"],
-                      config={"read": bool(c.train.read)}, help="text-only copies of both mixtures for the reading stage"))
+                      config={"read": c.train.read is not None}, help="text-only copies of both mixtures for the reading stage"))
         for m in MODELS:
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
-                          config={"stage": c.train.instruct, "tokens": c.train.instruct_tokens,
-                                  "read": c.train.read, "read_tokens": c.train.read_tokens},
+                          config={"read": _config(c.train.read), "instruct": _config(c.train.instruct)},
                           help=f"instruction stages on {'seed data only' if m == 'seed' else 'seed + evolved data'}",
                           outputs=[self.train_dir / m]))
         s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
@@ -129,19 +132,22 @@ class Quickstart:
         kanva(*args)
         return {"model": str(self.base)}
 
-    def pretrain_vision(self) -> dict:
-        from kanva.train.patch_pretrain import PatchPretrainConfig, run_patch_pretrain
+    def vision_config(self) -> PatchPretrainConfig:
+        """The run's vision stage: the config's, on the run's world and seed."""
+        return replace(self.cfg.vision, coco=str(self.world), seed=self.cfg.seed)
 
-        v = self.cfg.vision
-        if not v.enabled:
+    def pretrain_vision(self) -> dict:
+        if self.cfg.vision is None:
             return {"skipped": True}
-        # Every VisionPart field but `enabled` is a PatchPretrainConfig field of the same name and meaning.
-        fields = {k: copy.deepcopy(x) for k, x in vars(v).items() if k != "enabled"}
-        pc = PatchPretrainConfig(coco=str(self.world), split="train", val_split="val", seed=self.cfg.seed, **fields)
-        return run_patch_pretrain(self.base, pc, self.vision)
+        path = self._write_recipe("vision", to_dict(self.vision_config()))
+        args = ["grounding", "pretrain", "--model", self.base, "--config", path, "--out", self.vision]
+        if self.vision.is_dir():  # left by an interrupted run (the step has no marker): continue it
+            args.append("--resume")
+        kanva(*args)
+        return json.loads((self.vision / "patch_labels.json").read_text())["metrics"]
 
     def _start_model(self) -> Path:
-        return self.vision if self.cfg.vision.enabled else self.base
+        return self.vision if self.cfg.vision is not None else self.base
 
     def make_seed(self) -> dict:
         d = self.cfg.data
@@ -166,29 +172,33 @@ class Quickstart:
         kanva("data", "report", self.evolved_dir, "--baseline", self.seed_file)
         return {"report": str(self.evolved_dir / "report.md")}
 
-    def _run_recipe(self, name: str, model: Path, *stages: dict) -> dict:
-        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": list(stages)}
+    def _write_recipe(self, name: str, recipe: dict) -> Path:
+        """OUT/recipes/NAME.yaml: what the step's command reads (a user can rerun it by hand)."""
         path = self.out / "recipes" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        return path
+
+    def _run_recipe(self, name: str, model: Path, *stages: Stage) -> dict:
+        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": [to_dict(s) for s in stages]}
+        path = self._write_recipe(name, recipe)
         out = self.train_dir / name
         args = ["train", "--recipe", path, "--out", out]
         if (out / "recipe.yaml").is_file():  # an interrupted run: continue from its checkpoints
             args.append("--resume")
         kanva(*args)
-        summary = out / stages[-1]["name"] / "summary.json"
+        summary = out / stages[-1].name / "summary.json"
         return json.loads(summary.read_text()) if summary.is_file() else {}
 
     def train_align(self) -> dict:
-        if not self.cfg.train.align:  # no align stage: instruction tuning starts from the grounded projector
+        if self.cfg.train.align is None:  # no align stage: instruction tuning starts from the grounded projector
             return {"skipped": True}
-        stage = {"name": "align", "template": "plain", **self.cfg.train.align}
-        stage["data"] = [{"path": str(self.align_file), "image_root": str(self.world / "train")}]
+        stage = replace(self.cfg.train.align, data=[DataSource(str(self.align_file), str(self.world / "train"))])
         return self._run_recipe("align", self._start_model(), stage)
 
     def instruct_start(self) -> Path:
         """What both instruction runs start from: the align stage's output, or the pretrained parts without one."""
-        return self.final_model("align") if self.cfg.train.align else self._start_model()
+        return self.final_model("align") if self.cfg.train.align is not None else self._start_model()
 
     def mixture(self, model: str) -> list[dict]:
         root = str(self.world / "train")
@@ -202,36 +212,37 @@ class Quickstart:
         return [{"path": str(_text_path(Path(m["path"])))} for m in self.mixture(model)]
 
     def make_scene_text(self) -> dict:
-        if not self.cfg.train.read:
+        if self.cfg.train.read is None:
             return {"skipped": True}
         done = {}
         for src in {m["path"] for model in MODELS for m in self.mixture(model)}:
             out = _text_path(Path(src))
-            kanva("data", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
+            kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
                   "--model", self.vision, "--out", out)
             done[str(out)] = _count(out)
         return done
 
-    def _budget_stage(self, model: str, name: str, fields: dict, mix: list[dict], tokens: int, start: Path) -> dict:
-        """A stage whose step count gives this mixture `tokens` training tokens (same budget for both runs)."""
-        st = {"template": "chat", **fields}
-        per_step = st.get("batch_size", 8) * st.get("grad_accum", 1)
-        mean_len = mean_tokens(start, mix, st.get("max_length", 2048), seed=self.cfg.seed)
-        steps = max(1, math.ceil(tokens / (per_step * mean_len)))
-        print(f"  {model} / {name}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
-              f"for a budget of {tokens} tokens", flush=True)
-        return {"name": name, **st, "steps": steps, "data": mix}
+    def _budget_stage(self, model: str, plan: BudgetStage, mix: list[dict], start: Path) -> Stage:
+        """The stage on this mixture with the step count that gives it `plan.tokens` training tokens (the same
+        budget for both runs)."""
+        st = plan.stage
+        per_step = st.batch_size * st.grad_accum
+        mean_len = mean_tokens(start, mix, st.max_length, seed=self.cfg.seed)
+        steps = max(1, math.ceil(plan.tokens / (per_step * mean_len)))
+        print(f"  {model} / {st.name}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
+              f"for a budget of {plan.tokens} tokens", flush=True)
+        return replace(st, steps=steps, data=[DataSource(**m) for m in mix])
 
     def train_instruct(self, model: str) -> dict:
         t = self.cfg.train
         start = self.instruct_start()
         stages = []
-        if t.read:
-            stages.append(self._budget_stage(model, "read", t.read, self.text_mixture(model), t.read_tokens, start))
-        if t.instruct:
-            stages.append(self._budget_stage(model, "instruct", t.instruct, self.mixture(model), t.instruct_tokens, start))
+        if t.read is not None:
+            stages.append(self._budget_stage(model, t.read, self.text_mixture(model), start))
+        if t.instruct is not None:
+            stages.append(self._budget_stage(model, t.instruct, self.mixture(model), start))
         summary = self._run_recipe(model, start, *stages)
-        return {"steps": stages[-1]["steps"], "stages": {s["name"]: s["steps"] for s in stages}, **summary}
+        return {"steps": stages[-1].steps, "stages": {s.name: s.steps for s in stages}, **summary}
 
     def make_bench(self) -> dict:
         kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench, "--split", "test",
@@ -308,3 +319,8 @@ def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int
     if not lengths:
         raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")
     return sum(lengths) / len(lengths)
+
+
+def _config(stage: Stage | BudgetStage | None) -> dict | None:
+    """A stage template as the JSON its step's fingerprint is made of."""
+    return None if stage is None else to_dict(stage)

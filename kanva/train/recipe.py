@@ -118,7 +118,8 @@ class Recipe:
         return d
 
 
-def _check_stage(stage: Stage, where: str) -> None:
+def check_stage(stage: Stage, where: str) -> None:
+    """The checks of one stage (also run on the quickstart's stage templates at load)."""
     for i, m in enumerate(stage.trainable):
         if m not in MODULES:
             raise KanvaError(f"{where}.trainable[{i}]: unknown module {m!r}; known: {list(MODULES)}")
@@ -201,7 +202,7 @@ def _checked(recipe: Recipe, source: str, base_dir: str | Path) -> Recipe:
         where = f"{source}.stages[{i}]"
         if not stage.name or "/" in stage.name or stage.name == "base" or stage.name in names[:i]:
             raise KanvaError(f"{where}.name: {stage.name!r} must be unique, non-empty, not 'base', without '/'")
-        _check_stage(stage, where)
+        check_stage(stage, where)
         for d in stage.data:
             d.path = _resolve(base, d.path)
             d.image_root = _resolve(base, d.image_root)

@@ -1,6 +1,6 @@
 """Scene text: an image written as the words its image tokens stand for, for a text-only reading stage.
 
-The word-grounded projector (patch_pretrain.py) makes each image token "the embedding of what this patch
+The word-grounded projector (projector.py) makes each image token "the embedding of what this patch
 shows": " background", " umbrella", or the sum for a patch with several labels (" purple" + " umbrella").
 A 135M LM learns a question over the same words written as text within a few dozen steps (measured:
 docs/experiments/2026-11-25-grounding.md), with exact labels and no vision compute, and since an image token is its
@@ -16,46 +16,30 @@ LM to the encoder's real tokens (the `smol` quickstart measured it as harmful at
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from kanva.data.coco import load_coco
 from kanva.errors import KanvaError
-from kanva.train.patch_pretrain import PatchLabelSpace, patch_targets
+from kanva.grounding.labels import PatchLabelSpace
+from kanva.grounding.targets import patch_targets
 
-BACKGROUND = "background"
-# Within a cell: colour first, then the object, how many of it, its side, then printed words
-# ("purple umbrella two left TAXI").
-_KIND_ORDER = {"color": 0, "category": 1, "count": 2, "side": 3, "text": 4}
-
-
-def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:
-    """The label space and (image size, patch size) of a model made by the vision pretraining stage."""
-    d = Path(model_dir)
-    labels, config = d / "patch_labels.json", d / "config.json"
-    if not labels.is_file():
-        raise KanvaError(f"{labels}: no such file (scene text needs a model from the vision pretraining stage)")
-    try:
-        space = PatchLabelSpace.from_json(json.loads(labels.read_text()))
-        vc = json.loads(config.read_text())["vision_config"]
-        return space, int(vc["image_size"]), int(vc["patch_size"])
-    except (OSError, KeyError, TypeError, ValueError) as e:
-        raise KanvaError(f"{d}: cannot read the patch label space or vision config: {e}") from None
+# Within a cell: colour first, then the object, how many of it, then printed words ("purple umbrella two TAXI").
+_KIND_ORDER = {"color": 0, "category": 1, "count": 2, "text": 3}
 
 
-def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int, patch: int,
-                min_cover: float = 0.2) -> dict[str, str]:
-    """file_name -> scene text for every image of the split."""
+def scene_texts(coco_root: str | Path, split: str, space: PatchLabelSpace, image_size: int,
+                patch: int) -> dict[str, str]:
+    """file_name -> scene text for every image of the split (cells as `space` lays them out: labels.py)."""
     coco = load_coco(coco_root, split, captions=False)
-    targets = patch_targets(coco, space, image_size, patch, min_cover)
-    order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER.get(space.kinds[i], 5), i))
+    targets = patch_targets(coco, space, image_size, patch)
+    order = sorted(range(len(space)), key=lambda i: (_KIND_ORDER[space.kinds[i]], i))
     out = {}
     for im in coco.images.values():
         t = targets[im.id]
         cells = []
         for row in t:
             words = [space.reads[i] for i in order if row[i]]
-            cells.append(" ".join(words) if words else BACKGROUND)
+            cells.append(" ".join(words) if words else space.background)
         out[im.file_name] = " ".join(cells)
     return out
 
@@ -82,3 +66,16 @@ def render_samples(samples: list[dict], texts: dict[str, str], source: str = "in
         first["value"] = first["value"].replace("<image>", texts[name], 1)
         out.append(r)
     return out
+
+
+def write_scene_text(input_path: str | Path, coco_root: str | Path, split: str, model_dir: str | Path,
+                     out: str | Path) -> int:
+    """`kanva grounding scene-text`: the input's samples as text-only copies, written to `out`; returns how many."""
+    from kanva.data.llava import load_llava, save_llava
+    from kanva.grounding.labels import load_label_space
+
+    space, size, patch = load_label_space(model_dir)
+    texts = scene_texts(coco_root, split, space, size, patch)
+    samples = render_samples(load_llava(input_path), texts, source=str(input_path))
+    save_llava(samples, out, source=str(input_path))
+    return len(samples)

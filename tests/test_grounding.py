@@ -1,25 +1,22 @@
-"""Vision pretraining on per-patch labels from COCO boxes, and the word-grounded projector."""
+"""Grounding: per-patch labels from COCO boxes, the vision stage (resumable) and the word-grounded projector."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
+from kanva.cli import main
 from kanva.data.coco import coco_from_dicts
 from kanva.errors import KanvaError
-from kanva.train.patch_pretrain import (
-    PatchPretrainConfig,
-    build_label_space,
-    classifier_from_projector,
-    ground_projector,
-    one_token_spellings,
-    PatchLabelSpace,
-    patch_targets,
-    run_patch_pretrain,
-    word_embeddings,
-)
+from kanva.grounding.config import PatchPretrainConfig, load_pretrain_config
+from kanva.grounding.labels import PatchLabelSpace, build_label_space, load_label_space, one_token_spellings
+from kanva.grounding.pretrain import run_patch_pretrain
+from kanva.grounding.projector import (classifier_from_projector, exclusive_shifts, ground_projector,
+                                       word_embeddings)
+from kanva.grounding.targets import patch_targets
 
 CATS = [{"id": 21, "name": "cow", "supercategory": "animal"}, {"id": 48, "name": "fork", "supercategory": "kitchen"}]
 COLORS = {"cow": (200, 40, 40), "fork": (40, 40, 200)}
@@ -50,37 +47,23 @@ def _coco(inst: dict):
     return coco_from_dicts({**inst, "images": images}, {"annotations": []}, "mem", "train")
 
 
+def _space(inst, kinds, **kw):
+    """The label space of an in-memory split, patches labelled at half cover (as the hand-worked cells below)."""
+    return build_label_space(_coco(inst), kinds, min_cover=0.5, **kw)
+
+
 def test_patch_targets_follow_boxes():
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 32, 16], "color": "red"}]}
-    space = build_label_space(_coco(inst), ["category", "color"])
+    space = _space(inst, ["category", "color"])
     assert space.words == ["cow", "red"]
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 2)
+    t = patch_targets(_coco(inst), space, image_size=32, patch=8)[1].reshape(4, 4, 2)
     # Scaled to 32 px the box is [0, 0, 16, 8]: the first two cells of the top row.
     assert t[0, :2, 0].tolist() == [1, 1] and t[0, 2:, 0].sum() == 0 and t[1:, :, 0].sum() == 0
-    assert (t[..., 1] == t[..., 0]).all()  # colour labels the same patches
-
-
-def test_alternate_color_cells_put_one_word_per_patch():
-    # A red cow over the top row's first three cells (of 4x4), and a red cow within one column below it.
-    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
-                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 32, 16, 16], "color": "red"}]}
-    space = build_label_space(_coco(inst), ["category", "color"])
-    space.color_cells = "alternate"
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 2)
-    # Even columns the category, odd ones the colour: never both on a patch of the wide cow ...
-    assert t[0, :3, 0].tolist() == [1, 0, 1] and t[0, :3, 1].tolist() == [0, 1, 0]
-    # ... but the cow within one column keeps both words (else it would lose one of them).
-    assert t[2, 3].tolist() == [1, 1] and t.sum() == 5
-    # Mirrored, the wide cow covers columns 1-3 and its colour is still on the odd columns (1 and 3).
-    m = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, 2)
-    assert m[0, 1:, 0].tolist() == [0, 1, 0] and m[0, 1:, 1].tolist() == [1, 0, 1] and m[2, 0].tolist() == [1, 1]
-    # The layout travels with the label space (the scene text must use the same one).
-    assert PatchLabelSpace.from_json(space.to_json()).color_cells == "alternate"
-    assert "color_cells" not in PatchLabelSpace(["category"], ["cow"]).to_json()  # old files stay as they were
-    with pytest.raises(KanvaError, match="color_cells"):
-        PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "color_cells": "diagonal"})
+    assert (t[..., 1] == t[..., 0]).all()  # "shared": the colour labels the same patches
+    # At the default min_cover (0.2) the half-covered cells of the second row are labelled too.
+    wide = patch_targets(_coco(inst), build_label_space(_coco(inst), ["category"]), image_size=32, patch=6)[1]
+    assert wide[:, 0].reshape(5, 5)[:2, :3].sum() == 6
 
 
 def test_center_object_cells_put_each_object_on_one_patch():
@@ -89,105 +72,63 @@ def test_center_object_cells_put_each_object_on_one_patch():
             "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
                             {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 32, 32, 32], "color": "red"},
                             {"id": 3, "image_id": 1, "category_id": 48, "bbox": [40, 40, 24, 24]}]}
-    space = build_label_space(_coco(inst), ["category", "color"], object_cells="center")
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 3)
+    space = _space(inst, ["category", "color"], object_cells="center")
+    t = patch_targets(_coco(inst), space, image_size=32, patch=8)[1].reshape(4, 4, 3)
     cow, fork, red = (space.words.index(w) for w in ("cow", "fork", "red"))
     # Centres (in 32 px): cow 1 at (12, 4) -> cell (0, 1); cow 2 at (8, 24) -> (3, 1); fork at (26, 26) -> (3, 3).
     assert t[..., cow].sum() == 2 and t[0, 1, cow] == 1 and t[3, 1, cow] == 1
     assert t[..., fork].sum() == 1 and t[3, 3, fork] == 1
     assert (t[..., red] == t[..., cow]).all()
     # "cover" (the default) labels every covered cell: more than one per object.
-    assert patch_targets(_coco(inst), build_label_space(_coco(inst), ["category"]), 32, 8, 0.5)[1][:, 0].sum() > 2
+    assert patch_targets(_coco(inst), _space(inst, ["category"]), 32, 8)[1][:, 0].sum() > 2
     assert PatchLabelSpace.from_json(space.to_json()).object_cells == "center"
-    assert "object_cells" not in build_label_space(_coco(inst), ["category"]).to_json()
     with pytest.raises(KanvaError, match="object_cells must be one of"):
         PatchLabelSpace(["category"], ["cow"], object_cells="middle")
-    with pytest.raises(KanvaError, match="color_cells must be 'shared', 'beside' or 'around'"):
+    with pytest.raises(KanvaError, match="color_cells must be one of"):
         PatchLabelSpace(["category"], ["cow"], color_cells="alternate", object_cells="center")
-    for cells in ("beside", "around"):
-        with pytest.raises(KanvaError, match="needs object_cells 'center'"):
-            PatchLabelSpace(["category"], ["cow"], color_cells=cells)
-
-
-def test_beside_color_cells_put_the_colour_before_the_object():
-    # A red cow centred in column 1 and one centred in column 0 (of 4): the colour on the cell before the
-    # object in the raster, or after it in the first column; never on the object's own cell.
-    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
-                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 32, 16, 32], "color": "red"}]}
-    space = build_label_space(_coco(inst), ["category", "color"], color_cells="beside", object_cells="center")
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 2)
-    cow, red = space.words.index("cow"), space.words.index("red")
-    assert t[0, :3, cow].tolist() == [0, 1, 0] and t[0, :3, red].tolist() == [1, 0, 0]
-    assert t[3, :2, cow].tolist() == [1, 0] and t[3, :2, red].tolist() == [0, 1]
-    assert t.sum() == 4
-    # Mirrored: the top cow is centred in column 2, its colour in column 1; the other in column 3, colour in 2.
-    m = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, 2)
-    assert m[0, 1:3, red].tolist() == [1, 0] and m[0, 2, cow] == 1 and m[3, 2:, red].tolist() == [1, 0]
+    with pytest.raises(KanvaError, match="needs object_cells 'center'"):
+        PatchLabelSpace(["category"], ["cow"], color_cells="around")
 
 
 def test_around_color_cells_put_the_colour_on_the_objects_other_patches():
     # A red cow over three cells of row 0 (centre in column 1), a red cow within one cell (column 0, row 3):
-    # the colour on the first cow's covered cells but its centre, the second falls back to "beside".
+    # the colour on the first cow's covered cells but its centre, the second's on the cell beside it.
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 48, 16], "color": "red"},
                             {"id": 2, "image_id": 1, "category_id": 21, "bbox": [0, 48, 16, 16], "color": "red"},
                             {"id": 3, "image_id": 1, "category_id": 48, "bbox": [32, 32, 32, 32]}]}
-    space = build_label_space(_coco(inst), ["category", "color"], color_cells="around", object_cells="center")
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, 3)
+    space = _space(inst, ["category", "color"], color_cells="around", object_cells="center")
+    t = patch_targets(_coco(inst), space, image_size=32, patch=8)[1].reshape(4, 4, 3)
     cow, fork, red = space.words.index("cow"), space.words.index("fork"), space.words.index("red")
     assert t[0, :, cow].tolist() == [0, 1, 0, 0] and t[0, :, red].tolist() == [1, 0, 1, 0]
     assert t[3, :2, cow].tolist() == [1, 0] and t[3, :2, red].tolist() == [0, 1]
     assert t[:, :, fork].sum() == 1 and t[2:, 2:, red].sum() == 0  # an object without a colour: only its centre
     assert t.sum(-1).max() == 1  # one word per token
+    # Mirrored (a flipped training image): the lone cow is centred in column 3, its colour still beside it.
+    m = patch_targets(_coco(inst), space, image_size=32, patch=8, mirror=True)[1].reshape(4, 4, 3)
+    assert m[3, 2:, cow].tolist() == [0, 1] and m[3, 2:, red].tolist() == [1, 0]
 
 
-def test_count_and_side_words_take_cells_of_their_own_under_one_word_layouts():
+def test_count_words_take_cells_of_their_own_under_around():
     # 4x4 grid. Red cow A over column 0's rows 0-2 (centre row 1), red cow B within cell (3, 3), fork at (2, 2).
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 48], "color": "red"},
                             {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16], "color": "red"},
                             {"id": 3, "image_id": 1, "category_id": 48, "bbox": [32, 32, 16, 16]}]}
-    space = build_label_space(_coco(inst), ["category", "color", "count", "side"], color_cells="around",
-                              object_cells="center")
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
+    space = _space(inst, ["category", "color", "count"], color_cells="around", object_cells="center")
+    t = patch_targets(_coco(inst), space, image_size=32, patch=8)[1].reshape(4, 4, -1)
     cells = {w: [tuple(int(x) for x in rc) for rc in np.argwhere(t[..., space.words.index(w)])]
-             for w in ("cow", "fork", "red", "one", "two", "left", "right")}
-    # A: number and side after it in its row, past the cell its colour would take beside it (column 1), colour
-    # on the rest of its cover. B, at the row's end: its words go the other way, its colour beside it (no cover
-    # left). The fork (no colour): "fork one" then its side on the free cell before it.
+             for w in ("cow", "fork", "red", "one", "two")}
+    # A: its number after it in its row, past the cell its colour would take beside it (column 1), colour on
+    # the rest of its cover. B, at the row's end: its number goes the other way, its colour beside it (no cover
+    # left). The fork (no colour): its number on the next cell.
     assert cells == {"cow": [(1, 0), (3, 3)], "fork": [(2, 2)], "red": [(0, 0), (2, 0), (3, 2)],
-                     "one": [(2, 3)], "two": [(1, 2), (3, 1)], "left": [(1, 3)], "right": [(2, 1), (3, 0)]}
+                     "one": [(2, 3)], "two": [(1, 2), (3, 1)]}
     assert t.sum(-1).max() == 1  # one word per token
-    # Under "shared" they stay on the object's own cell.
-    shared = build_label_space(_coco(inst), ["category", "count"], object_cells="center")
-    s = patch_targets(_coco(inst), shared, image_size=32, patch=8, min_cover=0.5)[1]
+    # Under "shared" the number stays on the object's own cell.
+    shared = _space(inst, ["category", "count"], object_cells="center")
+    s = patch_targets(_coco(inst), shared, image_size=32, patch=8)[1]
     assert (s[:, shared.words.index("two")] == s[:, shared.words.index("cow")]).all()
-
-
-def test_side_labels_give_each_object_its_half():
-    # A red cow left of centre, a fork right of it, and a cow whose centre is exactly on the middle (right).
-    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 40, 16], "color": "red"},
-                            {"id": 2, "image_id": 1, "category_id": 48, "bbox": [40, 40, 24, 24]},
-                            {"id": 3, "image_id": 1, "category_id": 21, "bbox": [24, 24, 16, 16]}]}
-    space = build_label_space(_coco(inst), ["category", "color", "side"], object_cells="center")
-    assert space.words[-2:] == ["left", "right"] and space.kinds[-2:] == ["side", "side"]
-    cow, fork, left, right = (space.words.index(w) for w in ("cow", "fork", "left", "right"))
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
-    # Centres (in 32 px): cow 1 (10, 4) -> cell (0, 1), left; fork (26, 26) -> (3, 3), right; cow 3 (16, 16) ->
-    # (2, 2), right: the side always agrees with the labelled cell's column, so the encoder can read it there.
-    assert t[0, 1, [cow, left, right]].tolist() == [1, 1, 0]
-    assert t[3, 3, [fork, left, right]].tolist() == [1, 0, 1] and t[2, 2, [cow, right]].tolist() == [1, 1]
-    assert t[..., left].sum() == 1 and t[..., right].sum() == 2  # only on the objects' cells
-    # Mirrored, each object changes half (so flipped training images cannot simply flip the targets).
-    m = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5, mirror=True)[1].reshape(4, 4, -1)
-    assert m[0, 2, [cow, left, right]].tolist() == [1, 0, 1] and m[3, 0, [fork, left]].tolist() == [1, 1]
-    # "cover": the side of the box centre on every covered cell, even those in the other half.
-    cover = build_label_space(_coco(inst), ["category", "side"])
-    c = patch_targets(_coco(inst), cover, image_size=32, patch=8, min_cover=0.5)[1].reshape(4, 4, -1)
-    assert c[0, :3, cover.words.index("left")].tolist() == [1, 1, 1]
-    assert "side" not in build_label_space(_coco(inst), ["category"]).kinds
 
 
 def test_count_labels_give_each_object_how_many_of_it_there_are():
@@ -197,9 +138,9 @@ def test_count_labels_give_each_object_how_many_of_it_there_are():
                             {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16]},
                             {"id": 3, "image_id": 1, "category_id": 48, "bbox": [48, 0, 16, 16]},
                             {"id": 4, "image_id": 2, "category_id": 21, "bbox": [0, 0, 16, 16]}]}
-    space = build_label_space(_coco(inst), ["category", "count"], object_cells="center")
+    space = _space(inst, ["category", "count"], object_cells="center")
     assert space.words == ["cow", "fork", "one", "two"] and space.kinds[2:] == ["count", "count"]
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)
+    t = patch_targets(_coco(inst), space, image_size=32, patch=8)
     one, two = t[1][:, 2].reshape(4, 4), t[1][:, 3].reshape(4, 4)
     assert two[0, 0] == 1 and two[3, 3] == 1 and two.sum() == 2  # both cows, not the fork
     assert one[0, 3] == 1 and one.sum() == 1
@@ -210,35 +151,11 @@ def test_count_labels_give_each_object_how_many_of_it_there_are():
         build_label_space(_coco(crowd), ["count"])
 
 
-def test_plural_labels_replace_the_category_where_its_image_holds_several():
-    # Two cows and a fork in image 1, one cow in image 2: "cows" on both cows of image 1, "cow" on the lone one.
-    inst = {"categories": CATS + [{"id": 61, "name": "sheep", "supercategory": "animal"}],
-            "images": [{"id": 1, "width": 64, "height": 64}, {"id": 2, "width": 64, "height": 64}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 16]},
-                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16]},
-                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [48, 0, 16, 16]},
-                            {"id": 4, "image_id": 2, "category_id": 21, "bbox": [0, 0, 16, 16]},
-                            {"id": 5, "image_id": 2, "category_id": 61, "bbox": [48, 48, 16, 16]},
-                            {"id": 6, "image_id": 2, "category_id": 61, "bbox": [0, 48, 16, 16]}]}
-    space = build_label_space(_coco(inst), ["category", "plural"], object_cells="center")
-    # "sheep" is its own plural: no label that the LM could tell apart, so two sheep stay "sheep".
-    assert space.words == ["cow", "fork", "sheep", "cows"] and space.kinds[3:] == ["plural"]
-    t = patch_targets(_coco(inst), space, image_size=32, patch=8, min_cover=0.5)
-    cow, cows = t[1][:, 0].reshape(4, 4), t[1][:, 3].reshape(4, 4)
-    assert cows[0, 0] == 1 and cows[3, 3] == 1 and cows.sum() == 2 and cow.sum() == 0  # instead of, not besides
-    assert t[1][3].tolist() == [0, 1, 0, 0]  # the lone fork keeps its word
-    assert t[2][0].tolist() == [1, 0, 0, 0]  # the lone cow of image 2
-    assert t[2][15].tolist() == t[2][12].tolist() == [0, 0, 1, 0]  # both sheep
-
-    def tok(text, add_special_tokens=False):  # " cows" is two tokens for this tokenizer
-        return {"input_ids": [0, 0] if text == " cows" else [0]}
-
-    assert "plural" not in build_label_space(_coco(inst), ["category", "plural"], tokenizer=tok).kinds
-
-
 def test_unknown_label_kind_is_an_error():
     with pytest.raises(KanvaError, match="unknown kind"):
         build_label_space(_coco({"categories": [], "images": [], "annotations": []}), ["shape"])
+    with pytest.raises(KanvaError, match="unknown kind"):
+        PatchLabelSpace.from_json({"kinds": ["side"], "words": ["left"]})  # a kind no longer made
 
 
 @pytest.fixture(scope="module")
@@ -281,25 +198,71 @@ def test_pretrain_learns_and_grounds_projector(tiny_dir, tmp_path):
     assert torch.allclose(proj.linear_2.bias, emb[3], atol=1e-6)
 
 
-def test_pretrain_with_side_labels_mirrors_the_words(tiny_dir, tmp_path, monkeypatch):
-    # hflip on with side labels: a flipped image takes the mirrored boxes' targets ("left" becomes "right").
-    import kanva.train.patch_pretrain as pp
+def test_pretrain_with_around_mirrors_the_targets_and_records_every_setting(tiny_dir, tmp_path, monkeypatch):
+    # hflip on under "around": a flipped image takes the mirrored boxes' targets (colour still beside its object).
+    import kanva.grounding.pretrain as pp
 
     calls = []
     real = pp.patch_targets
     monkeypatch.setattr(pp, "patch_targets", lambda *a, **k: calls.append(k.get("mirror", False)) or real(*a, **k))
-    _, labels = _pretrain_labels(tiny_dir, tmp_path, 2, labels=["category", "side"], object_cells="center")
+    _, labels = _pretrain_labels(tiny_dir, tmp_path, 2, labels=["category", "color", "count"], color_cells="around",
+                                 object_cells="center", min_cover=0.3)
     assert calls == [False, True]
-    assert labels["words"][-2:] == ["left", "right"] and labels["spellings"][-2:] == ["left", "right"]
+    # What scene text needs to lay out its cells as the encoder learnt them, read back from the model dir.
+    space, size, patch = load_label_space(tmp_path / "out")
+    assert (space.color_cells, space.object_cells, space.min_cover, space.background) == \
+        ("around", "center", 0.3, "background")
+    assert (labels["kinds"], labels["words"]) == (space.kinds, space.words) and size % patch == 0
 
 
-def test_pretrain_with_alternate_color_cells_records_the_layout(tiny_dir, tmp_path):
-    # hflip on: flipped images take the mirrored boxes' targets (the colour stays on odd columns).
-    cfg, labels = _pretrain_labels(tiny_dir, tmp_path, 4, color_cells="alternate")
-    assert labels["color_cells"] == "alternate"  # what the scene text reads to lay out its cells the same way
-    with pytest.raises(KanvaError, match="color_cells"):
-        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, color_cells="x"),
-                           tmp_path / "bad")
+def test_resume_continues_to_the_weights_of_an_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import kanva.train.checkpoint as ckpt
+
+    _world(tmp_path / "w", "train", 16, 0)
+    fields = {"coco": str(tmp_path / "w"), "val_split": None, "steps": 4, "batch_size": 8, "save_every": 2,
+              "log_every": 1, "color_cells": "around", "object_cells": "center"}
+    (tmp_path / "vision.yaml").write_text(yaml.safe_dump(fields))
+    args = ["grounding", "pretrain", "--model", str(tiny_dir), "--config", str(tmp_path / "vision.yaml")]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+
+    real = ckpt.write_state
+
+    def interrupt(d, state):  # the run stops right after its first checkpoint (step 2 of 4)
+        real(d, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "write_state", interrupt)
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "cut")] == [2]
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 2  # not without --resume
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]  # no step lost or repeated
+    assert not (tmp_path / "cut" / "checkpoints").exists()
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0  # finished: nothing to do
+
+
+def test_config_errors_name_the_file_and_field(tmp_path):
+    bad = tmp_path / "vision.yaml"
+    bad.write_text("color_cells: beside\n")
+    with pytest.raises(KanvaError, match=f"{bad}: color_cells must be one of"):
+        load_pretrain_config(bad)
+    bad.write_text("labels: [category, side]\n")
+    with pytest.raises(KanvaError, match="labels: unknown kind"):
+        load_pretrain_config(bad)
+    bad.write_text("steps: many\n")
+    with pytest.raises(KanvaError, match=r"vision.yaml.steps"):
+        load_pretrain_config(bad)
+    with pytest.raises(KanvaError, match="exclusive.*'count'"):
+        PatchPretrainConfig(exclusive=["count"]).check()
+    with pytest.raises(KanvaError, match="grounding must be one of"):
+        PatchPretrainConfig(grounding="hard").check()
 
 
 def test_ground_projector_rejects_too_many_labels(tiny_dir):
@@ -371,12 +334,9 @@ def test_saturating_grounding_gives_exactly_the_word_however_confident(tiny_dir)
     assert (token((3.0, 3.0)) - both).norm() < 0.03 * scale
 
 
-def test_grounding_is_recorded_and_checked(tiny_dir, tmp_path):
-    cfg, labels = _pretrain_labels(tiny_dir, tmp_path, 2, grounding="saturating")
+def test_grounding_is_recorded(tiny_dir, tmp_path):
+    _, labels = _pretrain_labels(tiny_dir, tmp_path, 2, grounding="saturating")
     assert labels["grounding"]["kind"] == "saturating" and labels["grounding"]["rows"] == 2 * len(labels["words"])
-    with pytest.raises(KanvaError, match="grounding must be one of"):
-        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=cfg.coco, val_split=None, steps=1, grounding="hard"),
-                           tmp_path / "bad")
 
 
 def test_one_token_spellings_prefer_a_single_token_case_variant():
@@ -391,17 +351,16 @@ def test_one_token_spellings_prefer_a_single_token_case_variant():
 
 
 def test_label_space_json_round_trip_and_length_check():
-    space = PatchLabelSpace(["category", "text"], ["cow", "TAXI"], ["cow", "taxi"])
+    space = PatchLabelSpace(["category", "text"], ["cow", "TAXI"], ["cow", "taxi"], min_cover=0.3)
     back = PatchLabelSpace.from_json(space.to_json())
     assert back == space and back.reads == ["cow", "taxi"]
-    assert PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"]}).reads == ["cow"]  # older files
+    old = PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"]})  # files before min_cover was saved
+    assert old.reads == ["cow"] and (old.min_cover, old.background) == (0.2, "background")
     with pytest.raises(KanvaError, match="differ in length"):
         PatchLabelSpace.from_json({"kinds": ["category"], "words": ["cow"], "spellings": ["cow", "x"]})
 
 
 def test_exclusive_shift_is_the_unweighted_decision_boundary():
-    from kanva.train.patch_pretrain import exclusive_shifts
-
     w = torch.tensor([5.0, 5.0, 2.0])
     shifts = exclusive_shifts(["category", "count", "count"], ["count"], w)
     assert shifts[0] == 0 and torch.allclose(shifts[1:], w[1:].log())
@@ -438,10 +397,3 @@ def test_pretrain_with_exclusive_count_moves_only_the_number_thresholds(tiny_dir
     assert torch.allclose(a.weight, b.weight)  # same seed, same encoder: only the thresholds differ
     for i, (w, k) in enumerate(zip(words, kinds)):
         assert b.bias[i].item() == pytest.approx(a.bias[i].item() - shift.get(w, 0.0), abs=1e-4)
-
-
-def test_exclusive_must_name_a_trained_kind(tiny_dir, tmp_path):
-    _world(tmp_path / "w", "train", 4, 0)
-    with pytest.raises(KanvaError, match="exclusive.*'side'"):
-        run_patch_pretrain(tiny_dir, PatchPretrainConfig(coco=str(tmp_path / "w"), val_split=None, steps=1,
-                                                         exclusive=["side"]), tmp_path / "bad")
