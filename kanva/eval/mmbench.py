@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign, qid_str
+from kanva.eval.answers import Answer, Coverage, assign, qid_str
 
 CIRCULAR = 1_000_000
 LETTERS = tuple(string.ascii_uppercase)
@@ -157,14 +157,8 @@ def extract_choice(answer: str, options: dict[str, str]) -> str | None:
     return None
 
 
-def score_mmbench(data: MMBData, answers: list[Answer]) -> dict:
-    """CircularEval accuracy overall, per l2-category and per category (percent), and circ0."""
-    if not data.rows:
-        raise KanvaError(f"{data.source}: no questions")
-    missing_gt = [r for r in data.rows if r.answer is None]
-    if missing_gt:
-        raise KanvaError(f"{missing_gt[0].where}: no ground-truth 'answer' (a test split cannot be scored locally: "
-                         "`kanva eval score mmbench --upload FILE.xlsx` writes the official submission)")
+def match_mmbench(data: MMBData, answers: list[Answer]) -> tuple[list[Answer | None], Coverage]:
+    """Each row's answer (None: missing), by the row's index (an answer's question_id)."""
     by_index = {r.index: i for i, r in enumerate(data.rows)}
 
     def locate(a: Answer) -> int | None:
@@ -173,7 +167,18 @@ def score_mmbench(data: MMBData, answers: list[Answer]) -> dict:
         except ValueError:
             return None
 
-    by_q, cov = assign(len(data.rows), answers, locate, lambda i: qid_str(data.rows[i].index))
+    return assign(len(data.rows), answers, locate, lambda i: qid_str(data.rows[i].index))
+
+
+def score_mmbench(data: MMBData, answers: list[Answer]) -> dict:
+    """CircularEval accuracy overall, per l2-category and per category (percent), and circ0."""
+    if not data.rows:
+        raise KanvaError(f"{data.source}: no questions")
+    missing_gt = [r for r in data.rows if r.answer is None]
+    if missing_gt:
+        raise KanvaError(f"{missing_gt[0].where}: no ground-truth 'answer' (a test split cannot be scored locally: "
+                         "`kanva eval score mmbench --upload FILE.xlsx` writes the official submission)")
+    by_q, cov = match_mmbench(data, answers)
     right = []
     failed = 0
     for r, a in zip(data.rows, by_q):

@@ -18,6 +18,7 @@ Ground truth comes in any of three layouts (detected from what is on disk, see `
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -240,6 +241,23 @@ def _locator(data: MMEData):
     return locate
 
 
+def match_mme(data: MMEData, answers: list[Answer]) -> tuple[list[Answer | None], Coverage]:
+    """Each question's answer (None: missing), found as `score_mme` finds it."""
+    return assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid)
+
+
+def points(per_image: Sequence[Sequence[bool]]) -> float:
+    """MME's score of a subtask from the outcomes of each image's questions: 100 x accuracy + 100 x accuracy+
+    (the share of images with every question right); 0 to 200."""
+    acc, acc_plus = accuracies(per_image)
+    return 100 * acc + 100 * acc_plus
+
+
+def accuracies(per_image: Sequence[Sequence[bool]]) -> tuple[float, float]:
+    """(accuracy over the questions, accuracy+ over the images) of a subtask."""
+    return sum(sum(v) for v in per_image) / sum(len(v) for v in per_image), sum(all(v) for v in per_image) / len(per_image)
+
+
 def score_mme(data: MMEData, answers: list[Answer]) -> dict:
     """Scores answers against MME ground truth; returns the results dict (points, 2 questions/image)."""
     if any(q.gt is None for q in data.questions):
@@ -248,30 +266,33 @@ def score_mme(data: MMEData, answers: list[Answer]) -> dict:
             f"{first.where}: this MME data has no ground truth (LLaVA's question file carries none); "
             "score against the eval tool's template or the release layout"
         )
-    by_q, cov = assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid)
-    return score_mme_matched(data, by_q, cov)
+    return score_mme_matched(data, *match_mme(data, answers))
+
+
+def mme_outcomes(data: MMEData, by_q: list[Answer | None]) -> dict[str, dict[str, list[bool]]]:
+    """subtask -> image -> whether each of its questions was answered right (a missing answer is wrong)."""
+    out: dict[str, dict[str, list[bool]]] = defaultdict(dict)
+    for q, a in zip(data.questions, by_q):
+        ok = a is not None and parse_yes_no(a.text) == q.gt
+        out[q.subtask].setdefault(q.image, []).append(ok)
+    return out
 
 
 def score_mme_matched(data: MMEData, by_q: list[Answer | None], cov: Coverage) -> dict:
-    right: dict[str, list[bool]] = defaultdict(list)
-    images: dict[str, dict[str, bool]] = defaultdict(dict)
     other: dict[str, int] = defaultdict(int)
     for q, a in zip(data.questions, by_q):
-        pred = parse_yes_no(a.text) if a is not None else "other"  # a missing answer is wrong
-        other[q.subtask] += pred == "other"
-        ok = pred == q.gt
-        right[q.subtask].append(ok)
-        images[q.subtask][q.image] = images[q.subtask].get(q.image, True) and ok
+        other[q.subtask] += a is None or parse_yes_no(a.text) == "other"
+    outcomes = mme_outcomes(data, by_q)
     subtasks, details = {}, {}
     for s in data.subtasks():
-        acc = sum(right[s]) / len(right[s])
-        acc_plus = sum(images[s].values()) / len(images[s])
-        subtasks[s] = 100 * acc + 100 * acc_plus
+        per_image = list(outcomes[s].values())
+        acc, acc_plus = accuracies(per_image)
+        subtasks[s] = points(per_image)
         details[s] = {
             "acc": 100 * acc,
             "acc_plus": 100 * acc_plus,
-            "questions": len(right[s]),
-            "images": len(images[s]),
+            "questions": sum(len(v) for v in per_image),
+            "images": len(per_image),
             "other": other[s],
         }
     return {

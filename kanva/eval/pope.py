@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.eval.answers import Answer, assign, read_json_or_jsonl, row_qid
+from kanva.eval.answers import Answer, Coverage, assign, read_json_or_jsonl, row_qid
 from kanva.eval.prompts import normalize_question
 
 SPLIT_ORDER = ("random", "popular", "adversarial")
@@ -208,7 +208,8 @@ def _locator(data: PopeData):
     return locate
 
 
-def _metrics(tp: int, fp: int, tn: int, fn: int) -> dict:
+def pope_metrics(tp: int, fp: int, tn: int, fn: int) -> dict:
+    """POPE's figures of a confusion matrix ("yes" is positive): accuracy, precision, recall, F1, yes-ratio."""
     n = tp + fp + tn + fn
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
@@ -227,18 +228,25 @@ def _metrics(tp: int, fp: int, tn: int, fn: int) -> dict:
     }
 
 
+def match_pope(data: PopeData, answers: list[Answer]) -> tuple[list[Answer | None], Coverage]:
+    """Each question's answer (None: missing), found as `score_pope` finds it."""
+    return assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid)
+
+
+def pope_prediction(q: PopeQuestion, a: Answer | None) -> str:
+    """"yes" or "no": the answer's, or the wrong one for a missing answer."""
+    return parse_pope(a.text) if a is not None else ("no" if q.label == "yes" else "yes")
+
+
 def score_pope(data: PopeData, answers: list[Answer]) -> dict:
     """Per-split confusion matrices and metrics (fractions), and the mean F1 over the splits."""
-    by_q, cov = assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid)
+    by_q, cov = match_pope(data, answers)
     counts = {s: {"tp": 0, "fp": 0, "tn": 0, "fn": 0} for s in data.splits()}
     for q, a in zip(data.questions, by_q):
-        if a is None:
-            pred = "no" if q.label == "yes" else "yes"  # missing = wrong
-        else:
-            pred = parse_pope(a.text)
+        pred = pope_prediction(q, a)
         key = ("t" if pred == q.label else "f") + ("p" if pred == "yes" else "n")
         counts[q.split][key] += 1
-    splits = {s: _metrics(**c) for s, c in counts.items()}
+    splits = {s: pope_metrics(**c) for s, c in counts.items()}
     notes = [f"not POPE data, not read: {f}" for f in data.ignored]
     if cov.unmatched and not data.question_file and len(splits) > 1:
         notes.append(

@@ -247,3 +247,17 @@ def write_report(paths: list[Path], out: Path) -> dict[str, Path]:
     )
     written.update(markdown=out / "report.md", html=out / "report.html")
     return written
+
+
+PAGE_STYLE = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}"
+              "img{max-width:100%}")
+
+
+def markdown_page(markdown: str, title: str) -> str:
+    """A self-contained HTML page of a markdown report (CommonMark with tables, by markdown-it-py)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{PAGE_STYLE}</style></head><body>{body}</body></html>\n")

@@ -7,154 +7,18 @@ or circular groups (MMBench), and a paired bootstrap for the difference between 
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from kanva.eval.mme import COGNITION, KANVA_COGNITION, PERCEPTION, load_mme, parse_yes_no
-from kanva.eval.mmbench import extract_choice, load_mmbench
-from kanva.eval.pope import load_pope, parse_pope
+from kanva.eval.mme import load_mme, match_mme
+from kanva.eval.report import markdown_page
+from kanva.quickstart.scores import (load_model_answers, mme_table, mme_units, mmbench_table, mmbench_units,
+                                     pope_table, pope_units)
 
 LABELS = {"seed": "seed only", "evolved": "seed + evolved"}
-
-
-def _answers(path: Path) -> dict[str, str]:
-    out = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out[str(row["question_id"])] = row.get("text", "")
-    return out
-
-
-# ---- per-unit correctness ----------------------------------------------------------------------
-
-
-def mme_units(bench: Path, answers: dict[str, str]) -> dict[str, dict[str, list]]:
-    """subtask -> {image: [correct per question]}; a missing answer is wrong."""
-    data = load_mme(bench)
-    out: dict[str, dict[str, list]] = {}
-    for q in data.questions:
-        ok = parse_yes_no(answers.get(q.uid, "")) == q.gt
-        out.setdefault(q.subtask, {}).setdefault(q.image, []).append(ok)
-    return out
-
-
-def pope_units(files: list[Path], answers: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """split -> (labels yes?, predictions yes?)."""
-    data = load_pope(files)
-    out: dict[str, tuple[list, list]] = {}
-    for q in data.questions:
-        lab, pred = out.setdefault(q.split, ([], []))
-        lab.append(q.label == "yes")
-        pred.append(parse_pope(answers.get(q.uid, "")) == "yes")
-    return {k: (np.array(a), np.array(b)) for k, (a, b) in out.items()}
-
-
-def mmbench_units(tsv: Path, answers: dict[str, str]) -> dict[int, tuple[str, bool, bool]]:
-    """group -> (category, circular correct, first pass correct)."""
-    data = load_mmbench(tsv)
-    groups: dict[int, list] = {}
-    for r in sorted(data.rows, key=lambda r: r.index):
-        ok = extract_choice(answers.get(str(r.index), ""), r.options) == r.answer
-        groups.setdefault(r.group, [r.category, []])[1].append(ok)
-    return {g: (cat, all(oks), oks[0]) for g, (cat, oks) in groups.items()}
-
-
-def mmbench_groups_asked(tsv: Path, answers: dict[str, str]) -> set[int]:
-    return {r.group for r in load_mmbench(tsv).rows if str(r.index) in answers}
-
-
-# ---- scores with bootstrap --------------------------------------------------------------------
-
-
-def _mme_score(per_image: list[list[bool]]) -> float:
-    if not per_image:
-        return float("nan")
-    acc = sum(sum(v) for v in per_image) / sum(len(v) for v in per_image)
-    acc_plus = sum(all(v) for v in per_image) / len(per_image)
-    return 100 * acc + 100 * acc_plus
-
-
-def _ci(samples: np.ndarray) -> tuple[float, float]:
-    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
-
-
-def mme_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
-    """Per subtask for each model: score, CI, n questions; the paired difference evolved - seed."""
-    rng = np.random.default_rng(seed)
-    subtasks = [s for s in PERCEPTION + COGNITION + KANVA_COGNITION if s in units["seed"]]
-    rows, boot_perc = {}, {m: np.zeros(n_boot) for m in units}
-    for s in subtasks:
-        images = sorted(units["seed"][s])
-        idx = rng.integers(0, len(images), size=(n_boot, len(images)))
-        row = {"questions": sum(len(units["seed"][s][i]) for i in images), "images": len(images)}
-        boots = {}
-        for m in units:
-            vals = [units[m][s].get(i, [False, False]) for i in images]
-            row[m] = _mme_score(vals)
-            boots[m] = np.array([_mme_score([vals[j] for j in b]) for b in idx])
-            row[f"{m}_ci"] = _ci(boots[m])
-            if s in PERCEPTION:
-                boot_perc[m] += boots[m]
-        if "evolved" in units and "seed" in units:
-            row["delta"] = row["evolved"] - row["seed"]
-            row["delta_ci"] = _ci(boots["evolved"] - boots["seed"])
-        rows[s] = row
-    perc = {m: sum(rows[s][m] for s in subtasks if s in PERCEPTION) for m in units}
-    perc_max = 200 * sum(s in PERCEPTION for s in subtasks)
-    return {"subtasks": rows, "perception": perc, "perception_ci": {m: _ci(boot_perc[m]) for m in units},
-            "perception_max": perc_max}
-
-
-def _f1(lab: np.ndarray, pred: np.ndarray) -> float:
-    tp = np.sum(lab & pred)
-    return float(2 * tp / max(2 * tp + np.sum(~lab & pred) + np.sum(lab & ~pred), 1))
-
-
-def pope_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed + 1)
-    out = {}
-    mean_boot = {m: np.zeros(n_boot) for m in units}
-    splits = list(units["seed"])
-    for sp in splits:
-        lab = units["seed"][sp][0]
-        idx = rng.integers(0, len(lab), size=(n_boot, len(lab)))
-        row = {"questions": int(len(lab))}
-        for m in units:
-            lab_m, pred = units[m][sp]
-            row[m] = {"f1": _f1(lab_m, pred), "accuracy": float(np.mean(lab_m == pred)),
-                      "yes_ratio": float(np.mean(pred))}
-            b = np.array([_f1(lab_m[i], pred[i]) for i in idx])
-            row[m]["f1_ci"] = _ci(b)
-            mean_boot[m] += b / len(splits)
-        out[sp] = row
-    means = {m: float(np.mean([out[sp][m]["f1"] for sp in splits])) for m in units}
-    yes = {m: float(np.mean([out[sp][m]["yes_ratio"] for sp in splits])) for m in units}
-    return {"splits": out, "mean_f1": means, "mean_f1_ci": {m: _ci(mean_boot[m]) for m in units}, "yes_ratio": yes}
-
-
-def mmbench_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed + 2)
-    groups = sorted(units["seed"])
-    idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
-    out = {"questions": len(groups)}
-    for m in units:
-        circ = np.array([units[m][g][1] for g in groups])
-        first = np.array([units[m][g][2] for g in groups])
-        out[m] = {"circular": 100 * float(circ.mean()), "circular_ci": _ci(100 * circ[idx].mean(1)),
-                  "circ0": 100 * float(first.mean())}
-    cats = sorted({units["seed"][g][0] for g in groups})
-    out["categories"] = {
-        c: {"questions": sum(units["seed"][g][0] == c for g in groups),
-            **{m: 100 * float(np.mean([units[m][g][1] for g in groups if units[m][g][0] == c])) for m in units}}
-        for c in cats
-    }
-    return out
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -237,7 +101,7 @@ def write_report(q) -> dict[str, Path]:
         shutil.rmtree(out)
     (out / "gallery").mkdir(parents=True)
     n_boot, seed = cfg.eval.bootstrap, cfg.seed
-    answers = {m: {b: _answers(q.answers(m, b)) for b in cfg.eval.benchmarks} for m in ("seed", "evolved")}
+    answers = {m: {b: load_model_answers(q.answers(m, b)) for b in cfg.eval.benchmarks} for m in ("seed", "evolved")}
     results: dict = {}
     if "mme" in cfg.eval.benchmarks:
         units = {m: mme_units(q.bench_data("mme")[0], answers[m]["mme"]) for m in answers}
@@ -247,9 +111,8 @@ def write_report(q) -> dict[str, Path]:
         results["pope"] = pope_table(units, n_boot, seed)
     if "mmbench" in cfg.eval.benchmarks:
         units = {m: mmbench_units(q.bench_data("mmbench")[0], answers[m]["mmbench"]) for m in answers}
-        if cfg.eval.mmbench_limit:  # score only the circular groups that were asked (--limit)
-            asked = mmbench_groups_asked(q.bench_data("mmbench")[0], answers["seed"]["mmbench"])
-            units = {m: {g: v for g, v in u.items() if g in asked} for m, u in units.items()}
+        asked = set(units["seed"])  # with --limit only some circular groups were asked: score those
+        units = {m: {g: v for g, v in u.items() if g in asked} for m, u in units.items()}
         results["mmbench"] = mmbench_table(units, n_boot, seed)
     times = {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((q.out / ".steps").glob("*.json"))}
     results["times"] = times
@@ -335,7 +198,7 @@ def write_report(q) -> dict[str, Path]:
     md += [f"| {k} | {v:.0f} |" for k, v in times.items()] + [f"| **total** | {sum(times.values()):.0f} |", ""]
     text = "\n".join(md)
     (out / "report.md").write_text(text, encoding="utf-8")
-    (out / "report.html").write_text(_html(text), encoding="utf-8")
+    (out / "report.html").write_text(markdown_page(text, "Kanva quickstart"), encoding="utf-8")
     return {"markdown": out / "report.md", "html": out / "report.html", "results": out / "results.json"}
 
 
@@ -397,6 +260,8 @@ def _gallery(q, answers: dict, out: Path) -> list[str]:
     if "mme" not in answers["seed"] or n <= 0:
         return []
     data = load_mme(q.bench_data("mme")[0])
+    shown = {m: {qq.uid: a.text for qq, a in zip(data.questions, match_mme(data, answers[m]["mme"])[0]) if a}
+             for m in answers}
     by_image: dict[str, list] = {}
     for qq in data.questions:
         by_image.setdefault(qq.image_rel, []).append(qq)
@@ -413,48 +278,7 @@ def _gallery(q, answers: dict, out: Path) -> list[str]:
         md += [f"![{Path(rel).name}](gallery/{dst.name})", "", "| subtask | question | truth | seed only | seed + evolved |",
                "|---|---|---|---|---|"]
         for qq in by_image[rel]:
-            a = {m: answers[m]["mme"].get(qq.uid, "(missing)").replace("|", "/").replace("\n", " ") for m in answers}
+            a = {m: shown[m].get(qq.uid, "(missing)").replace("|", "/").replace("\n", " ") for m in answers}
             md.append(f"| {qq.subtask} | {qq.question.split('?')[0]}? | {qq.gt} | {a['seed']} | {a['evolved']} |")
         md.append("")
     return md
-
-
-def _html(markdown: str) -> str:
-    """A dependency-free rendering of our own markdown subset (headings, tables, images, lists, bold)."""
-    import re
-
-    body, table = [], []
-
-    def inline(s: str) -> str:
-        s = html.escape(s)
-        s = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2">', s)
-        s = re.sub(r"\[([^\]]*)\]\(([^)]+)\)", r'<a href="\2">\1</a>', s)
-        s = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
-        return re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-
-    def flush():
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= set("-: ")]
-            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
-            h = "".join(f"<th>{inline(c)}</th>" for c in cells[0])
-            b = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
-            body.append(f"<table><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("- "):
-            body.append(f"<li>{inline(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{inline(line)}</p>")
-    flush()
-    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:14px}"
-             "img{max-width:100%}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Kanva quickstart</title><style>{style}</style></head><body>{''.join(body)}</body></html>"

@@ -1,0 +1,136 @@
+"""The quickstart's scores with confidence: each model's per-unit outcomes on the synthetic benchmarks, from
+kanva/eval's answer matching, parsing and formulas, resampled (bootstrap over images for MME, questions for
+POPE, circular groups for MMBench) for 95% intervals and a paired interval of the difference of the models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kanva.eval.answers import Answer, load_answers
+from kanva.eval.mmbench import extract_choice, load_mmbench, match_mmbench
+from kanva.eval.mme import COGNITION, KANVA_COGNITION, PERCEPTION, load_mme, match_mme, mme_outcomes, points
+from kanva.eval.pope import load_pope, match_pope, pope_metrics, pope_prediction
+
+
+def load_model_answers(path: Path) -> list[Answer]:
+    return load_answers(path) if path.is_file() else []
+
+
+# ---- per-unit correctness, from kanva/eval's matching and parsing -----------------------------------
+
+
+def mme_units(bench: Path, answers: list[Answer]) -> dict[str, dict[str, list]]:
+    """subtask -> {image: [correct per question]}; a missing answer is wrong."""
+    data = load_mme(bench)
+    return mme_outcomes(data, match_mme(data, answers)[0])
+
+
+def pope_units(files: list[Path], answers: list[Answer]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (labels yes?, predictions yes?)."""
+    data = load_pope(files)
+    by_q, _ = match_pope(data, answers)
+    out: dict[str, tuple[list, list]] = {}
+    for q, a in zip(data.questions, by_q):
+        lab, pred = out.setdefault(q.split, ([], []))
+        lab.append(q.label == "yes")
+        pred.append(pope_prediction(q, a) == "yes")
+    return {k: (np.array(a), np.array(b)) for k, (a, b) in out.items()}
+
+
+def mmbench_units(tsv: Path, answers: list[Answer]) -> dict[int, tuple[str, bool, bool]]:
+    """group -> (category, circular correct, first pass correct), over the groups that were asked."""
+    data = load_mmbench(tsv)
+    by_q, _ = match_mmbench(data, answers)
+    groups: dict[int, list] = {}
+    for r, a in sorted(zip(data.rows, by_q), key=lambda ra: ra[0].index):
+        ok = a is not None and extract_choice(a.text, r.options) == r.answer
+        groups.setdefault(r.group, [r.category, [], False])[1].append(ok)
+        groups[r.group][2] |= a is not None
+    return {g: (cat, all(oks), oks[0]) for g, (cat, oks, asked) in groups.items() if asked}
+
+
+# ---- scores with bootstrap --------------------------------------------------------------------
+
+
+def _mme_score(per_image: list[list[bool]]) -> float:
+    return points(per_image) if per_image else float("nan")
+
+
+def _ci(samples: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def mme_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
+    """Per subtask for each model: score, CI, n questions; the paired difference evolved - seed."""
+    rng = np.random.default_rng(seed)
+    subtasks = [s for s in PERCEPTION + COGNITION + KANVA_COGNITION if s in units["seed"]]
+    rows, boot_perc = {}, {m: np.zeros(n_boot) for m in units}
+    for s in subtasks:
+        images = sorted(units["seed"][s])
+        idx = rng.integers(0, len(images), size=(n_boot, len(images)))
+        row = {"questions": sum(len(units["seed"][s][i]) for i in images), "images": len(images)}
+        boots = {}
+        for m in units:
+            vals = [units[m][s].get(i, [False, False]) for i in images]
+            row[m] = _mme_score(vals)
+            boots[m] = np.array([_mme_score([vals[j] for j in b]) for b in idx])
+            row[f"{m}_ci"] = _ci(boots[m])
+            if s in PERCEPTION:
+                boot_perc[m] += boots[m]
+        if "evolved" in units and "seed" in units:
+            row["delta"] = row["evolved"] - row["seed"]
+            row["delta_ci"] = _ci(boots["evolved"] - boots["seed"])
+        rows[s] = row
+    perc = {m: sum(rows[s][m] for s in subtasks if s in PERCEPTION) for m in units}
+    perc_max = 200 * sum(s in PERCEPTION for s in subtasks)
+    return {"subtasks": rows, "perception": perc, "perception_ci": {m: _ci(boot_perc[m]) for m in units},
+            "perception_max": perc_max}
+
+
+def _f1(lab: np.ndarray, pred: np.ndarray) -> float:
+    return pope_metrics(int(np.sum(lab & pred)), int(np.sum(~lab & pred)), int(np.sum(~lab & ~pred)),
+                        int(np.sum(lab & ~pred)))["f1"]
+
+
+def pope_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed + 1)
+    out = {}
+    mean_boot = {m: np.zeros(n_boot) for m in units}
+    splits = list(units["seed"])
+    for sp in splits:
+        lab = units["seed"][sp][0]
+        idx = rng.integers(0, len(lab), size=(n_boot, len(lab)))
+        row = {"questions": int(len(lab))}
+        for m in units:
+            lab_m, pred = units[m][sp]
+            row[m] = {"f1": _f1(lab_m, pred), "accuracy": float(np.mean(lab_m == pred)),
+                      "yes_ratio": float(np.mean(pred))}
+            b = np.array([_f1(lab_m[i], pred[i]) for i in idx])
+            row[m]["f1_ci"] = _ci(b)
+            mean_boot[m] += b / len(splits)
+        out[sp] = row
+    means = {m: float(np.mean([out[sp][m]["f1"] for sp in splits])) for m in units}
+    yes = {m: float(np.mean([out[sp][m]["yes_ratio"] for sp in splits])) for m in units}
+    return {"splits": out, "mean_f1": means, "mean_f1_ci": {m: _ci(mean_boot[m]) for m in units}, "yes_ratio": yes}
+
+
+def mmbench_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed + 2)
+    groups = sorted(units["seed"])
+    idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
+    out = {"questions": len(groups)}
+    for m in units:
+        circ = np.array([units[m][g][1] for g in groups])
+        first = np.array([units[m][g][2] for g in groups])
+        out[m] = {"circular": 100 * float(circ.mean()), "circular_ci": _ci(100 * circ[idx].mean(1)),
+                  "circ0": 100 * float(first.mean())}
+    cats = sorted({units["seed"][g][0] for g in groups})
+    out["categories"] = {
+        c: {"questions": sum(units["seed"][g][0] == c for g in groups),
+            **{m: 100 * float(np.mean([units[m][g][1] for g in groups if units[m][g][0] == c])) for m in units}}
+        for c in cats
+    }
+    return out
