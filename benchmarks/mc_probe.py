@@ -84,7 +84,8 @@ def main() -> int:
     rows = [r for r in data.rows if r.group in keep]
     texts = None
     if args.coco and args.labels:
-        from kanva.train.scene_text import load_label_space, scene_texts
+        from kanva.grounding.labels import load_label_space
+        from kanva.grounding.scene_text import scene_texts
 
         space, size, patch = load_label_space(args.labels)
         texts = scene_texts(args.coco, args.split, space, size, patch)
