@@ -122,8 +122,10 @@ def test_cli_takes_several_coco_files_or_none(mix, tmp_path, capsys):
 
 
 def test_lexicon_finds_named_categories_not_negated_ones():
-    lex = Lexicon(["dog", "cat", "aerosol can", "goose"])
+    lex = Lexicon(["dog", "cat", "aerosol can", "goose", "can", "top"])
     assert lex.named("Two dogs and no cat.") == {"dog"}
     assert lex.named("The aerosol cans are on the shelf.") == {"aerosol can"}
+    assert lex.named("I can see it on top of the shelf.") == set()  # everyday words, not nouns here
+    assert lex.named("There is a can and two tops.") == {"can", "top"}
     assert lex.named("There isn't any aerosol can here.") == set()
     assert lex.named("A sign that says \"dog\".") == set()  # printed words are not objects

@@ -29,6 +29,8 @@ from kanva.errors import KanvaError
 from kanva.words import plural
 
 GROUNDINGS = ("coco", "text", "none")
+DETERMINERS = frozenset("a an the one two three four five six seven eight nine ten this that these those some "
+                        "another each every his her their its my your our several many".split())
 # How provenance and the report name each grounding.
 GROUNDING_LABELS = {"coco": "coco", "text": "text-grounded", "none": "none"}
 
@@ -116,7 +118,8 @@ class Lexicon:
 
     The COCO categories are found with kanva/data/vocab.py's synonym table (the one elimination uses);
     any other category by its name or plural, with the same negation window ("no", "not", ... up to three
-    words before it).
+    words before it), and only as a noun phrase: after a determiner or number ("a can", "two cans") or in the
+    plural, since a large vocabulary (LVIS) has names that are everyday words too ("I can see", "on top").
     """
 
     def __init__(self, categories: Iterable[str]):
@@ -140,7 +143,8 @@ class Lexicon:
             for span in range(min(self.longest, len(toks) - i), 0, -1):
                 cat = self.phrases.get(toks[i : i + span])
                 if cat is not None:
-                    if not any(w in NEGATIONS or w.endswith("n't") for w in toks[max(0, i - 3) : i]):
+                    noun = (i > 0 and toks[i - 1] in DETERMINERS) or toks[i : i + span] != words(cat)
+                    if noun and not any(w in NEGATIONS or w.endswith("n't") for w in toks[max(0, i - 3) : i]):
                         found.add(cat)
                     i += span - 1
                     break
