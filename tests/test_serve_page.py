@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from pathlib import Path
 
 import openai
@@ -56,6 +57,7 @@ def test_upload_ask_answer_and_follow_up(server, browser, tmp_path):
     page.on("response", lambda r: streamed.append(r.headers.get("content-type", ""))
             if r.url.endswith("/v1/chat/completions") else None)
     page.goto(server + "/")
+    page.click("header summary")  # the settings (key, max tokens, temperature) fold away
     page.fill("#key", KEY)
     page.dispatch_event("#key", "change")
     expect(page.locator("#model")).to_have_text("kanva-tiny")
@@ -96,6 +98,7 @@ def test_page_shows_server_errors(server, browser):
 
     page = browser.new_page()
     page.goto(server + "/")
+    page.click("header summary")
     page.fill("#key", "wrong")
     page.dispatch_event("#key", "change")
     expect(page.locator("#model")).to_contain_text("API key")
@@ -107,4 +110,89 @@ def test_page_shows_server_errors(server, browser):
     page.click("#send")
     page.wait_for_selector("#status[data-state=error]", timeout=30_000)
     assert "max_tokens" in page.locator(".msg.error").last.inner_text()
+    page.close()
+
+
+class SlowEngine(Engine):
+    """A real engine whose every decoding step takes a little longer, so Stop can land mid-answer."""
+
+    def generate(self, batch, **kwargs):
+        streamer = kwargs.get("streamer")
+        if streamer is not None:
+            put = streamer.put
+
+            def slow_put(value):
+                time.sleep(0.05)
+                return put(value)
+
+            streamer.put = slow_put
+        return super().generate(batch, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def ov_server(tiny_ov_model):
+    from kanva.infer import Generator
+
+    worker = BatchWorker(SlowEngine(Generator.load(tiny_ov_model)), max_batch_size=4, batch_wait_s=0.01)
+    with ServerThread(create_app(worker, "runs/tiny-ov/instruct/final", Limits())) as url:
+        yield url
+
+
+def test_examples_paste_drop_video_stop_and_regenerate(ov_server, browser, tmp_path):
+    """The page a LLaVA demo user expects: world-scene examples, media by picker / paste / drag-and-drop
+    with previews, a video, Stop mid-answer, Regenerate; the model path shows as a short name."""
+    from conftest import write_mp4
+
+    write_mp4(tmp_path / "clip.mp4", [Image.new("RGB", (32, 32), (10 * i, 80, 200 - 10 * i)) for i in range(12)])
+    png = io.BytesIO()
+    Image.new("RGB", (64, 40), (200, 60, 30)).save(png, "PNG")
+    b64 = base64.b64encode(png.getvalue()).decode()
+    page = browser.new_page()
+    page.goto(ov_server + "/")
+    page.wait_for_function("document.getElementById('model').textContent === 'tiny-ov · instruct'")
+    assert page.get_attribute("#model", "title") == "runs/tiny-ov/instruct/final"
+    page.wait_for_selector(".example img")
+    assert page.locator(".example").count() == 3
+
+    # picker (video), paste (image), drop (image): three previews, one removable
+    page.set_input_files("#file", str(tmp_path / "clip.mp4"))
+    page.wait_for_selector("#pending .video video")
+    make_file = f"""(name) => {{ const bytes = Uint8Array.from(atob("{b64}"), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {{type: "image/png"}})); return dt; }}"""
+    page.evaluate(f"""() => {{ const dt = ({make_file})("pasted.png");
+        document.dispatchEvent(new ClipboardEvent("paste", {{clipboardData: dt, bubbles: true}})); }}""")
+    page.evaluate(f"""() => {{ const dt = ({make_file})("dropped.png");
+        document.dispatchEvent(new DragEvent("drop", {{dataTransfer: dt, bubbles: true, cancelable: true}})); }}""")
+    page.wait_for_function("document.querySelectorAll('#pending .pending-item').length === 3")
+    page.locator("#pending .image .remove").last.click()
+    page.wait_for_function("document.querySelectorAll('#pending .pending-item').length === 2")
+
+    # send image + video with a long answer; Stop lands mid-answer and keeps what was shown
+    page.click("header summary")
+    page.fill("#max-tokens", "400")
+    page.fill("#prompt", "Describe the picture and the video.")
+    page.click("#send")
+    page.wait_for_function("document.querySelector('.msg.assistant .text') && "
+                           "document.querySelector('.msg.assistant .text').textContent.length > 0", timeout=60_000)
+    page.click("#stop")
+    page.wait_for_selector("#status[data-state=stopped]", state="attached", timeout=30_000)
+    assert page.locator(".msg.user .media img").count() == 1 and page.locator(".msg.user .media video").count() == 1
+    assert page.locator(".msg.assistant .note").inner_text() == "(stopped)"
+
+    # Regenerate replaces the last answer (greedy: a short one twice is the same text)
+    page.fill("#max-tokens", "6")
+    page.click("#regenerate")
+    page.wait_for_selector("#status[data-state=done]", state="attached", timeout=60_000)
+    first = page.locator(".msg.assistant .text").last.inner_text()
+    page.click("#regenerate")
+    page.wait_for_function("document.getElementById('status').dataset.state === 'streaming'", timeout=10_000)
+    page.wait_for_selector("#status[data-state=done]", state="attached", timeout=60_000)
+    assert page.locator(".msg.assistant").count() == 1 and page.locator(".msg.assistant .text").inner_text() == first
+
+    # an example starts a conversation with its world image
+    page.click("#new-chat")
+    page.locator(".example").first.click()
+    page.wait_for_selector("#status[data-state=done]", state="attached", timeout=60_000)
+    assert page.locator(".msg.user .media img").count() == 1
+    page.screenshot(path=str(tmp_path / "page.png"))
     page.close()

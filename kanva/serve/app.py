@@ -335,6 +335,13 @@ def create_app(
 
     app.include_router(v1)
 
+    @app.get("/examples", include_in_schema=False)
+    async def page_examples() -> list[dict[str, str]]:
+        """Starters for the chat page: world scenes with a question each (public, like the page)."""
+        from kanva.serve.examples import examples
+
+        return await asyncio.to_thread(examples)
+
     page = resources.files("kanva.serve").joinpath("static/chat.html").read_text(encoding="utf-8")
     csp = page_csp(page)
 
