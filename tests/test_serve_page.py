@@ -142,6 +142,7 @@ def test_examples_paste_drop_video_stop_and_regenerate(ov_server, browser, tmp_p
     """The page a LLaVA demo user expects: world-scene examples, media by picker / paste / drag-and-drop
     with previews, a video, Stop mid-answer, Regenerate; the model path shows as a short name."""
     from conftest import write_mp4
+    from playwright.sync_api import expect  # (the page's CSP forbids string-evaluated wait_for_function)
 
     write_mp4(tmp_path / "clip.mp4", [Image.new("RGB", (32, 32), (10 * i, 80, 200 - 10 * i)) for i in range(12)])
     png = io.BytesIO()
@@ -149,7 +150,7 @@ def test_examples_paste_drop_video_stop_and_regenerate(ov_server, browser, tmp_p
     b64 = base64.b64encode(png.getvalue()).decode()
     page = browser.new_page()
     page.goto(ov_server + "/")
-    page.wait_for_function("document.getElementById('model').textContent === 'tiny-ov · instruct'")
+    expect(page.locator("#model")).to_have_text("tiny-ov · instruct")
     assert page.get_attribute("#model", "title") == "runs/tiny-ov/instruct/final"
     page.wait_for_selector(".example img")
     assert page.locator(".example").count() == 3
@@ -163,17 +164,16 @@ def test_examples_paste_drop_video_stop_and_regenerate(ov_server, browser, tmp_p
         document.dispatchEvent(new ClipboardEvent("paste", {{clipboardData: dt, bubbles: true}})); }}""")
     page.evaluate(f"""() => {{ const dt = ({make_file})("dropped.png");
         document.dispatchEvent(new DragEvent("drop", {{dataTransfer: dt, bubbles: true, cancelable: true}})); }}""")
-    page.wait_for_function("document.querySelectorAll('#pending .pending-item').length === 3")
+    expect(page.locator("#pending .pending-item")).to_have_count(3)
     page.locator("#pending .image .remove").last.click()
-    page.wait_for_function("document.querySelectorAll('#pending .pending-item').length === 2")
+    expect(page.locator("#pending .pending-item")).to_have_count(2)
 
     # send image + video with a long answer; Stop lands mid-answer and keeps what was shown
     page.click("header summary")
     page.fill("#max-tokens", "400")
     page.fill("#prompt", "Describe the picture and the video.")
     page.click("#send")
-    page.wait_for_function("document.querySelector('.msg.assistant .text') && "
-                           "document.querySelector('.msg.assistant .text').textContent.length > 0", timeout=60_000)
+    expect(page.locator(".msg.assistant .text")).not_to_have_text("", timeout=60_000)
     page.click("#stop")
     page.wait_for_selector("#status[data-state=stopped]", state="attached", timeout=30_000)
     assert page.locator(".msg.user .media img").count() == 1 and page.locator(".msg.user .media video").count() == 1
@@ -184,8 +184,8 @@ def test_examples_paste_drop_video_stop_and_regenerate(ov_server, browser, tmp_p
     page.click("#regenerate")
     page.wait_for_selector("#status[data-state=done]", state="attached", timeout=60_000)
     first = page.locator(".msg.assistant .text").last.inner_text()
-    page.click("#regenerate")
-    page.wait_for_function("document.getElementById('status').dataset.state === 'streaming'", timeout=10_000)
+    with page.expect_response(lambda r: r.url.endswith("/v1/chat/completions")):  # it asks the server again
+        page.click("#regenerate")
     page.wait_for_selector("#status[data-state=done]", state="attached", timeout=60_000)
     assert page.locator(".msg.assistant").count() == 1 and page.locator(".msg.assistant .text").inner_text() == first
 
