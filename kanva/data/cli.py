@@ -14,14 +14,18 @@ TYPES_DEFAULT = "conversation,detail,reasoning"
 FOLDER_TYPES = {"conversation": "conversation", "detail_description": "detail", "complex_reasoning": "reasoning"}
 
 
-def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> None:
-    p.add_argument("--llm", default=default, help=f"{choices_help} (default: {default})")
+def _endpoint_args(p: argparse.ArgumentParser, timeout: float) -> None:
     p.add_argument("--llm-model", default=None, help="model name for an OpenAI-compatible URL (default: the "
                    "endpoint's first model)")
-    p.add_argument("--llm-cache", default=None, help="disk cache of LLM replies (default: OUT's llm_cache)")
     p.add_argument("--workers", type=int, default=8, help="concurrent requests to an LLM URL (default: 8)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
+    p.add_argument("--timeout", type=float, default=timeout, help=f"seconds per LLM request (default: {timeout:g})")
     p.add_argument("--retries", type=int, default=3, help="retries per LLM request, with backoff (default: 3)")
+
+
+def _llm_args(p: argparse.ArgumentParser, default: str, choices_help: str) -> None:
+    p.add_argument("--llm", default=default, help=f"{choices_help} (default: {default})")
+    p.add_argument("--llm-cache", default=None, help="disk cache of LLM replies (default: OUT's llm_cache)")
+    _endpoint_args(p, 60.0)
     p.add_argument("--batch-size", type=int, default=8, help="batch size of the local model (default: 8)")
     p.add_argument("--threads", type=int, default=None, help="torch threads for the local model (default: torch's)")
 
@@ -88,10 +92,7 @@ def register(subparsers) -> None:
     _caption_args(p)
     p.add_argument("--llm", required=True, help="an OpenAI-compatible URL serving a vision model (e.g. `kanva serve`); "
                    "images are sent as base64 image_url parts")
-    p.add_argument("--llm-model", default=None, help="model name at the URL (default: the endpoint's first model)")
-    p.add_argument("--workers", type=int, default=8, help="concurrent requests (default: 8)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
-    p.add_argument("--retries", type=int, default=3, help="retries per request, with backoff (default: 3)")
+    _endpoint_args(p, 120.0)
     p.add_argument("--steps", default="caption,qa", help="caption, or caption,qa (default)")
     p.set_defaults(func=_caption)
 
