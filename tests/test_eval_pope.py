@@ -102,3 +102,16 @@ def test_bad_label_and_non_pope_file(pope_dir, tmp_path):
     other = _write(tmp_path / "notes.json", [{"hello": 1}])
     with pytest.raises(KanvaError, match="neither a POPE annotation file"):
         load_pope([other])
+
+
+def test_answers_that_match_no_question_fail_with_the_reason(pope_dir, tmp_path, capsys):
+    """Ids and texts from another run (no category, ids unknown here): not an F1 of 0 but an error."""
+    from kanva.cli import main
+
+    other_run = _write(tmp_path / "answers.jsonl", [{"question_id": f"q{i}", "text": "Yes"} for i in range(5)])
+    assert main(["eval", "score", "pope", "--data", str(pope_dir), "--predictions", str(other_run)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 5 answers matches any of the 6 questions" in err and "'q0'" in err
+    assert "question file" in err  # two splits and no category: how to place such answers
+    with pytest.raises(KanvaError, match="no answers to score"):
+        score_pope(load_pope([pope_dir]), [])

@@ -60,6 +60,38 @@ def test_run_writes_resumes_and_scores(synth, tiny_model, generator, tmp_path):
         run_benchmark("mme", tiny_model, [synth / "mme"], out, **{**kw, "style": "lmms-eval"})
 
 
+def test_resume_identifies_the_model_by_content(synth, tiny_model, tmp_path):
+    """Two `kanva train` outputs share the path tail `instruct/final`: the answer file tells them apart by a
+    hash of config and weights, and a copy of the same model (another path) resumes as itself."""
+    import shutil
+
+    from kanva.infer import Generator
+    from kanva.model import build_preset
+    from kanva.model.fingerprint import model_hash
+
+    first = tmp_path / "run1" / "instruct" / "final"
+    shutil.copytree(tiny_model, first)
+    second = build_preset("tiny", tmp_path / "run2" / "instruct" / "final", seed=1)  # other weights, same config
+    copy = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(first, copy)
+    assert model_hash(first) == model_hash(copy) != model_hash(second)
+
+    out = tmp_path / "pope.jsonl"
+    kw = dict(batch_size=4, max_new_tokens=2, progress=False)
+    run_benchmark("pope", first, [synth / "pope"], out, generator=Generator.load(first), limit=4, **kw)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {row["model_id"] for row in rows} == {"instruct/final"} and {row["model_hash"] for row in rows} == {
+        model_hash(first)}
+    with pytest.raises(KanvaError, match="model_hash 'sha256:.*model_id 'instruct/final'"):
+        run_benchmark("pope", second, [synth / "pope"], out, generator=Generator.load(second), limit=8, **kw)
+    r = run_benchmark("pope", copy, [synth / "pope"], out, generator=Generator.load(copy), limit=8, **kw)
+    assert r["run"]["resumed"] == 4 and r["run"]["model_hash"] == model_hash(first)
+    # A row that does not say which model wrote it (an older answer file) is not resumed into.
+    out.write_text(json.dumps({k: v for k, v in rows[0].items() if k != "model_hash"}) + "\n")
+    with pytest.raises(KanvaError, match="does not record which model"):
+        run_benchmark("pope", copy, [synth / "pope"], out, generator=Generator.load(copy), limit=8, **kw)
+
+
 def test_batched_answers_equal_single(synth, tiny_model, generator, tmp_path):
     kw = dict(max_new_tokens=5, generator=generator, progress=False, limit=8)
     one = run_benchmark("pope", tiny_model, [synth / "pope"], tmp_path / "b1.jsonl", batch_size=1, **kw)

@@ -157,8 +157,13 @@ def assign(
     locate: Callable[[Answer], int | None],
     describe: Callable[[int], str] = str,
     max_examples: int = 3,
+    hint: str = "",
 ) -> tuple[list[Answer | None], Coverage]:
-    """Places each answer on the question `locate` finds for it (or none); returns answers by question index."""
+    """Places each answer on the question `locate` finds for it (or none); returns answers by question index.
+
+    Answers that meet no question at all are not a score of 0 but a wrong pairing (another benchmark, split
+    or run; ids renamed): KanvaError with the reason, `hint` (what the benchmark needs to place answers)
+    appended."""
     by_q: list[Answer | None] = [None] * n_questions
     dup: list[str] = []
     unmatched: list[str] = []
@@ -171,6 +176,15 @@ def assign(
         else:
             by_q[i] = a
     missing = [describe(i) for i, a in enumerate(by_q) if a is None]
+    if n_questions and len(missing) == n_questions:
+        if not answers:
+            reason = f"there are no answers to score ({n_questions} questions)"
+        else:
+            reason = (f"none of the {len(answers)} answers matches any of the {n_questions} questions (answers "
+                      f"{', '.join(unmatched[:max_examples]) or ', '.join(dup[:max_examples])}; questions "
+                      f"{', '.join(missing[:max_examples])}): are the answers and the data from the same benchmark "
+                      "and split?")
+        raise KanvaError(reason + (f" {hint}" if hint else ""))
     cov = Coverage(
         expected=n_questions,
         matched=n_questions - len(missing),

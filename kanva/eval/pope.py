@@ -228,9 +228,19 @@ def pope_metrics(tp: int, fp: int, tn: int, fn: int) -> dict:
     }
 
 
+SPLIT_HINT = ("Answers without 'category' cannot be placed in a split by text alone: give LLaVA's question "
+              "file (category = split) in --data beside the annotation files.")
+
+
+def _ambiguous(data: PopeData) -> bool:
+    """Several splits and no question file: an answer without `category` may fit a question of each."""
+    return not data.question_file and len(data.splits()) > 1
+
+
 def match_pope(data: PopeData, answers: list[Answer]) -> tuple[list[Answer | None], Coverage]:
     """Each question's answer (None: missing), found as `score_pope` finds it."""
-    return assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid)
+    return assign(len(data.questions), answers, _locator(data), lambda i: data.questions[i].uid,
+                  hint=SPLIT_HINT if _ambiguous(data) else "")
 
 
 def pope_prediction(q: PopeQuestion, a: Answer | None) -> str:
@@ -248,11 +258,8 @@ def score_pope(data: PopeData, answers: list[Answer]) -> dict:
         counts[q.split][key] += 1
     splits = {s: pope_metrics(**c) for s, c in counts.items()}
     notes = [f"not POPE data, not read: {f}" for f in data.ignored]
-    if cov.unmatched and not data.question_file and len(splits) > 1:
-        notes.append(
-            "answers without 'category' cannot be placed in a split by text alone: give LLaVA's question "
-            "file (category = split) in --data beside the annotation files"
-        )
+    if cov.unmatched and _ambiguous(data):
+        notes.append(SPLIT_HINT)
     return {
         "benchmark": "pope",
         "splits": splits,

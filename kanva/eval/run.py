@@ -2,8 +2,10 @@
 
 The answer file is LLaVA's format (JSON lines: question_id, prompt, text, model_id, plus category/image
 where the scorer can use them). Each batch is appended and flushed as soon as it is generated, so an
-interrupted run resumes where it stopped: answered question ids are skipped. Rows record the model and
-prompt style, and resuming with another model or style is refused rather than mixed. The results JSON
+interrupted run resumes where it stopped: answered question ids are skipped. Rows record the model (by
+content: `model_hash`, a hash of its config and weights, beside the display name `model_id`) and the prompt
+style, and resuming with another model or style is refused rather than mixed: every `kanva train` output is
+called `.../final`, so a name would let one model's answers be credited to another. The results JSON
 holds the scores plus `run`: model, prompt style, decoding settings, timing.
 """
 
@@ -21,6 +23,7 @@ from kanva.eval.answers import load_answers, read_jsonl
 from kanva.eval.parallel import merge_parts, part_files, part_path, processes
 from kanva.eval.prompts import check_style
 from kanva.eval.tasks import get_task, limit_items
+from kanva.model.fingerprint import model_hash
 
 
 def _repair_tail(path: Path) -> bool:
@@ -35,15 +38,22 @@ def _repair_tail(path: Path) -> bool:
     return True
 
 
-def _previous(path: Path, model_id: str, style: str) -> set[str]:
+def _previous(path: Path, model: str, style: str) -> set[str]:
+    """Question ids already answered in `path`; KanvaError if any row came from another model or style."""
     done = set()
     for n, row in read_jsonl(path):
         where = f"{path}:{n}"
-        for key, want in (("model_id", model_id), ("prompt_style", style)):
+        if "model_hash" not in row:
+            raise KanvaError(
+                f"{where}: this answer row does not record which model wrote it (model_hash; written by an older "
+                "kanva), so resuming could mix two models' answers; write to a new --out"
+            )
+        for key, want in (("model_hash", model), ("prompt_style", style)):
             if key in row and row[key] != want:
                 raise KanvaError(
-                    f"{where}: this answer file was written with {key} {row[key]!r}, not {want!r}; "
-                    "resume with the same settings or write to a new --out"
+                    f"{where}: this answer file was written with {key} {row[key]!r}"
+                    + (f" (model_id {row.get('model_id')!r})" if key == "model_hash" else "")
+                    + f", not {want!r}; resume with the same settings or write to a new --out"
                 )
     done.update(a.question_id for a in load_answers(path))
     return done
@@ -88,6 +98,7 @@ def run_benchmark(
     items = limit_items(task.items(loaded, style, image_root), limit)
     max_new = max_new_tokens or task.max_new_tokens
     model_id = model_id_of(model_dir)
+    model = model_hash(model_dir)
     out = Path(out)
     procs = processes()  # several under `accelerate launch`: each answers its share into a part file
     if procs.main:
@@ -96,10 +107,10 @@ def run_benchmark(
             if _repair_tail(path):
                 print(f"{path}: removed a partial last line (an interrupted write); that question is asked again")
         for path in part_files(out):
-            _previous(path, model_id, style)  # another model or style in a part is refused, as in ANSWERS
+            _previous(path, model, style)  # another model or style in a part is refused, as in ANSWERS
         merge_parts(out, [it.uid for it in items])
     procs.barrier()
-    done = _previous(out, model_id, style) if out.is_file() else set()
+    done = _previous(out, model, style) if out.is_file() else set()
     todo = [it for it in items if it.uid not in done]
     mine = todo[procs.rank :: procs.world]
     target = part_path(out, procs.rank) if procs.world > 1 else out
@@ -122,7 +133,7 @@ def run_benchmark(
                 gen_seconds += time.perf_counter() - t0
                 for it, text in zip(batch, texts):
                     row = {"question_id": it.uid, "prompt": it.prompt, "text": text.strip(), **it.fields,
-                           "model_id": model_id, "prompt_style": style}
+                           "model_id": model_id, "model_hash": model, "prompt_style": style}
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
@@ -140,6 +151,7 @@ def run_benchmark(
         "benchmark": bench,
         "model": str(Path(model_dir)),
         "model_id": model_id,
+        "model_hash": model,
         "model_info": _model_info(Path(model_dir)),
         "prompt_style": style,
         "data": [str(p) for p in paths],
