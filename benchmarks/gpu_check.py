@@ -23,6 +23,7 @@ frozen vision tower's forward and attention scores are left out.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -67,6 +68,12 @@ def matmul_peak(dtype, device, n: int = 4096, reps: int = 10) -> float:
     return 2 * n**3 / best
 
 
+def attention(device: str) -> str:
+    """flash_attention_2 where flash-attn is installed (its variable-length kernel takes packed rows as they
+    are), else sdpa (packed rows then run per sample, kanva/train/packed_attention.py)."""
+    return "flash_attention_2" if device.startswith("cuda") and importlib.util.find_spec("flash_attn") else "sdpa"
+
+
 def model_flops(model_dir: Path) -> tuple[int, int]:
     """(LM non-embedding + projector parameters, hidden x vocab) of a model directory."""
     from transformers import AutoConfig
@@ -95,11 +102,16 @@ def train_row(name: str, model_dir: Path, toy: dict, args, tmp: Path, peak: floa
 
     mp = "bf16" if args.device.startswith("cuda") else "no"
     recipe = recipe_from_dict({"model": {"path": str(model_dir)}, "mixed_precision": mp, "tf32": True,
+                               "attn_implementation": attention(args.device),
                                "stages": [_stage(toy, args.steps, args.batch, **stage_kw)]}, source=name)  # fmt: skip
-    if args.device.startswith("cuda"):
+    cuda = args.device.startswith("cuda")
+    if cuda:  # what earlier rows left allocated is not this row's
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
     run_recipe(recipe, tmp / name.replace(" ", "_"))
-    mem = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else None
+    mem = torch.cuda.max_memory_allocated() - before if cuda else None
     rows = read_metrics(tmp / name.replace(" ", "_") / "instruct" / "metrics.jsonl")[3:]
     secs = sum(r["step_time"] for r in rows)
     tokens = sum(r["tokens"] for r in rows)
@@ -124,6 +136,7 @@ def launch_row(name: str, config: dict, model_dir: Path, toy: dict, args, tmp: P
     cfg_path.write_text(yaml.safe_dump({"compute_environment": "LOCAL_MACHINE", "num_machines": 1, "num_processes": 1,
                                         "machine_rank": 0, "mixed_precision": "bf16", "use_cpu": False, **config}))
     recipe_path.write_text(yaml.safe_dump({"model": {"path": str(model_dir)}, "mixed_precision": "bf16",
+                                           "attn_implementation": attention(args.device),
                                            "stages": [_stage(toy, 6, args.batch, **stage_kw)]}))  # fmt: skip
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg_path), "-m", "kanva", "train",
@@ -209,7 +222,8 @@ def main() -> None:
         attempt(eval_row, None, tiny, args, tmp)
 
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"\nkanva GPU check on {dev}; torch {torch.__version__}; peak {peak / 1e12:.1f} TFLOP/s ({peak_src}); "
+    print(f"\nkanva GPU check on {dev}; torch {torch.__version__}; attention {attention(args.device)}; "
+          f"peak {peak / 1e12:.1f} TFLOP/s ({peak_src}); "
           f"packed batches of {args.batch} samples, {'bf16' if args.device.startswith('cuda') else 'float32'}, "
           f"{args.steps} steps (3 untimed)")
     head = ("check", "tokens/s", "MFU", "peak GiB", "plan GiB", "plan/peak", "status")
