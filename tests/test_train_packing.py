@@ -75,3 +75,15 @@ def test_activation_checkpointing_same_gradients_less_saved(setup):
     for k in ref_grads:
         torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-4, atol=1e-6, msg=k)
     assert saved < 0.6 * ref_saved, (saved, ref_saved)  # only layer inputs kept: activations shrink
+
+
+def test_flash_attention_without_the_package_names_the_field(tiny_model):
+    import importlib.util
+
+    from kanva.errors import KanvaError
+    from kanva.model import load_model
+
+    if importlib.util.find_spec("flash_attn") is not None:
+        pytest.skip("flash-attn is installed here")
+    with pytest.raises(KanvaError, match="attn_implementation 'flash_attention_2': .*FlashAttention2"):
+        load_model(tiny_model, attn_implementation="flash_attention_2")
