@@ -222,10 +222,6 @@ def _lb_items(data, style, image_root):
     ]
 
 
-def _lb_subset(data, uids):
-    return replace(data, questions=[q for q in data.questions if q.qid in uids])
-
-
 def _lb_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, **judge_files):
     from kanva.eval.llava_bench import judge_and_score
 
@@ -253,7 +249,8 @@ def _vqa_items(data, style, image_root):
             for q in data.questions]
 
 
-def _vqa_subset(data, uids):
+def _qid_subset(data, uids):
+    """The data restricted to the run questions, for every benchmark whose questions carry `qid`."""
     return replace(data, questions=[q for q in data.questions if q.qid in uids])
 
 
@@ -294,10 +291,6 @@ def _mmvet_items(data, style, image_root):
     root = Path(image_root) if image_root else data.root / "images"
     return [RunItem(q.qid, q.question, _open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
             for q in data.questions]
-
-
-def _mmvet_subset(data, uids):
-    return replace(data, questions=[q for q in data.questions if q.qid in uids])
 
 
 def _mmvet_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, judge_prompt=None, **_):
@@ -341,11 +334,11 @@ TASKS = {
     "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
     "mmbench": Task("mmbench", 128, _mmb_load, _mmb_items, _mmb_subset, _mmb_score),
     "sqa": Task("sqa", 128, _sqa_load, _sqa_items, _sqa_subset, _sqa_score),
-    "llava-bench": Task("llava-bench", 1024, _lb_load, _lb_items, _lb_subset, _lb_score),
-    **{b: Task(b, 128, _vqa_loader(b), _vqa_items, _vqa_subset, _vqa_score) for b in ("vqav2", "vizwiz", "textvqa")},
-    "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _vqa_subset, _gqa_score),
-    "mm-vet": Task("mm-vet", 1024, _mmvet_load, _mmvet_items, _mmvet_subset, _mmvet_score),
-    "seed": Task("seed", 128, _seed_load, _seed_items, _vqa_subset, _seed_score),
+    "llava-bench": Task("llava-bench", 1024, _lb_load, _lb_items, _qid_subset, _lb_score),
+    **{b: Task(b, 128, _vqa_loader(b), _vqa_items, _qid_subset, _vqa_score) for b in ("vqav2", "vizwiz", "textvqa")},
+    "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _qid_subset, _gqa_score),
+    "mm-vet": Task("mm-vet", 1024, _mmvet_load, _mmvet_items, _qid_subset, _mmvet_score),
+    "seed": Task("seed", 128, _seed_load, _seed_items, _qid_subset, _seed_score),
 }
 
 
