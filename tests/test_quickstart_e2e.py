@@ -1,4 +1,5 @@
-"""`kanva quickstart --preset tiny`: the whole loop end to end, then a re-run that skips finished steps."""
+"""`kanva quickstart --preset tiny`: the whole loop end to end (three arms, a novel-split benchmark), then a
+re-run that skips finished steps."""
 
 import json
 import os
@@ -41,35 +42,48 @@ def test_every_step_finished_and_timed(run):
     vision = load_pretrain_config(run / "recipes" / "vision.yaml")
     assert vision.coco == str(q.world) and vision.steps == q.cfg.vision.steps
     assert (q.vision / "patch_labels.json").is_file() and not (q.vision / "checkpoints").exists()
-    for m in ("seed", "evolved"):
+    assert q.models() == ["seed", "evolved-noknow", "evolved"]
+    for m in q.models():
         assert (q.final_model(m) / "config.json").is_file()
         for bench in ("mme", "mmbench", "pope"):
-            assert q.answers(m, bench).is_file()
+            assert q.answers(m, bench).is_file() and q.answers(m, bench, "novel").is_file()
+        assert marker_cpu(run, f"train_{m}") > 0
 
 
-def test_report_has_both_models_and_intervals(run):
+def marker_cpu(run, step):
+    return json.loads((run / ".steps" / f"{step}.json").read_text())["cpu_share"]
+
+
+def test_report_has_every_arm_and_intervals(run):
     res = json.loads((run / "report" / "results.json").read_text())
+    test, novel = res["test"]["0"], res["novel"]
     # The report's scores are those `kanva eval run` wrote for each model (kanva/eval's scorers, same answers).
-    for m in ("seed", "evolved"):
-        mme = json.loads((run / "eval" / m / "mme.results.json").read_text())
-        assert {s: row[m] for s, row in res["mme"]["subtasks"].items()} == pytest.approx(mme["subtasks"])
-        pope = json.loads((run / "eval" / m / "pope.results.json").read_text())
-        for split, row in res["pope"]["splits"].items():
-            assert {k: row[m][k] for k in ("f1", "accuracy", "yes_ratio")} == pytest.approx(
-                {k: pope["splits"][split][k] for k in ("f1", "accuracy", "yes_ratio")})
-        mmb = json.loads((run / "eval" / m / "mmbench.results.json").read_text())
-        assert (res["mmbench"][m]["circular"], res["mmbench"][m]["circ0"]) == pytest.approx((mmb["overall"], mmb["circ0"]))
-    # The data table counts the run's own files.
+    for m in ("seed", "evolved-noknow", "evolved"):
+        for scores, folder in ((test, run / "eval" / m), (novel, run / "eval" / m / "novel")):
+            mme = json.loads((folder / "mme.results.json").read_text())
+            assert {s: row[m] for s, row in scores["mme"]["subtasks"].items()} == pytest.approx(mme["subtasks"])
+            pope = json.loads((folder / "pope.results.json").read_text())
+            for split, row in scores["pope"]["splits"].items():
+                assert {k: row[m][k] for k in ("f1", "accuracy", "yes_ratio")} == pytest.approx(
+                    {k: pope["splits"][split][k] for k in ("f1", "accuracy", "yes_ratio")})
+            mmb = json.loads((folder / "mmbench.results.json").read_text())
+            assert (scores["mmbench"][m]["circular"], scores["mmbench"][m]["circ0"]) == pytest.approx(
+                (mmb["overall"], mmb["circ0"]))
+            assert scores["mmbench"]["categories"] and all(m in c for c in scores["mmbench"]["categories"].values())
+    # The data table counts the run's own files, one column per mixture.
     text = (run / "report" / "report.md").read_text()
-    n_seed, n_evolved = (len(json.loads(p.read_text())) for p in (run / "data" / "seed.json",
-                                                                       run / "data" / "evolved" / "evolved.json"))
-    assert any(line.startswith("| samples |") and f"| {n_seed} |" in line and f"| {n_evolved} |" in line
+    counts = [len(json.loads(p.read_text())) for p in (run / "data" / "seed.json", run / "data" / "evolved" / "evolved.json",
+                                                        run / "data" / "evolved-noknow" / "evolved.json")]
+    assert any(line.startswith("| samples |") and all(f"| {n} " in line + " " for n in counts)
                for line in text.splitlines())
-    knowledge = res["mme"]["subtasks"]["knowledge"]
-    lo, hi = knowledge["delta_ci"]
+    # The headline: knowledge of evolved minus evolved-noknow, with its paired interval.
+    knowledge = test["mme"]["subtasks"]["knowledge"]["deltas"]["evolved - evolved-noknow"]
+    lo, hi = knowledge["ci"]
     assert lo <= knowledge["delta"] <= hi
-    assert {t["target"] for t in res["targets"]} >= {"whole run <= 30 min"}
-    assert set(res["pope"]["splits"]) == {"random", "popular", "adversarial"}
+    assert "## Headline: what the knowledge base adds" in text and "perception on novel (drop)" in text
+    assert {t["target"] for t in res["targets"]} >= {"whole run <= 45 min",
+                                                     "knowledge: evolved - evolved-noknow >= +30, interval above 0"}
+    assert set(test["pope"]["splits"]) == {"random", "popular", "adversarial"}
     asked = {json.loads(x)["category"] for x in (run / "eval" / "seed" / "pope.jsonl").read_text().splitlines()}
     assert asked == {"random", "popular", "adversarial"}  # every split was asked, not just the last --data
     assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
@@ -79,7 +93,8 @@ def test_report_has_both_models_and_intervals(run):
 def test_each_model_read_its_own_scene_text_first(run):
     from kanva.data.llava import load_llava
 
-    for m, src in (("seed", run / "data" / "seed.text.json"), ("evolved", run / "data" / "evolved" / "evolved.text.json")):
+    for m, src in (("seed", run / "data" / "seed.text.json"), ("evolved", run / "data" / "evolved" / "evolved.text.json"),
+                   ("evolved-noknow", run / "data" / "evolved-noknow" / "evolved.text.json")):
         recipe = yaml.safe_load((run / "recipes" / f"{m}.yaml").read_text())
         assert [st["name"] for st in recipe["stages"]] == ["read", "instruct"]
         assert [(d["path"], d["image_root"]) for d in recipe["stages"][0]["data"]] == [(str(src), None)]
@@ -87,6 +102,14 @@ def test_each_model_read_its_own_scene_text_first(run):
         samples = load_llava(src)
         assert samples and all("image" not in s and "<image>" not in s["conversations"][0]["value"] for s in samples)
         assert any("background" in s["conversations"][0]["value"] for s in samples)
+
+
+def test_the_noknow_arm_evolved_without_the_knowledge_base(run):
+    run_cfg = json.loads((run / "data" / "evolved-noknow" / "run.json").read_text())
+    assert run_cfg["evolve"]["knowledge"] is False and run_cfg["input"] == str(run / "data" / "seed.json")
+    prov = [json.loads(x) for x in (run / "data" / "evolved-noknow" / "provenance.jsonl").read_text().splitlines()]
+    kept = [r for r in prov if r.get("status") == "kept" and "operator" in r]
+    assert kept and not any(r["operator"] in ("knowledge", "multihop") or r["facts"] for r in kept)
 
 
 def test_without_align_both_runs_start_from_the_vision_model(run, tmp_path):
@@ -151,3 +174,21 @@ def test_stage_templates_are_typed_stages_with_a_budget():
     assert cfg.train.align.template == "plain" and cfg.train.align.steps == 3  # align: fixed steps, captions
     assert cfg.train.read.stage.template == "chat" and cfg.train.read.tokens == 2000
     assert cfg.train.instruct.stage.max_length == 384 and cfg.train.instruct.stage.steps is None
+
+
+def test_jobs_run_a_step_in_its_own_process_with_its_log(run, capsys):
+    before = json.loads((run / ".steps" / "report.json").read_text())
+    assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--force", "report", "--jobs", "2"]) == 0
+    log = capsys.readouterr().out
+    assert "train_evolved: done" in log and "report: started (forced)" in log
+    assert json.loads((run / ".steps" / "report.json").read_text())["finished"] > before["finished"]
+    assert "report: running (forced)" in (run / "logs" / "report.log").read_text()
+
+
+def test_arms_and_seeds_choose_the_steps(capsys):
+    assert main(["quickstart", "--preset", "tiny", "--arms", "seed,evolved", "--seeds", "0,1", "--steps"]) == 0
+    steps = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert "evolve" in steps and "evolve_noknow" not in steps and "scene_text_evolved-noknow" not in steps
+    assert {"train_seed", "train_evolved", "train_seed-s1", "train_evolved-s1", "eval_evolved-s1"} <= set(steps)
+    assert main(["quickstart", "--preset", "tiny", "--arms", "evolved,nothing", "--steps"]) == 2
+    assert "--arms: unknown arm(s) ['nothing']" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import argparse
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "quickstart",
-        help="run the whole Kanva loop on embedded defaults (seed vs knowledge-evolved instructions)",
+        help="run the whole Kanva loop on embedded defaults (seed, evolved without KB, knowledge-evolved)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -20,22 +20,37 @@ def register(subparsers) -> None:
                    help="redo STEP (and the steps that depend on it); repeatable; 'all' redoes everything")
     p.add_argument("--until", metavar="STEP", help="stop after STEP")
     p.add_argument("--steps", action="store_true", help="list the steps and exit")
+    p.add_argument("--arms", default=None, help="the compared models, comma-separated among seed, evolved-noknow, "
+                   "evolved (default: the config's `arms`, all three)")
+    p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2: every arm is trained at each (world, "
+                   "data and vision shared) and the report gives mean and spread (default: the config's seed)")
+    p.add_argument("--jobs", type=int, default=1, help="run up to N independent steps at once, each in a process of "
+                   "its own (default 1); a step's output does not depend on N")
+    p.add_argument("--only", metavar="STEP", help=argparse.SUPPRESS)  # one step, its inputs done (what --jobs runs)
     p.set_defaults(func=_quickstart)
 
 
 def _quickstart(args) -> int:
     from pathlib import Path
 
+    from kanva.errors import KanvaError
+    from kanva.quickstart.arms import parse_arms, parse_seeds
     from kanva.quickstart.config import load_quickstart_config
     from kanva.quickstart.pipeline import Quickstart
 
+    if args.jobs < 1:
+        raise KanvaError(f"--jobs {args.jobs}: must be >= 1")
     cfg = load_quickstart_config(args.preset)
     name = Path(args.preset).stem.removeprefix("quickstart-")
-    q = Quickstart(cfg, args.out or f"runs/quickstart-{name}")
+    arms = parse_arms(args.arms) if args.arms is not None else cfg.arms
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
+    q = Quickstart(cfg, args.out or f"runs/quickstart-{name}", arms=arms, seeds=seeds)
     if args.steps:
         for s in q.steps():
             print(f"{s.name:14s} {s.help}" + (f"  (after: {', '.join(s.after)})" if s.after else ""))
         return 0
-    print(f"kanva quickstart: config {cfg.source}, output {q.out}")
-    q.run(force=args.force, until=args.until)
+    if args.only is None:
+        print(f"kanva quickstart: config {cfg.source}, output {q.out}, arms {', '.join(arms)}, training seeds "
+              f"{', '.join(map(str, seeds))}")
+    q.run(force=args.force, until=args.until, jobs=args.jobs, only=args.only)
     return 0

@@ -1,7 +1,8 @@
 """The quickstart's settings: one YAML (`recipes/quickstart-<preset>.yaml`) per preset.
 
 Every number that decides the experiment lives here, so a reader can see the whole design at once:
-world size, vision pretraining, data generation, the two instruction-tuning runs and the evaluation.
+world size, vision pretraining, data generation, the arms (kanva/quickstart/arms.py) and their instruction-tuning
+runs, and the evaluation.
 Relative paths resolve against the YAML file's folder.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from kanva.config import from_dict, read_yaml
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
+from kanva.quickstart.arms import DEFAULT_ARMS, parse_arms
 from kanva.train.recipe import DataSource, Stage, check_stage
 
 
@@ -40,8 +42,8 @@ class DataPart:
 
 @dataclass
 class BudgetStage:
-    """A stage of both instruction runs that sees a token budget: `steps` = tokens / (batch x the mixture's mean
-    encoded length), so the seed-only and the seed + evolved runs train on the same number of tokens."""
+    """A stage of every arm's run that sees a token budget: `steps` = tokens / (batch x the mixture's mean encoded
+    length), so every arm trains on the same number of tokens."""
 
     stage: Stage  # its `data` (each run's own mixture) and `steps` are filled in by the quickstart
     tokens: int
@@ -70,7 +72,7 @@ class EvalPart:
     mmbench_limit: int | None = None  # the first N rows (circular rotations count one each; groups are kept whole)
     pope_per_split: int | None = None  # keep the first N questions of each POPE split (None: all)
     mme_images: int | None = None  # keep the questions of the first N test images per MME subtask (None: all)
-    gallery: int = 12  # test images shown in the report with both models' answers
+    gallery: int = 12  # test images shown in the report with every arm's answers
     bootstrap: int = 1000  # resamples for confidence intervals
 
 
@@ -79,6 +81,8 @@ class QuickstartConfig:
     preset: str = "smol"
     model_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys, as `kanva model build --set`
     seed: int = 0
+    # The compared models (kanva/quickstart/arms.py): seed, evolved-noknow, evolved; `--arms` overrides.
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
     world: WorldPart = field(default_factory=WorldPart)
     # The vision stage (kanva/grounding); its `coco` and `seed` are the run's. null: none (the runs start
     # from the built model).
@@ -139,6 +143,7 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
                           _stage(train.get("read"), "read", f"{p}.train.read", budget=True),
                           _stage(train.get("instruct"), "instruct", f"{p}.train.instruct", budget=True))
     cfg.source = str(p)
+    cfg.arms = parse_arms(cfg.arms, f"{p}: arms")
     if cfg.world.config is not None:
         wc = Path(cfg.world.config)
         cfg.world.config = str(wc if wc.is_absolute() else (p.resolve().parent / wc))

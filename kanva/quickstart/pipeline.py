@@ -1,8 +1,9 @@
 """`kanva quickstart`: the whole Kanva loop on one machine, as the steps a user would run by hand.
 
-world -> base model -> vision pretraining -> seed data -> evolved data -> data report -> align
-(shared) -> instruct on seed only / instruct on seed + evolved (same token budget) -> synthetic
-benchmarks -> evaluation of both -> report.
+world -> base model -> vision pretraining -> seed data -> evolved data (with and without the knowledge base)
+-> data reports -> align (shared) -> one instruction run per arm and training seed (kanva/quickstart/arms.py;
+the same stages and token budget) -> synthetic benchmarks (test, and the `novel` split) -> evaluation of every
+model -> report. World, vision stage, seed data and benchmarks are made once and shared by every arm.
 
 Each step calls the same `kanva ...` command a user would (printed as it runs), so the quickstart
 exercises the real code paths and its log doubles as a tutorial. Steps are resumable (see steps.py).
@@ -14,6 +15,8 @@ import json
 import math
 import random
 import shlex
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,11 +27,13 @@ import yaml
 from kanva.config import to_dict
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
+from kanva.quickstart.arms import ARMS, model_name
 from kanva.quickstart.config import BudgetStage, QuickstartConfig
 from kanva.quickstart.steps import Step, StepRunner
 from kanva.train.recipe import DataSource, Stage
 
-MODELS = ("seed", "evolved")  # the two instruction-tuned models the experiment compares
+EVOLVE_DIRS = {"full": "evolved", "noknow": "evolved-noknow"}  # data/<dir>/ per kind of evolution
+STEP_SUFFIX = {"full": "", "noknow": "_noknow"}  # evolve, data_report: the full evolution keeps the plain names
 
 
 def kanva(*argv: str) -> None:
@@ -43,8 +48,11 @@ def kanva(*argv: str) -> None:
 
 
 class Quickstart:
-    def __init__(self, cfg: QuickstartConfig, out: str | Path):
+    def __init__(self, cfg: QuickstartConfig, out: str | Path, arms: list[str] | None = None,
+                 seeds: list[int] | None = None):
         self.cfg = cfg
+        self.arms = list(arms if arms is not None else cfg.arms)
+        self.seeds = list(seeds if seeds is not None else [cfg.seed])
         # Absolute: the recipes written under OUT/recipes/ name the models by path, and `kanva train` reads a
         # relative path from the recipe's folder, so a relative --out (the default runs/quickstart-PRESET) broke.
         self.out = Path(out).resolve()
@@ -58,8 +66,31 @@ class Quickstart:
         self.evolved_dir = self.data / "evolved"
         self.train_dir = o / "train"
         self.bench = o / "bench"
+        self.bench_novel = o / "bench-novel"
         self.eval_dir = o / "eval"
         self.report_dir = o / "report"
+
+    # -- models: an arm at a training seed ------------------------------------------------------------
+    def models(self, seed: int | None = None) -> list[str]:
+        """Every model (arm x training seed), or those of one training seed, arms in their canonical order."""
+        seeds = self.seeds if seed is None else [seed]
+        return [model_name(a, s, self.cfg.seed) for s in seeds for a in self.arms]
+
+    def model_arm(self, model: str) -> tuple[str, int]:
+        for s in self.seeds:
+            for a in self.arms:
+                if model_name(a, s, self.cfg.seed) == model:
+                    return a, s
+        raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
+
+    def evolve_kinds(self) -> list[str]:
+        return [k for k in EVOLVE_DIRS if any(ARMS[a].evolve == k for a in self.arms)]
+
+    def evolve_dir(self, kind: str) -> Path:
+        return self.data / EVOLVE_DIRS[kind]
+
+    def novel(self) -> bool:
+        return self.cfg.world.novel > 0
 
     # -- paths other modules (the report) read ------------------------------------------------------
     def final_model(self, name: str) -> Path:
@@ -69,17 +100,18 @@ class Quickstart:
             stage = "instruct" if self.cfg.train.instruct is not None else "read"
         return self.train_dir / name / stage / "final"
 
-    def bench_data(self, bench: str) -> list[Path]:
+    def bench_data(self, bench: str, split: str = "test") -> list[Path]:
+        root = self.bench if split == "test" else self.bench_novel
         if bench == "mme":
-            return [self.bench / "mme"]
+            return [root / "mme"]
         if bench == "mmbench":
-            return [self.bench / "mmbench" / "mmbench_synthetic.tsv"]
+            return [root / "mmbench" / "mmbench_synthetic.tsv"]
         if bench == "pope":
-            return sorted((self.bench / "pope").glob("coco_pope_*.json"))
+            return sorted((root / "pope").glob("coco_pope_*.json"))
         raise KanvaError(f"quickstart: unknown benchmark {bench!r}; known: mme, mmbench, pope")
 
-    def answers(self, model: str, bench: str) -> Path:
-        return self.eval_dir / model / f"{bench}.jsonl"
+    def answers(self, model: str, bench: str, split: str = "test") -> Path:
+        return self.eval_dir / model / ("" if split == "test" else split) / f"{bench}.jsonl"
 
     # -- steps --------------------------------------------------------------------------------------
     def steps(self) -> list[Step]:
@@ -93,27 +125,48 @@ class Quickstart:
                  help="vision encoder on per-patch labels; word-grounded projector", outputs=[self.vision]),
             Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
                  help="seed instructions and align captions from annotations"),
-            Step("evolve", self.evolve, after=["seed"], config=vars(c.data) | {"seed": c.seed},
-                 help="knowledge-aware evolution (rules + LLM) with elimination"),
-            Step("data_report", self.data_report, after=["evolve"], help="data quality report"),
+            *[Step(f"evolve{STEP_SUFFIX[k]}", lambda k=k: self.evolve(k), after=["seed"],
+                   config=vars(c.data) | {"seed": c.seed} | ({} if k == "full" else {"knowledge": False}),
+                   help="knowledge-aware evolution (rules + LLM) with elimination" if k == "full" else
+                   "the same evolution with every operator that reads the knowledge base off")
+              for k in self.evolve_kinds()],
+            *[Step(f"data_report{STEP_SUFFIX[k]}", lambda k=k: self.data_report(k), after=[f"evolve{STEP_SUFFIX[k]}"],
+                   help=f"data quality report ({EVOLVE_DIRS[k]})") for k in self.evolve_kinds()],
             Step("align", self.train_align, after=["vision", "seed"], config=_config(c.train.align),
-                 help="stage 1, shared by both models (skipped when train.align is empty)",
+                 help="stage 1, shared by every model (skipped when train.align is empty)",
                  outputs=[self.train_dir / "align"]),
         ]
-        s.append(Step("scene_text", self.make_scene_text, after=["vision", "evolve"],
-                      config={"read": c.train.read is not None}, help="text-only copies of both mixtures for the reading stage"))
-        for m in MODELS:
-            s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m), after=["align", "evolve", "scene_text"],
-                          config={"read": _config(c.train.read), "instruct": _config(c.train.instruct)},
-                          help=f"instruction stages on {'seed data only' if m == 'seed' else 'seed + evolved data'}",
+        for a in self.arms:
+            s.append(Step(f"scene_text_{a}", lambda a=a: self.make_scene_text(a), after=["vision", *self._data_steps(a)],
+                          config={"read": c.train.read is not None},
+                          help=f"a text-only copy of the {a} mixture for the reading stage"))
+        for m in self.models():
+            a, seed = self.model_arm(m)
+            s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m),
+                          after=["align", *self._data_steps(a), f"scene_text_{a}"],
+                          config={"read": _config(c.train.read), "instruct": _config(c.train.instruct),
+                                  **({"seed": seed} if seed != c.seed else {})},
+                          help=f"instruction stages on {ARMS[a].label} (training seed {seed})",
                           outputs=[self.train_dir / m]))
-        s.append(Step("bench", self.make_bench, after=["world"], config={"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}, help="synthetic MME / MMBench / POPE from test images"))
-        for m in MODELS:
-            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench"],
+        bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
+        s.append(Step("bench", self.make_bench, after=["world"], config=bench,
+                      help="synthetic MME / MMBench / POPE from test images"))
+        if self.novel():
+            s.append(Step("bench_novel", lambda: self.make_bench("novel"), after=["world"], config=bench,
+                          help="the same benchmarks on the novel split (category pairs never seen together)"))
+        for m in self.models():
+            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m),
+                          after=[f"train_{m}", "bench", *(["bench_novel"] if self.novel() else [])],
                           config=vars(c.eval), help=f"benchmarks on the {m} model", outputs=[self.eval_dir / m]))
-        s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in MODELS] + ["data_report"],
-                      help="markdown + HTML report"))
+        s.append(Step("report", self.make_report,
+                      after=[f"eval_{m}" for m in self.models()]
+                      + [f"data_report{STEP_SUFFIX[k]}" for k in self.evolve_kinds()],
+                      config={"arms": self.arms, "seeds": self.seeds}, help="markdown + HTML report"))
         return s
+
+    def _data_steps(self, arm: str) -> list[str]:
+        kind = ARMS[arm].evolve
+        return ["seed"] if kind is None else [f"evolve{STEP_SUFFIX[kind]}"]
 
     def make_world(self) -> dict:
         w = self.cfg.world
@@ -158,19 +211,22 @@ class Quickstart:
         kanva("data", "seed", *common, "--out", self.align_file, "--types", "align")
         return {"seed": _count(self.seed_file), "align": _count(self.align_file)}
 
-    def evolve(self) -> dict:
+    def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
+        out = self.evolve_dir(kind)
         args = ["data", "evolve", "--input", self.seed_file, "--coco", self.world, "--split", "train",
-                "--out", self.evolved_dir, "--rounds", d.rounds, "--llm", d.llm, "--seed", self.cfg.seed,
-                "--pack", d.pack]
+                "--out", out, "--rounds", d.rounds, "--llm", d.llm, "--seed", self.cfg.seed, "--pack", d.pack]
         if d.evolve_config:
             args += ["--config", d.evolve_config]
+        if kind == "noknow":
+            args.append("--no-knowledge")
         kanva(*args)
-        return {"evolved": _count(self.evolved_dir / "evolved.json")}
+        return {"evolved": _count(out / "evolved.json")}
 
-    def data_report(self) -> dict:
-        kanva("data", "report", self.evolved_dir, "--baseline", self.seed_file)
-        return {"report": str(self.evolved_dir / "report.md")}
+    def data_report(self, kind: str = "full") -> dict:
+        out = self.evolve_dir(kind)
+        kanva("data", "report", out, "--baseline", self.seed_file)
+        return {"report": str(out / "report.md")}
 
     def _write_recipe(self, name: str, recipe: dict) -> Path:
         """OUT/recipes/NAME.yaml: what the step's command reads (a user can rerun it by hand)."""
@@ -179,8 +235,9 @@ class Quickstart:
         path.write_text(yaml.safe_dump(recipe, sort_keys=False))
         return path
 
-    def _run_recipe(self, name: str, model: Path, *stages: Stage) -> dict:
-        recipe = {"model": {"path": str(model)}, "seed": self.cfg.seed, "stages": [to_dict(s) for s in stages]}
+    def _run_recipe(self, name: str, model: Path, *stages: Stage, seed: int | None = None) -> dict:
+        seed = self.cfg.seed if seed is None else seed
+        recipe = {"model": {"path": str(model)}, "seed": seed, "stages": [to_dict(s) for s in stages]}
         path = self._write_recipe(name, recipe)
         out = self.train_dir / name
         args = ["train", "--recipe", path, "--out", out]
@@ -200,22 +257,23 @@ class Quickstart:
         """What both instruction runs start from: the align stage's output, or the pretrained parts without one."""
         return self.final_model("align") if self.cfg.train.align is not None else self._start_model()
 
-    def mixture(self, model: str) -> list[dict]:
+    def mixture(self, arm: str) -> list[dict]:
         root = str(self.world / "train")
-        if model == "seed":
+        kind = ARMS[arm].evolve
+        if kind is None:
             return [{"path": str(self.seed_file), "image_root": root}]
         # evolved.json holds the seed samples too (EvolveConfig.keep_seeds), so this is seed + evolved.
-        return [{"path": str(self.evolved_dir / "evolved.json"), "image_root": root}]
+        return [{"path": str(self.evolve_dir(kind) / "evolved.json"), "image_root": root}]
 
-    def text_mixture(self, model: str) -> list[dict]:
-        """The run's mixture with every image written as scene text (made by the scene_text step)."""
-        return [{"path": str(_text_path(Path(m["path"])))} for m in self.mixture(model)]
+    def text_mixture(self, arm: str) -> list[dict]:
+        """The arm's mixture with every image written as scene text (made by its scene_text step)."""
+        return [{"path": str(_text_path(Path(m["path"])))} for m in self.mixture(arm)]
 
-    def make_scene_text(self) -> dict:
+    def make_scene_text(self, arm: str) -> dict:
         if self.cfg.train.read is None:
             return {"skipped": True}
         done = {}
-        for src in {m["path"] for model in MODELS for m in self.mixture(model)}:
+        for src in [m["path"] for m in self.mixture(arm)]:
             out = _text_path(Path(src))
             kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
                   "--model", self.vision, "--out", out)
@@ -224,7 +282,8 @@ class Quickstart:
 
     def _budget_stage(self, model: str, plan: BudgetStage, mix: list[dict], start: Path) -> Stage:
         """The stage on this mixture with the step count that gives it `plan.tokens` training tokens (the same
-        budget for both runs)."""
+        budget for every run; the mean length is measured with the run's seed, not the training seed, so an arm
+        takes the same steps at every training seed)."""
         st = plan.stage
         per_step = st.batch_size * st.grad_accum
         mean_len = mean_tokens(start, mix, st.max_length, seed=self.cfg.seed)
@@ -235,28 +294,29 @@ class Quickstart:
 
     def train_instruct(self, model: str) -> dict:
         t = self.cfg.train
+        arm, seed = self.model_arm(model)
         start = self.instruct_start()
         stages = []
         if t.read is not None:
-            stages.append(self._budget_stage(model, t.read, self.text_mixture(model), start))
+            stages.append(self._budget_stage(model, t.read, self.text_mixture(arm), start))
         if t.instruct is not None:
-            stages.append(self._budget_stage(model, t.instruct, self.mixture(model), start))
-        summary = self._run_recipe(model, start, *stages)
+            stages.append(self._budget_stage(model, t.instruct, self.mixture(arm), start))
+        summary = self._run_recipe(model, start, *stages, seed=seed)
         return {"steps": stages[-1].steps, "stages": {s.name: s.steps for s in stages}, **summary}
 
-    def make_bench(self) -> dict:
-        kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench, "--split", "test",
-              "--seed", self.cfg.seed)
-        info = json.loads((self.bench / "synthetic.json").read_text())
+    def make_bench(self, split: str = "test") -> dict:
+        root = self.bench if split == "test" else self.bench_novel
+        kanva("eval", "make-synthetic", "--world", self.world, "--out", root, "--split", split, "--seed", self.cfg.seed)
+        info = json.loads((root / "synthetic.json").read_text())
         k = self.cfg.eval.pope_per_split
         if k:  # POPE files list each image's yes/no questions together: a prefix keeps them balanced
-            for f in self.bench_data("pope"):
+            for f in self.bench_data("pope", split):
                 lines = [x for x in f.read_text().splitlines() if x.strip()]
                 f.write_text("\n".join(lines[:k]) + "\n")
             info["pope_per_split"] = k
         n = self.cfg.eval.mme_images
         if n:  # both questions of an image stay together: MME scores images as pairs
-            for f in sorted((self.bench / "mme").glob("*.txt")):
+            for f in sorted((root / "mme").glob("*.txt")):
                 lines = [x for x in f.read_text().splitlines() if x.strip()]
                 keep = sorted({x.split("\t")[0] for x in lines})[:n]
                 f.write_text("\n".join(x for x in lines if x.split("\t")[0] in keep) + "\n")
@@ -266,15 +326,16 @@ class Quickstart:
     def evaluate(self, model: str) -> dict:
         e = self.cfg.eval
         out = {}
-        for bench in e.benchmarks:
-            ans = self.answers(model, bench)
-            args = ["eval", "run", bench, "--model", self.final_model(model), "--out", ans,
-                    "--batch-size", e.batch_size, "--max-new-tokens", e.max_new_tokens, "--results", ans.with_suffix(".results.json")]
-            args += ["--data", *self.bench_data(bench)]  # one --data with every file (nargs="+")
-            if bench == "mmbench" and e.mmbench_limit:
-                args += ["--limit", e.mmbench_limit]
-            kanva(*args)
-            out[bench] = str(ans.with_suffix(".results.json"))
+        for split in ("test", "novel") if self.novel() else ("test",):
+            for bench in e.benchmarks:
+                ans = self.answers(model, bench, split)
+                args = ["eval", "run", bench, "--model", self.final_model(model), "--out", ans, "--batch-size",
+                        e.batch_size, "--max-new-tokens", e.max_new_tokens, "--results", ans.with_suffix(".results.json")]
+                args += ["--data", *self.bench_data(bench, split)]  # one --data with every file (nargs="+")
+                if bench == "mmbench" and e.mmbench_limit:
+                    args += ["--limit", e.mmbench_limit]
+                kanva(*args)
+                out[f"{split}/{bench}"] = str(ans.with_suffix(".results.json"))
         return out
 
     def make_report(self) -> dict:
@@ -283,9 +344,26 @@ class Quickstart:
         paths = write_report(self)
         return {k: str(v) for k, v in paths.items()}
 
-    def run(self, force: list[str] | None = None, until: str | None = None) -> dict:
+    def run_in_process(self, name: str, forced: bool) -> None:
+        """Run one step as `kanva quickstart --only STEP` in a process of its own, its output in OUT/logs/STEP.log
+        (what --jobs does: concurrent steps keep their own torch threads, memory and log)."""
+        log = self.out / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "kanva", "quickstart", "--preset", self.cfg.source, "--out", str(self.out),
+               "--only", name, "--arms", ",".join(self.arms), "--seeds", ",".join(map(str, self.seeds))]
+        cmd += ["--force", name] if forced else []
+        with open(log, "w", encoding="utf-8") as f:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+        if rc:
+            raise KanvaError(f"exit code {rc}; its log: {log}")
+
+    def run(self, force: list[str] | None = None, until: str | None = None, jobs: int = 1,
+            only: str | None = None) -> dict:
         t0 = time.time()
-        results = StepRunner(self.out, self.steps()).run(force=force, until=until)
+        results = StepRunner(self.out, self.steps()).run(force=force, until=until, only=only, jobs=jobs,
+                                                         run_one=self.run_in_process)
+        if only is not None:
+            return results
         times = {k: v["seconds"] for k, v in results.items()}
         (self.out / "times.json").write_text(json.dumps(times, indent=1))
         print(f"quickstart: {len(results)} steps, {sum(times.values()):.0f} s of work "

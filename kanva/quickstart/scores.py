@@ -1,6 +1,8 @@
 """The quickstart's scores with confidence: each model's per-unit outcomes on the synthetic benchmarks, from
 kanva/eval's answer matching, parsing and formulas, resampled (bootstrap over images for MME, questions for
-POPE, circular groups for MMBench) for 95% intervals and a paired interval of the difference of the models.
+POPE, circular groups for MMBench) for 95% intervals and a paired interval of the difference of each compared
+pair of models. `units` maps each model to its outcomes, the first model's units being the reference set of
+questions; `pairs` lists (a, b) for the differences a - b, keyed "a - b".
 """
 
 from __future__ import annotations
@@ -63,15 +65,20 @@ def _ci(samples: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
 
 
-def mme_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
-    """Per subtask for each model: score, CI, n questions; the paired difference evolved - seed."""
+def pair_key(a: str, b: str) -> str:
+    return f"{a} - {b}"
+
+
+def mme_table(units: dict[str, dict], n_boot: int, seed: int, pairs: list[tuple[str, str]] = ()) -> dict:
+    """Per subtask for each model: score, CI, n questions; the paired difference of each pair, with its CI."""
     rng = np.random.default_rng(seed)
-    subtasks = [s for s in PERCEPTION + COGNITION + KANVA_COGNITION if s in units["seed"]]
+    ref = units[next(iter(units))]
+    subtasks = [s for s in PERCEPTION + COGNITION + KANVA_COGNITION if s in ref]
     rows, boot_perc = {}, {m: np.zeros(n_boot) for m in units}
     for s in subtasks:
-        images = sorted(units["seed"][s])
+        images = sorted(ref[s])
         idx = rng.integers(0, len(images), size=(n_boot, len(images)))
-        row = {"questions": sum(len(units["seed"][s][i]) for i in images), "images": len(images)}
+        row = {"questions": sum(len(ref[s][i]) for i in images), "images": len(images), "deltas": {}}
         boots = {}
         for m in units:
             vals = [units[m][s].get(i, [False, False]) for i in images]
@@ -80,14 +87,15 @@ def mme_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
             row[f"{m}_ci"] = _ci(boots[m])
             if s in PERCEPTION:
                 boot_perc[m] += boots[m]
-        if "evolved" in units and "seed" in units:
-            row["delta"] = row["evolved"] - row["seed"]
-            row["delta_ci"] = _ci(boots["evolved"] - boots["seed"])
+        for a, b in pairs:
+            row["deltas"][pair_key(a, b)] = {"delta": row[a] - row[b], "ci": _ci(boots[a] - boots[b])}
         rows[s] = row
     perc = {m: sum(rows[s][m] for s in subtasks if s in PERCEPTION) for m in units}
     perc_max = 200 * sum(s in PERCEPTION for s in subtasks)
+    perc_deltas = {pair_key(a, b): {"delta": perc[a] - perc[b], "ci": _ci(boot_perc[a] - boot_perc[b])}
+                   for a, b in pairs}
     return {"subtasks": rows, "perception": perc, "perception_ci": {m: _ci(boot_perc[m]) for m in units},
-            "perception_max": perc_max}
+            "perception_max": perc_max, "perception_deltas": perc_deltas}
 
 
 def _f1(lab: np.ndarray, pred: np.ndarray) -> float:
@@ -99,9 +107,10 @@ def pope_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
     rng = np.random.default_rng(seed + 1)
     out = {}
     mean_boot = {m: np.zeros(n_boot) for m in units}
-    splits = list(units["seed"])
+    ref = units[next(iter(units))]
+    splits = list(ref)
     for sp in splits:
-        lab = units["seed"][sp][0]
+        lab = ref[sp][0]
         idx = rng.integers(0, len(lab), size=(n_boot, len(lab)))
         row = {"questions": int(len(lab))}
         for m in units:
@@ -119,7 +128,8 @@ def pope_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
 
 def mmbench_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
     rng = np.random.default_rng(seed + 2)
-    groups = sorted(units["seed"])
+    ref = units[next(iter(units))]
+    groups = sorted(ref)
     idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
     out = {"questions": len(groups)}
     for m in units:
@@ -127,9 +137,9 @@ def mmbench_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
         first = np.array([units[m][g][2] for g in groups])
         out[m] = {"circular": 100 * float(circ.mean()), "circular_ci": _ci(100 * circ[idx].mean(1)),
                   "circ0": 100 * float(first.mean())}
-    cats = sorted({units["seed"][g][0] for g in groups})
+    cats = sorted({ref[g][0] for g in groups})
     out["categories"] = {
-        c: {"questions": sum(units["seed"][g][0] == c for g in groups),
+        c: {"questions": sum(ref[g][0] == c for g in groups),
             **{m: 100 * float(np.mean([units[m][g][1] for g in groups if units[m][g][0] == c])) for m in units}}
         for c in cats
     }
