@@ -46,7 +46,8 @@ def engine(tiny_ov_model):
 
 @pytest.fixture(scope="module")
 def client(engine):
-    limits = Limits(max_frames=40, max_video_bytes=200_000, max_videos=1)
+    limits = Limits(max_frames=40, max_video_bytes=200_000, max_videos=1, max_request_pixels=200_000,
+                    max_pixels_in_flight=200_000)
     with ServerThread(create_app(BatchWorker(engine, max_batch_size=4, batch_wait_s=0.05), MODEL, limits)) as url:
         yield openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=60)
 
@@ -107,6 +108,12 @@ def test_video_limits_name_themselves(client, clip, tmp_path):
     expect(client, 400, "expected a video", [{"type": "video_url", "video_url": {"url": png_url(picture(0))}}])
     expect(client, 400, "data:video", [{"type": "video_url", "video_url": {"url": "https://example.com/a.mp4"}}])
     expect(client, 400, "'<video>'", [{"type": "text", "text": "<video> please"}])
+    # the sampled frames count against the request's pixels, checked on headers before decoding
+    big = tmp_path / "big.mp4"
+    write_mp4(big, [picture(i, 160, 160) for i in range(10)])  # 8 sampled x 25,600 px > 200,000
+    expect(client, 413, "max_request_pixels exceeded", [video_part(big.read_bytes())])
+    expect(client, 413, "max_request_pixels exceeded", [{"type": "video", "video": [png_url(picture(i, 160, 160))
+                                                                                   for i in range(10)]}])
 
 
 def test_a_llava_model_refuses_video(tiny_model, clip):

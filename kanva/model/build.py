@@ -96,7 +96,6 @@ def _tiny_lm(spec: ModelSpec):
 
 def _assemble_llava(spec: ModelSpec, vision, lm, tokenizer, feature_layer: int, strategy: str, num_image_tokens: int):
     """A LlavaForConditionalGeneration from the parts (projector freshly initialised from the seeded RNG)."""
-    import torch
     from transformers import LlavaConfig, LlavaForConditionalGeneration
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
@@ -110,16 +109,22 @@ def _assemble_llava(spec: ModelSpec, vision, lm, tokenizer, feature_layer: int, 
         vision_feature_layer=feature_layer,
         tie_word_embeddings=bool(lm.config.tie_word_embeddings),
     )
-    # A skeleton on the meta device (no wasted random init), then the real parts put in.
+    return install_parts(LlavaForConditionalGeneration, config, vision, lm, LlavaMultiModalProjector)
+
+
+def install_parts(model_class, config, vision, lm, projector_class):
+    """A `model_class` skeleton on the meta device (no wasted random init) with the built vision tower and LM
+    put in and a fresh projector (seeded default Linear init); configs follow the parts."""
+    import torch
+
     with torch.device("meta"):
-        model = LlavaForConditionalGeneration(config)
+        model = model_class(config)
     model.model.vision_tower = vision
     model.model.language_model = lm.model
     model.lm_head = lm.lm_head
-    model.model.multi_modal_projector = LlavaMultiModalProjector(config)  # seeded default Linear init
+    model.model.multi_modal_projector = projector_class(config)
     model.config.text_config = lm.config
     model.config.vision_config = vision.config
-    model.tie_weights()
     return model
 
 
@@ -188,6 +193,7 @@ def build_model(spec: ModelSpec, out_dir: str | Path, seed: int = 0, preset: str
             )
             extra = {}
         model.generation_config = generation_config
+    model.tie_weights()
     model = model.to(torch.float32).eval()
 
     record = {

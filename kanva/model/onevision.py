@@ -56,6 +56,8 @@ def assemble_onevision(spec: ModelSpec, vision, lm, tokenizer, image_processor, 
     )
     from transformers.models.llava_onevision.modeling_llava_onevision import LlavaOnevisionMultiModalProjector
 
+    from kanva.model.build import install_parts
+
     if spec.projector != "mlp2x_gelu":
         raise KanvaError("architecture 'onevision' uses the mlp2x_gelu projector (LlavaOnevisionMultiModalProjector)")
     vcfg = vision.config
@@ -77,19 +79,12 @@ def assemble_onevision(spec: ModelSpec, vision, lm, tokenizer, image_processor, 
         vision_aspect_ratio=spec.vision_aspect_ratio,
         tie_word_embeddings=bool(lm.config.tie_word_embeddings),
     )
-    with torch.device("meta"):
-        model = LlavaOnevisionForConditionalGeneration(config)
-    model.model.vision_tower = vision
-    model.model.language_model = lm.model
-    model.lm_head = lm.lm_head
-    model.model.multi_modal_projector = LlavaOnevisionMultiModalProjector(config)
+    lm.config.architectures = lm.config.architectures or [type(lm).__name__]  # vLLM builds the LM from it
+    model = install_parts(LlavaOnevisionForConditionalGeneration, config, vision, lm,
+                          LlavaOnevisionMultiModalProjector)
     hidden = lm.config.hidden_size
     # transformers' own init of the newline feature: N(0, 1/hidden), here from the seeded RNG
     model.model.image_newline = torch.nn.Parameter(torch.randn(hidden) * hidden**-0.5)
-    model.config.text_config = lm.config
-    model.config.text_config.architectures = lm.config.architectures or [type(lm).__name__]  # vLLM reads it
-    model.config.vision_config = vcfg
-    model.tie_weights()
 
     size = {"height": vcfg.image_size, "width": vcfg.image_size}
     mean = list(getattr(image_processor, "image_mean", None) or [0.5] * 3)

@@ -81,7 +81,7 @@ def _read_folder(path: Path, num_frames: int) -> Video:
 
 
 def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixels: int | None,
-            max_seconds: float | None = None) -> Video:
+            max_seconds: float | None = None, max_total_pixels: int | None = None) -> Video:
     """Decode a video container (path or file object) with PyAV, keeping only the sampled frames."""
     import time
 
@@ -97,6 +97,10 @@ def _decode(source, name: str, num_frames: int, max_decode_frames: int, max_pixe
             if max_pixels is not None and stream.width * stream.height > max_pixels:
                 raise VideoError(f"{name}: frames of {stream.width}x{stream.height} are over max_image_pixels "
                                  f"({max_pixels})")
+            kept = num_frames * stream.width * stream.height  # what the sampled frames will hold, from the header
+            if max_total_pixels is not None and kept > max_total_pixels:
+                raise VideoOverLimit(f"{name}: {num_frames} frames of {stream.width}x{stream.height} are {kept} pixels, "
+                                     f"over the {max_total_pixels} left", "pixels", max_total_pixels, kept)
             total = int(stream.frames or 0)
             if total > max_decode_frames:
                 raise VideoOverLimit(f"{name}: {total} frames, over the {max_decode_frames} frames decoding is "
@@ -149,7 +153,9 @@ def read_video(path: str | Path, num_frames: int, max_decode_frames: int = MAX_D
 
 
 def decode_video_bytes(data: bytes, name: str, num_frames: int, max_decode_frames: int,
-                       max_pixels: int | None = None, max_seconds: float | None = None) -> Video:
-    """A video from its encoded bytes (the server's data: URLs), bounded like `read_video` and also by
-    frame size (`max_pixels`, read from the stream header before decoding) and wall time (`max_seconds`)."""
-    return _decode(io.BytesIO(data), name, num_frames, max_decode_frames, max_pixels, max_seconds)
+                       max_pixels: int | None = None, max_seconds: float | None = None,
+                       max_total_pixels: int | None = None) -> Video:
+    """A video from its encoded bytes (the server's data: URLs), bounded like `read_video` and also by frame
+    size (`max_pixels`) and the sampled frames' total pixels (`max_total_pixels`), both read from the stream
+    header before decoding, and by wall time (`max_seconds`)."""
+    return _decode(io.BytesIO(data), name, num_frames, max_decode_frames, max_pixels, max_seconds, max_total_pixels)

@@ -192,8 +192,11 @@ def create_app(
             raise APIError(400, f"{req.videos[0][1]}: this model takes no video (an onevision model does)",
                            param=req.videos[0][1], code="video_unsupported")
         videos = []  # after the images: the processor places each kind in its own order
-        for source, where in req.videos:
-            videos.append(await load_video(source, where, limits, allow_remote_images, engine.max_frames))
+        for source, where in req.videos:  # each video's sampled frames count against the request's pixels
+            video = await load_video(source, where, limits, allow_remote_images, engine.max_frames,
+                                     limits.max_request_pixels - total)
+            videos.append(video)
+            total += sum(f.width * f.height for f in video.frames)
 
         def encode() -> tuple[list[int], dict[str, Any]]:
             """Decode the images and encode the prompt; the decoded images live only in this call."""
