@@ -216,3 +216,14 @@ def test_png_option(tmp_path):
     out = generate_world(tmp_path / "w", {"val": 1}, seed=0, cfg=cfg, workers=1, progress=False)
     (img,) = list((out / "val").iterdir())
     assert img.suffix == ".png" and img.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quickstart_world_places_every_novel_pair(tmp_path):
+    # Two sky objects (airplane, bird) under a large sign board: the image goes without its sign, as an image
+    # whose glyph finds no room does, instead of failing the world (the quickstart's novel split hit this).
+    from kanva.quickstart.config import recipes_dir
+
+    cfg = load_world_config(recipes_dir() / "world-quickstart.yaml")
+    out = generate_world(tmp_path / "w", {"novel": 20}, seed=0, cfg=cfg, size=224, workers=1, progress=False)
+    coco = json.loads((out / "annotations" / "instances_novel.json").read_text())
+    assert len(coco["images"]) == 20

@@ -201,13 +201,14 @@ class Planner:
 
     def _place_all(self, rng: np.random.Generator, scene: str, bg: Background, priors: dict, target: int,
                    pair: tuple[str, str] | None, forbidden: set[Pair], sign: SignPlan | None):
-        """Objects placed one by one (the novel pair first) until `target` or the tries run out."""
+        """Objects placed one by one (the novel pair first) until `target` or the tries run out; None when the
+        novel pair does not fit."""
         objects: list[PlacedObject] = []
         idmap = np.full((self.size, self.size), -1, np.int16)
         for category in pair or ():
             placed = self._try_place(rng, bg, objects, category, sign)
             if placed is None:
-                raise KanvaError(f"could not place the novel pair {pair} in an empty {scene} image; lower size_range")
+                return None
             objects, idmap = placed
         slots = 0
         while len(objects) < target and slots < 3 * target:
@@ -235,12 +236,15 @@ class Planner:
         bg = STYLES[cfg.scenes[scene].background](rng, self.size)
         sign = self._plan_sign(rng, scene, bg) if rng.random() < cfg.text_sign_prob else None
         target = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
-        objects, idmap = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
-        if len(objects) < cfg.min_objects and sign is not None:
-            # A large board (sign_size) can leave no room for a large glyph (an airplane in the sky it hangs in):
-            # this image goes without its sign rather than failing the whole world.
+        placed = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
+        if (placed is None or len(placed[0]) < cfg.min_objects) and sign is not None:
+            # A large board (sign_size) can leave no room for a large glyph (an airplane in the sky it hangs in,
+            # or a novel pair of two sky objects): this image goes without its sign rather than failing the world.
             sign = None
-            objects, idmap = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
+            placed = self._place_all(rng, scene, bg, priors, target, pair, forbidden, sign)
+        if placed is None:
+            raise KanvaError(f"could not place the novel pair {pair} in an empty {scene} image; lower size_range")
+        objects, idmap = placed
         if len(objects) < cfg.min_objects:
             raise KanvaError(
                 f"placed only {len(objects)} of min_objects={cfg.min_objects} in a {scene} image; "
