@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="smol",
-                   help="smol (default: SmolLM2-135M-Instruct, about 55 min on 2 cores) | tiny (about a minute, for tests)"
+                   help="smol (default: SmolLM2-135M-Instruct, three arms; not yet timed, estimated 1.5-2 h on 2 cores) "
+                        "| tiny (about a minute, for tests)"
                         " | a quickstart YAML (see recipes/quickstart-*.yaml)")
     p.add_argument("--out", default=None, help="where everything goes (default: runs/quickstart-PRESET)")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
@@ -46,8 +47,10 @@ def _quickstart(args) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
     q = Quickstart(cfg, args.out or f"runs/quickstart-{name}", arms=arms, seeds=seeds)
     if args.steps:
-        for s in q.steps():
-            print(f"{s.name:14s} {s.help}" + (f"  (after: {', '.join(s.after)})" if s.after else ""))
+        steps = q.steps()
+        width = max(len(t.name) for t in steps)
+        for s in steps:
+            print(f"{s.name:{width}s}  {s.help}" + (f"  (after: {', '.join(s.after)})" if s.after else ""))
         return 0
     if args.only is None:
         print(f"kanva quickstart: config {cfg.source}, output {q.out}, arms {', '.join(arms)}, training seeds "
