@@ -529,8 +529,9 @@ def test_an_aborted_upload_is_one_quiet_line(server, caplog):
     import socket
     from urllib.parse import urlsplit
 
-    uvicorn_log = logging.getLogger("uvicorn.error")
-    uvicorn_log.addHandler(caplog.handler)
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "kanva.serve")]  # neither propagates
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.INFO, logger="kanva.serve"):
             host, port = urlsplit(server).netloc.split(":")
@@ -543,7 +544,8 @@ def test_an_aborted_upload_is_one_quiet_line(server, caplog):
                 assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
                 time.sleep(0.05)
     finally:
-        uvicorn_log.removeHandler(caplog.handler)
+        for logger in loggers:
+            logger.removeHandler(caplog.handler)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert httpx.get(server + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
@@ -20,8 +21,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    # The server's own messages (kanva.serve: a failed generation, a client that left mid-upload) print
+    # like uvicorn's, at the same --log-level.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["kanva.serve"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     # timeout_graceful_shutdown: an open stream must not keep Ctrl-C from stopping the server.
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, log_config=log_config,
+                          timeout_graceful_shutdown=5)
 
 
 class ServerThread:
