@@ -11,8 +11,6 @@ video frames from its PIL frame path; with torchvision the test uses `AutoProces
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +104,9 @@ def test_one_big_image_equals_transformers(ov, plain, media, capsys):
     assert len(ids) == n and vision["pixel_values"].shape[1] == 10  # 3x3 AnyRes crops + the base view
 
 
-def test_two_images_in_two_turns_equal_transformers(ov, plain, media):
+def test_two_images_in_two_turns_equal_transformers(ov, plain, media, capsys, monkeypatch):
+    import io
+
     from kanva.infer import Generator
 
     a, b = (Image.open(media / n).convert("RGB") for n in ("a.png", "b.png"))
@@ -115,18 +115,21 @@ def test_two_images_in_two_turns_equal_transformers(ov, plain, media):
              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "And this?"}]}]
     want, n = plain_generate(plain, typed, images=[[a, b]])
     # the REPL: --image attaches to the first message, /image to the next
-    run = subprocess.run([sys.executable, "-m", "kanva", "chat", "--model", str(ov), "--max-new-tokens", str(N_NEW),
-                          "--image", str(media / "a.png")], input=f"What is this?\n/image {media / 'b.png'}\nAnd this?\n",
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    second = run.stdout.split("kanva> ")[2].strip()
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"What is this?\n/image {media / 'b.png'}\nAnd this?\n"))
+    capsys.readouterr()
+    assert main(["chat", "--model", str(ov), "--max-new-tokens", str(N_NEW), "--image", str(media / "a.png")]) == 0
+    # stdout: "kanva> ANSWER\nyou> " per turn (the streamed answer, then the next prompt)
+    printed = [t.rsplit("\nyou>", 1)[0].strip() for t in capsys.readouterr().out.split("kanva> ")[1:3]]
     gen = Generator.load(ov)
     msgs = [{"role": "user", "content": "<image>\nWhat is this?"}, {"role": "assistant", "content": "A cat."},
             {"role": "user", "content": "<image>\nAnd this?"}]
     assert gen.generate([([a, b], msgs)], max_new_tokens=N_NEW)[0] == want
     ids, _ = gen.proc.encode_prompt([a, b], msgs)
     assert len(ids) == n
-    assert second  # the REPL answered the second turn with both images in context
+    # the REPL's turns are transformers' answers: the first about a, the second about b after that exchange
+    first = plain_generate(plain, typed[:1], images=[a])[0]
+    typed[1]["content"] = [{"type": "text", "text": first}]
+    assert printed == [first.strip(), plain_generate(plain, typed, images=[[a, b]])[0].strip()]
 
 
 def test_video_frames_equal_transformers(ov, plain, media, capsys):
