@@ -290,3 +290,19 @@ def test_export_writes_what_vllms_onevision_loader_reads(ov, media, tmp_path, ca
         assert any(needle in e for e in errors), needle
     rows = [([Image.open(media / "big.png")], [{"role": "user", "content": "What is this?"}])]
     assert Generator.load(out).generate(rows, max_new_tokens=6) == Generator.load(ov).generate(rows, max_new_tokens=6)
+
+
+def test_mp4_by_flag_and_by_repl_command_equal_transformers(ov, plain, media, capsys, monkeypatch):
+    """An mp4 file (PyAV) given as --video, or attached in the REPL with /video, answers as transformers does
+    on the same sampled frames."""
+    import io
+
+    from kanva.model.video import read_video
+
+    video = read_video(media / "clip.mp4", 8)
+    msgs = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What happens?"}]}]
+    want = plain_generate(plain, msgs, video=video.frames)[0]
+    assert kanva_chat(capsys, ov, "--video", str(media / "clip.mp4"), "--prompt", "What happens?") == want
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"/video {media / 'clip.mp4'}\nWhat happens?\n"))
+    assert main(["chat", "--model", str(ov), "--max-new-tokens", str(N_NEW)]) == 0
+    assert capsys.readouterr().out.split("kanva> ")[1].rsplit("\nyou>", 1)[0].strip() == want.strip()
