@@ -9,7 +9,6 @@ the checkpoints go: the model dir is the result, and a `--resume` of a finished 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -24,7 +23,8 @@ from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.grounding.evaluate import evaluate_patches, feature_rms, median_positive_logit, vision_features
 from kanva.grounding.images import hflip_targets, load_images, normalize
-from kanva.grounding.labels import LABELS_FILE, build_label_space, one_token_spellings, save_label_space
+from kanva.grounding.labels import (LABELS_FILE, build_label_space, one_token_spellings, read_label_file,
+                                    save_label_space)
 from kanva.grounding.projector import (check_projector_fits, exclusive_shifts, ground_projector, init_free_rows,
                                        word_embeddings)
 from kanva.grounding.targets import patch_targets
@@ -53,7 +53,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
         if not resume:
             raise KanvaError(f"{out_dir}: holds a finished vision stage; use --resume to keep it, or a new --out")
         print(f"vision pretraining: already finished ({out_dir}); skipping", flush=True)
-        return json.loads((out_dir / LABELS_FILE).read_text())["metrics"]
+        return read_label_file(out_dir)["metrics"]
     last = ckpt.latest_checkpoint(out_dir) if resume else None
     if not resume and (out_dir / "checkpoints").is_dir():
         raise KanvaError(f"{out_dir}: holds checkpoints of an interrupted run; pass --resume to continue it, "

@@ -197,7 +197,9 @@ class Quickstart:
         if self.vision.is_dir():  # left by an interrupted run (the step has no marker): continue it
             args.append("--resume")
         kanva(*args)
-        return json.loads((self.vision / "patch_labels.json").read_text())["metrics"]
+        from kanva.grounding.labels import read_label_file
+
+        return read_label_file(self.vision)["metrics"]
 
     def _start_model(self) -> Path:
         return self.vision if self.cfg.vision is not None else self.base
