@@ -12,7 +12,6 @@ contain each category (popular) and which categories co-occur (adversarial).
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from kanva.data.vocab import mentioned
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 
 
 @dataclass(slots=True)
@@ -120,17 +120,6 @@ class CocoSet:
         return None if iid is None else self.images[iid]
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file (expected COCO annotations at DIR/annotations/)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise KanvaError(f"{path}: not UTF-8 text ({e})") from None
-
-
 def _list_field(data: Any, key: str, path: Path) -> list:
     if not isinstance(data, dict):
         raise KanvaError(f"{path}: expected a JSON object with '{key}', got {type(data).__name__}")
@@ -198,8 +187,9 @@ def load_coco(root: str | Path, split: str, captions: bool = True) -> CocoSet:
     root = Path(root)
     ipath = root / "annotations" / f"instances_{split}.json"
     cpath = root / "annotations" / f"captions_{split}.json"
-    inst = _read_json(ipath)
-    caps = _read_json(cpath) if captions else {"annotations": []}
+    hint = "expected COCO annotations at DIR/annotations/"
+    inst = read_json(ipath, hint=hint)
+    caps = read_json(cpath, hint=hint) if captions else {"annotations": []}
     return coco_from_dicts(inst, caps, root, split)
 
 

@@ -21,11 +21,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from kanva.data.coco import CocoSet, ImageRec, _read_json, coco_from_dicts, load_coco
+from kanva.data.coco import CocoSet, ImageRec, coco_from_dicts, load_coco
 from kanva.data.rng import derive
 from kanva.data.text import words
 from kanva.data.vocab import CATEGORIES, NEGATIONS, mentions, unquote
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 from kanva.words import plural
 
 GROUNDINGS = ("coco", "text", "none")
@@ -45,10 +46,10 @@ def _load_one(spec: Path, split: str | None) -> CocoSet:
     if not spec.is_file():
         raise KanvaError(f"--coco {spec}: no such file or directory")
     cpath = spec.with_name("captions_" + spec.name[len("instances_"):]) if spec.name.startswith("instances_") else None
-    caps = _read_json(cpath) if cpath is not None and cpath.is_file() else {"annotations": []}
+    caps = read_json(cpath) if cpath is not None and cpath.is_file() else {"annotations": []}
     name = spec.stem[len("instances_"):] if spec.stem.startswith("instances_") else spec.stem
     root = spec.parent.parent if spec.parent.name == "annotations" else spec.parent
-    return coco_from_dicts(_read_json(spec), caps, root, name, ipath=spec,
+    return coco_from_dicts(read_json(spec), caps, root, name, ipath=spec,
                            cpath=cpath if cpath is not None and cpath.is_file() else spec)
 
 

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 
 LETTERS = "ABCDE"
 
@@ -104,7 +105,6 @@ def example(problem: dict, fmt: str) -> tuple[str, str]:
 
 
 def _load(root: Path) -> tuple[dict, dict]:
-    from kanva.eval.answers import read_json  # the one JSON reader that names file and line
 
     what = "file (--data is the ScienceQA release folder)"
     return read_json(root / "problems.json", what), read_json(root / "pid_splits.json", what)

@@ -9,41 +9,12 @@ an answer that matches no question is counted as unmatched. Nothing is dropped w
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from kanva.errors import KanvaError
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yields (line number, object) for each non-blank line; bad JSON or a non-object names file:line."""
-    path = Path(path)
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KanvaError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise KanvaError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
-            yield n, obj
-
-
-def read_json(path: Path, what: str = "file") -> Any:
-    """One JSON document; a missing file or bad JSON is an error naming the file (and the line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such {what}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+from kanva.jsonfile import read_json, read_jsonl  # noqa: F401  (the readers every scorer uses)
 
 
 def read_json_or_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:

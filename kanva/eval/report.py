@@ -8,11 +8,11 @@ and a grouped bar chart (matplotlib, Agg backend) shows each subtask / category 
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 
 TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
           "llava-bench": "LLaVA-Bench (% of reference)", "vqav2": "VQAv2 (%)", "vizwiz": "VizWiz (%)",
@@ -22,12 +22,7 @@ TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEv
 
 def load_run(path: Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such results file")
-    try:
-        r = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: not valid JSON ({e.msg})") from None
+    r = read_json(path, "results file")
     if not isinstance(r, dict) or r.get("benchmark") not in TITLES:
         raise KanvaError(f"{path}: not a kanva results JSON (no known 'benchmark')")
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kanva.data.coco import CocoSet
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 from kanva.words import NUMBER_WORDS, number_word
 
 LABELS_FILE = "patch_labels.json"
@@ -153,14 +154,8 @@ def save_label_space(model_dir: Path, space: PatchLabelSpace, readout: dict, met
 
 
 def read_label_file(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / LABELS_FILE
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such file (needs a model from the vision pretraining stage, "
-                         "`kanva grounding pretrain`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: invalid JSON: {e}") from None
+    return read_json(Path(model_dir) / LABELS_FILE,
+                     hint="needs a model from the vision pretraining stage, `kanva grounding pretrain`")
 
 
 def load_label_space(model_dir: str | Path) -> tuple[PatchLabelSpace, int, int]:

@@ -20,13 +20,13 @@ checks this, the 80 categories, and that every fact has a source.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 
 SYNSET_RE = re.compile(r"^[a-z0-9_.'-]+\.n\.\d\d$")
 LIST_FIELDS = ("places", "uses", "parts")
@@ -296,10 +296,4 @@ class KnowledgeBase:
 def load_kb(path: str | Path | None = None) -> KnowledgeBase:
     """The knowledge base at `path` (default: the curated `coco_kb.json` shipped in this package), validated."""
     path = Path(path) if path is not None else default_kb_path()
-    if not path.is_file():
-        raise KanvaError(f"{path}: no such knowledge-base file")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise KanvaError(f"{path}: invalid JSON: {e}") from None
-    return KnowledgeBase(data, where=str(path))
+    return KnowledgeBase(read_json(path, "knowledge-base file"), where=str(path))
