@@ -16,10 +16,12 @@ import shutil
 from pathlib import Path
 
 from kanva.errors import KanvaError
-from kanva.world.coco_export import captions_json, instances_json, write_json
+from kanva.world.coco_export import captions_json, clips_json, instances_json, sets_captions_json, sets_json, write_json
 from kanva.world.config import WorldConfig
 from kanva.world.glyphs import font_path, sign_font_path
-from kanva.world.seeds import SPLITS, held_out_pairs, image_id, image_seed
+from kanva.world.seeds import SET_IMAGE_STRIDE, SPLITS, held_out_pairs, image_id, image_seed
+
+KINDS = ("images", "sets", "clips")  # generated in this order; sets and clips only when asked for
 
 MANIFEST = "world.json"
 FORMAT_VERSION = 1
@@ -37,23 +39,53 @@ class _Job:
     pairs: list[tuple[str, str]]
 
 
-def _render_one(job: _Job, renderer, task: tuple[str, int]) -> dict:
-    """Render image `index` of `split` with `renderer` (a WorldRenderer), write its file, return its record."""
+def _save(pixels, path: Path, cfg: WorldConfig) -> None:
     from PIL import Image
 
-    split, index = task
-    cfg = job.cfg
-    seed = image_seed(job.seed, split, index)
-    pixels, rec = renderer.render(seed, job.forbidden, job.pairs if split == "novel" else None)
-    rec["id"] = image_id(split, index)
-    rec["file_name"] = f"{rec['id']:012d}.{cfg.image_format}"
-    path = Path(job.out) / split / rec["file_name"]
     tmp = path.with_name(path.name + ".tmp")
     if cfg.image_format == "png":
         Image.fromarray(pixels).save(tmp, format="PNG", compress_level=1)
     else:
         Image.fromarray(pixels).save(tmp, format="JPEG", quality=cfg.jpeg_quality)
     tmp.replace(path)
+
+
+def _render_one(job: _Job, renderer, task: tuple[str, str, int]) -> dict:
+    """Render item `index` of `kind` in `split` with `renderer` (a WorldRenderer), write its files, return
+    its record (an image's; a set's with one image record each; a clip's)."""
+    kind, split, index = task
+    cfg = job.cfg
+    seed = image_seed(job.seed, split, index, kind)
+    novel = job.pairs if split == "novel" else None
+    fmt = cfg.image_format
+    if kind == "images":
+        pixels, rec = renderer.render(seed, job.forbidden, novel)
+        rec["id"] = image_id(split, index)
+        rec["file_name"] = f"{rec['id']:012d}.{fmt}"
+        _save(pixels, Path(job.out) / split / rec["file_name"], cfg)
+        return rec
+    if kind == "sets":
+        from kanva.world.sets import render_set
+
+        pixels, rec = render_set(renderer, seed, job.forbidden, novel)
+        rec = {"id": image_id(split, index, kind), **rec}
+        for k, (px, img) in enumerate(zip(pixels, rec["images"])):
+            img["id"] = rec["id"] * SET_IMAGE_STRIDE + k
+            img["file_name"] = f"{rec['id']:012d}_{k}.{fmt}"
+            _save(px, Path(job.out) / "sets" / split / img["file_name"], cfg)
+        return rec
+    from kanva.world.clips import write_mp4, render_clip
+
+    frames, rec = render_clip(renderer, seed, job.forbidden, novel)
+    rec = {"id": image_id(split, index, kind), **rec}
+    folder = Path(job.out) / "clips" / split
+    name = f"{rec['id']:012d}"
+    (folder / name).mkdir(exist_ok=True)
+    rec["file_names"] = [f"{name}/{t:05d}.{fmt}" for t in range(len(frames))]
+    for px, fname in zip(frames, rec["file_names"]):
+        _save(px, folder / fname, cfg)
+    rec["video"] = f"{name}.mp4"
+    write_mp4(frames, folder / rec["video"])
     return rec
 
 
@@ -69,11 +101,13 @@ def _init_worker(job: _Job) -> None:
     _worker_render = functools.partial(_render_one, job, WorldRenderer(job.cfg, job.size))
 
 
-def _worker_task(task: tuple[str, int]) -> dict:
+def _worker_task(task: tuple[str, str, int]) -> dict:
     return _worker_render(task)
 
 
-def _manifest(cfg: WorldConfig, counts: dict[str, int], seed: int, size: int, pairs) -> dict:
+def _manifest(cfg: WorldConfig, counts: dict[str, int], seed: int, size: int, pairs, extra: dict) -> dict:
+    """The run's manifest; `sets`/`clips` (with the fixed set and clip sizes) only when some are asked for,
+    so a world without them keeps its bytes."""
     return {
         "kanva_world": FORMAT_VERSION,
         "seed": seed,
@@ -82,11 +116,12 @@ def _manifest(cfg: WorldConfig, counts: dict[str, int], seed: int, size: int, pa
         "held_out_pairs": [list(p) for p in pairs],
         "categories_drawn": cfg.drawn_categories(),
         "config": dataclasses.asdict(cfg),
+        **extra,
         "complete": False,
     }
 
 
-def _read_progress(path: Path, split: str) -> list[dict]:
+def _read_progress(path: Path, split: str, kind: str = "images") -> list[dict]:
     """Records written so far; a torn last line (the run died mid-write) is dropped and redone."""
     if not path.is_file():
         return []
@@ -101,7 +136,7 @@ def _read_progress(path: Path, split: str) -> list[dict]:
             if n >= len(lines) - 2:  # only the last line may be torn
                 break
             raise KanvaError(f"{path}:{n + 1}: corrupt progress record; rerun with --overwrite") from None
-        if rec.get("id") != image_id(split, len(records)):
+        if rec.get("id") != image_id(split, len(records), kind):
             raise KanvaError(f"{path}:{n + 1}: record out of order; rerun with --overwrite")
         records.append(rec)
     path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
@@ -109,7 +144,7 @@ def _read_progress(path: Path, split: str) -> list[dict]:
 
 
 def _prepare_out(out: Path, manifest: dict, overwrite: bool, resume: bool) -> None:
-    ours = [out / MANIFEST, out / ".progress", out / "annotations", *(out / s for s in SPLITS)]
+    ours = [out / MANIFEST, out / ".progress", out / "annotations", out / "sets", out / "clips", *(out / s for s in SPLITS)]
     if out.exists() and not out.is_dir():
         raise KanvaError(f"{out}: exists and is not a directory")
     if resume and (out / MANIFEST).is_file():
@@ -117,8 +152,8 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool, resume: bool) -> No
             old = json.loads((out / MANIFEST).read_text())
         except json.JSONDecodeError:
             raise KanvaError(f"{out / MANIFEST}: not valid JSON; rerun with --overwrite") from None
-        for key in ("seed", "size", "splits", "config"):
-            if old.get(key) != manifest[key]:
+        for key in ("seed", "size", "splits", "config", "sets", "clips"):
+            if old.get(key) != manifest.get(key):
                 raise KanvaError(
                     f"{out / MANIFEST}: cannot resume, {key} differs (was {old.get(key)!r}); "
                     "use the same options or --overwrite"
@@ -140,6 +175,15 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool, resume: bool) -> No
     write_json(manifest, out / MANIFEST)
 
 
+def _check_counts(counts: dict[str, int], flag: str) -> None:
+    unknown = sorted(set(counts) - set(SPLITS))
+    if unknown:
+        raise KanvaError(f"{flag}: unknown split(s) {unknown}; splits: {list(SPLITS)}")
+    for split, n in counts.items():
+        if n < 0:
+            raise KanvaError(f"{flag} {split}: must be >= 0, got {n}")
+
+
 def generate_world(
     out: str | Path,
     counts: dict[str, int],
@@ -150,8 +194,11 @@ def generate_world(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    sets: dict[str, int] | None = None,
+    clips: dict[str, int] | None = None,
 ) -> Path:
-    """Write a world to `out` with `counts[split]` images per split; return `out`.
+    """Write a world to `out` with `counts[split]` images per split, and `sets[split]` multi-image sets and
+    `clips[split]` clips (kanva/world/sets.py, clips.py; none by default); return `out`.
 
     Raises KanvaError for bad counts or sizes, an existing `out` without `overwrite`/`resume`,
     or a novel split the config cannot hold out pairs for.
@@ -165,17 +212,34 @@ def generate_world(
     for split, n in counts.items():
         if n < 0:
             raise KanvaError(f"--{split}: must be >= 0, got {n}")
-    if sum(counts.values()) == 0:
+    wanted = {"images": counts, "sets": dict(sets or {}), "clips": dict(clips or {})}
+    _check_counts(wanted["sets"], "--sets")
+    _check_counts(wanted["clips"], "--clips")
+    if sum(sum(c.values()) for c in wanted.values()) == 0:
         raise KanvaError("--train/--val/--test/--novel: all are 0; nothing to generate")
     if not 64 <= size <= 2048:
         raise KanvaError(f"--size: must be in 64..2048, got {size}")
+    if sum(wanted["clips"].values()) and size % 2:
+        raise KanvaError(f"--size: clips are H.264 in yuv420p, which needs an even side; got {size}")
     if workers < 1:
         raise KanvaError(f"--workers: must be >= 1, got {workers}")
     font_path(), sign_font_path()  # a missing font package fails here, before anything is written
     pairs = held_out_pairs(cfg, seed)
-    if counts.get("novel", 0) > 0 and not pairs:
-        raise KanvaError("--novel: the config holds out no category pairs (novel_pairs: 0, or no scene pairs two categories)")
-    manifest = _manifest(cfg, counts, seed, size, pairs)
+    for kind, flag in (("images", "--novel"), ("sets", "--sets novel"), ("clips", "--clips novel")):
+        if wanted[kind].get("novel", 0) > 0 and not pairs:
+            raise KanvaError(f"{flag}: the config holds out no category pairs (novel_pairs: 0, or no scene pairs two categories)")
+    extra = {}
+    if sum(wanted["sets"].values()):
+        from kanva.world.sets import SET_IMAGES
+
+        extra["sets"] = {s: wanted["sets"].get(s, 0) for s in SPLITS}
+        extra["set_images"] = list(SET_IMAGES)
+    if sum(wanted["clips"].values()):
+        from kanva.world.clips import CLIP_FPS, CLIP_FRAMES
+
+        extra["clips"] = {s: wanted["clips"].get(s, 0) for s in SPLITS}
+        extra["clip_frames"], extra["clip_fps"] = list(CLIP_FRAMES), CLIP_FPS
+    manifest = _manifest(cfg, counts, seed, size, pairs, extra)
     _prepare_out(out, manifest, overwrite, resume)
     if resume and load_manifest(out).get("complete"):
         return out
@@ -187,31 +251,42 @@ def generate_world(
     pool = None
     local = None  # the in-process renderer when workers == 1
     try:
-        for split in SPLITS:
-            n = counts.get(split, 0)
-            if n == 0:
-                continue
-            (out / split).mkdir(exist_ok=True)
-            prog = out / ".progress" / f"{split}.jsonl"
-            records = _read_progress(prog, split)
-            todo = [(split, i) for i in range(len(records), n)]
-            if todo:
-                if workers > 1 and pool is None:
-                    ctx = multiprocessing.get_context("spawn")  # no fork: safe even after torch is imported
-                    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
-                elif workers == 1 and local is None:
-                    from kanva.world.render import WorldRenderer
+        for kind in KINDS:
+            for split in SPLITS:
+                n = wanted[kind].get(split, 0)
+                if n == 0:
+                    continue
+                folder = out / split if kind == "images" else out / kind / split
+                folder.mkdir(parents=True, exist_ok=True)
+                prog = out / ".progress" / (f"{split}.jsonl" if kind == "images" else f"{kind}_{split}.jsonl")
+                records = _read_progress(prog, split, kind)
+                todo = [(kind, split, i) for i in range(len(records), n)]
+                if todo:
+                    if workers > 1 and pool is None:
+                        ctx = multiprocessing.get_context("spawn")  # no fork: safe even after torch is imported
+                        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(job,))
+                    elif workers == 1 and local is None:
+                        from kanva.world.render import WorldRenderer
 
-                    local = functools.partial(_render_one, job, WorldRenderer(cfg, size))
-                results = pool.imap(_worker_task, todo, chunksize=8) if pool else map(local, todo)
-                with prog.open("a") as f, tqdm(total=n, initial=len(records), desc=f"world {split}", unit="img", disable=not progress) as bar:
-                    for rec in results:
-                        f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-                        f.flush()
-                        records.append(rec)
-                        bar.update(1)
-            write_json(instances_json(split, records, meta), out / "annotations" / f"instances_{split}.json")
-            write_json(captions_json(split, records, meta), out / "annotations" / f"captions_{split}.json")
+                        local = functools.partial(_render_one, job, WorldRenderer(cfg, size))
+                    results = pool.imap(_worker_task, todo, chunksize=8 if kind == "images" else 1) if pool else map(local, todo)
+                    desc = f"world {split}" if kind == "images" else f"world {kind} {split}"
+                    unit = {"images": "img", "sets": "set", "clips": "clip"}[kind]
+                    with prog.open("a") as f, tqdm(total=n, initial=len(records), desc=desc, unit=unit, disable=not progress) as bar:
+                        for rec in results:
+                            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+                            f.flush()
+                            records.append(rec)
+                            bar.update(1)
+                ann = out / "annotations"
+                if kind == "images":
+                    write_json(instances_json(split, records, meta), ann / f"instances_{split}.json")
+                    write_json(captions_json(split, records, meta), ann / f"captions_{split}.json")
+                elif kind == "sets":
+                    write_json(sets_json(split, records, meta), ann / f"sets_{split}.json")
+                    write_json(sets_captions_json(split, records, meta), ann / f"sets_captions_{split}.json")
+                else:
+                    write_json(clips_json(split, records, meta), ann / f"clips_{split}.json")
     finally:
         if pool is not None:
             pool.close()

@@ -30,6 +30,8 @@ class PlacedObject:
     y: int
     zone: str
     order: int = 0  # placement order, breaks depth ties
+    px: int = 0  # the glyph's size bucket and mirroring: what re-fetching it in another colour needs
+    flip: bool = False
 
     @property
     def depth_key(self) -> tuple[int, int]:
@@ -58,12 +60,24 @@ class Plan:
     visible: list[float] = field(default_factory=list)
 
 
+def window(o: PlacedObject, size: int) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
+    """(image slices, glyph slices) of the part of `o` inside the image; None when it is wholly outside.
+    Still images keep every object inside; a clip's objects may stand partly past an edge as they leave."""
+    h, w = o.glyph.shape
+    y0, x0 = max(o.y, 0), max(o.x, 0)
+    y1, x1 = min(o.y + h, size), min(o.x + w, size)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return (slice(y0, y1), slice(x0, x1)), (slice(y0 - o.y, y1 - o.y), slice(x0 - o.x, x1 - o.x))
+
+
 def paint_ids(objects: list[PlacedObject], size: int) -> np.ndarray:
     """Which object (index in `objects`, which must be in painting order) owns each pixel; -1 for none."""
     idmap = np.full((size, size), -1, np.int16)
     for i, o in enumerate(objects):
-        h, w = o.glyph.shape
-        idmap[o.y : o.y + h, o.x : o.x + w][o.glyph.mask] = i
+        win = window(o, size)
+        if win is not None:
+            idmap[win[0]][o.glyph.mask[win[1]]] = i
     return idmap
 
 
@@ -143,14 +157,15 @@ class Planner:
             shrink = 0.9 ** (attempt // 10)  # crowded image: try smaller after every 10 failures
             perspective = 0.75 + 0.25 * depth if zone == "ground" else 1.0
             frac = lo + (hi - lo) * u * perspective * shrink
-            glyph = self.glyphs.get(category, bucket(frac * s, s), color, flip)
+            px = bucket(frac * s, s)
+            glyph = self.glyphs.get(category, px, color, flip)
             h, w = glyph.shape
             if w > s or h > s:
                 continue
             base = (top + (bottom - top) * depth) * s
             y = int(min(max(base - h, 0), s - h))
             x = int(rng.integers(0, s - w + 1))
-            cand = PlacedObject(category, color, glyph, x, y, zone, order=len(objects))
+            cand = PlacedObject(category, color, glyph, x, y, zone, order=len(objects), px=px, flip=flip)
             trial = sorted([*objects, cand], key=lambda o: o.depth_key)
             idmap = paint_ids(trial, s)
             if min(visibilities(trial, idmap)) < cfg.min_visible or _covers_text(trial, idmap, sign):

@@ -15,7 +15,7 @@ import numpy as np
 from kanva.world.captions import CaptionObject, Captioner, CaptionText
 from kanva.world.config import WorldConfig
 from kanva.world.glyphs import GLYPHS, GlyphCache, sign_font_path
-from kanva.world.layout import Pair, Plan, Planner
+from kanva.world.layout import Pair, PlacedObject, Plan, Planner, window
 
 
 class WorldRenderer:
@@ -43,19 +43,27 @@ class WorldRenderer:
             pair = novel_pairs[int(rng.integers(len(novel_pairs)))]
             forbidden = forbidden - {frozenset(pair)}
         plan = self.planner.plan(rng, forbidden, pair)
-        img = plan.background.image
+        return self.paint(plan), self.record(plan, seed, rng)
+
+    def paint(self, plan: Plan) -> np.ndarray:
+        """Pixels (uint8) of the plan: background, sign, objects far to near; `plan.background` is not changed,
+        so the sets and clips paint many object lists over one background."""
+        img = plan.background.image.copy()
         if plan.sign is not None:
             self._draw_sign(img, plan)
         for o in plan.objects:
+            win = window(o, self.size)
+            if win is None:
+                continue
             h, w = o.glyph.shape
             if o.zone == "ground":
                 _shadow(img, o.x + w / 2, o.y + h, 0.42 * w, max(2.0, 0.05 * h))
-            region = img[o.y : o.y + h, o.x : o.x + w]
-            a = o.glyph.rgba[..., 3:4] * np.float32(1 / 255)
+            region = img[win[0]]
+            rgba = o.glyph.rgba[win[1]]
+            a = rgba[..., 3:4] * np.float32(1 / 255)
             region *= 1.0 - a
-            region += o.glyph.rgba[..., :3] * a
-        pixels = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-        return pixels, self._record(plan, seed, rng)
+            region += rgba[..., :3] * a
+        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
     def _draw_sign(self, img: np.ndarray, plan: Plan) -> None:
         from PIL import Image, ImageDraw
@@ -79,27 +87,20 @@ class WorldRenderer:
         region *= 1.0 - a
         region += np.array(ink, np.float32) * a
 
-    def _record(self, plan: Plan, seed: int, rng: np.random.Generator) -> dict:
-        from pycocotools import mask as mask_utils
-
+    def record(self, plan: Plan, seed: int, rng: np.random.Generator) -> dict:
+        """The image's annotation record (objects, texts, scene, captions drawn from `rng`)."""
         objects, texts, cap_objs, cap_texts = [], [], [], []
         if plan.sign is not None:
             texts.append({"text": plan.sign.word, "bbox": list(plan.sign.text_box), "color": plan.sign.color})
             cap_texts.append(CaptionText(plan.sign.word, plan.sign.color, "sign"))
         for i, o in enumerate(plan.objects):
-            h, w = o.glyph.shape
-            local = plan.idmap[o.y : o.y + h, o.x : o.x + w] == i  # the object's visible pixels
-            ys, xs = np.nonzero(local)
-            bbox = [int(o.x + xs.min()), int(o.y + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-            seen = np.zeros((self.size, self.size), np.uint8, order="F")
-            seen[o.y : o.y + h, o.x : o.x + w] = local
-            rle = mask_utils.encode(seen)
+            bbox, area, rle = visible_pixels(plan.idmap, i, o)
             objects.append(
                 {
                     "category": o.category,
                     "bbox": bbox,
-                    "area": int(local.sum()),
-                    "segmentation": {"size": [self.size, self.size], "counts": rle["counts"].decode("ascii")},
+                    "area": area,
+                    "segmentation": rle,
                     "color": o.color,
                     "visible": round(plan.visible[i], 4),
                 }
@@ -119,6 +120,27 @@ class WorldRenderer:
             "objects": objects,
             "captions": captions,
         }
+
+
+def visible_pixels(idmap: np.ndarray, i: int, o: PlacedObject) -> tuple[list[int], int, dict] | None:
+    """COCO bbox (tight box of the visible pixels), area and RLE mask of object `i` of a painted `idmap`;
+    None when none of it is visible (a clip's object hidden or gone)."""
+    from pycocotools import mask as mask_utils
+
+    size = idmap.shape[0]
+    win = window(o, size)
+    if win is None:
+        return None
+    local = idmap[win[0]] == i
+    ys, xs = np.nonzero(local)
+    if len(ys) == 0:
+        return None
+    y0, x0 = win[0][0].start, win[0][1].start
+    bbox = [int(x0 + xs.min()), int(y0 + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    seen = np.zeros((size, size), np.uint8, order="F")
+    seen[win[0]] = local
+    rle = mask_utils.encode(seen)
+    return bbox, int(len(ys)), {"size": [size, size], "counts": rle["counts"].decode("ascii")}
 
 
 def _shadow(img: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> None:

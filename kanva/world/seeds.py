@@ -28,15 +28,24 @@ def _key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
 
 
-def image_seed(world_seed: int, split: str, index: int) -> int:
-    """A 53-bit seed (exact in JSON readers that use doubles) for image `index` of `split`."""
-    ss = np.random.SeedSequence(world_seed, spawn_key=(_key(split), index))
+def image_seed(world_seed: int, split: str, index: int, kind: str = "images") -> int:
+    """A 53-bit seed (exact in JSON readers that use doubles) for item `index` of `split`: an image, or with
+    `kind` "sets"/"clips" a multi-image set or a clip (streams disjoint from the images')."""
+    stream = split if kind == "images" else f"{kind}/{split}"
+    ss = np.random.SeedSequence(world_seed, spawn_key=(_key(stream), index))
     hi, lo = (int(v) for v in ss.generate_state(2, np.uint32))
     return ((hi << 32) | lo) >> 11
 
 
-def image_id(split: str, index: int) -> int:
-    return SPLIT_CODE[split] * ID_STRIDE + index + 1
+# Sets and clips number their items in their own ranges, so ids stay unique when everything is merged:
+# set `index` of a split is `(4 + split_code) * ID_STRIDE + index + 1`, its image k (0..3) `set_id * 10 + k`;
+# clip `index` is `(8 + split_code) * ID_STRIDE + index + 1`.
+KIND_CODE = {"images": 0, "sets": 4, "clips": 8}
+SET_IMAGE_STRIDE = 10
+
+
+def image_id(split: str, index: int, kind: str = "images") -> int:
+    return (KIND_CODE[kind] + SPLIT_CODE[split]) * ID_STRIDE + index + 1
 
 
 def held_out_pairs(cfg: WorldConfig, world_seed: int) -> list[tuple[str, str]]:
