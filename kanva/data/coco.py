@@ -33,6 +33,7 @@ class Obj:
     color: str | None = None
     visible: float | None = None
     crowd: bool = False
+    track: int | None = None  # world set images: the same object across a set's images has the same track
 
     @property
     def center(self) -> tuple[float, float]:
@@ -229,8 +230,11 @@ def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str, ipath: P
         visible = a.get("visible")
         if visible is not None and not _num(visible):
             raise KanvaError(f"{ipath}: {where}.visible must be a number, got {visible!r}")
+        track = a.get("track")
+        if track is not None and (not isinstance(track, int) or isinstance(track, bool)):
+            raise KanvaError(f"{ipath}: {where}.track must be an integer, got {track!r}")
         rec.objects.append(Obj(cat[0], bbox, float(area), color or None,
-                               None if visible is None else float(visible), bool(a.get("iscrowd", 0))))
+                               None if visible is None else float(visible), bool(a.get("iscrowd", 0)), track))
 
     for i, a in enumerate(_list_field(caps, "annotations", cpath)):
         where = f"annotations[{i}]"

@@ -127,20 +127,36 @@ def render_clip(renderer: WorldRenderer, seed: int, forbidden: set[Pair], novel_
                     "length": frames, "fps": CLIP_FPS, "texts": texts, "tracks": tracks}
 
 
+# BT.601 limited range (what decoders assume for an unflagged stream of this size): rows give Y, Cb, Cr from RGB.
+_RGB_TO_YUV = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+
+
+def to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """An RGB frame (uint8 [h, w, 3], even sides) as one yuv420p plane stack ([h * 3 / 2, w], Y then Cb then Cr,
+    chroma averaged over 2x2 blocks). Done here in numpy, so what the encoder gets is fixed by the frame alone."""
+    h, w, _ = rgb.shape
+    yuv = rgb.astype(np.float64) @ _RGB_TO_YUV.T + (16.0, 128.0, 128.0)
+    chroma = yuv[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+    planes = [yuv[..., 0].ravel(), chroma[..., 0].ravel(), chroma[..., 1].ravel()]
+    return np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
 def write_mp4(frames: list[np.ndarray], path: Path, fps: int = CLIP_FPS) -> None:
-    """H.264 (libx264, yuv420p, one thread and bitexact muxing: the same frames give the same bytes) via PyAV;
-    written to a temporary name, then renamed."""
+    """MPEG-4 Part 2 in an mp4 via PyAV: FFmpeg's own `mpeg4` encoder with bitexact flags on one thread, so the
+    same frames give the same bytes in any process (libx264 did not: its bytes varied between processes and
+    runs on the same frames, measured); constant quantiser 2, every 4th frame a keyframe. Written to a
+    temporary name, then renamed."""
     import av
 
     tmp = path.with_name(path.name + ".tmp")
     h, w = frames[0].shape[:2]
     with av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": "18", "preset": "medium", "flags": "+bitexact"}
+        stream.options = {"flags": "+bitexact+qscale", "global_quality": str(2 * 118), "g": "4"}
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(to_yuv420p(f), format="yuv420p")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -175,13 +175,14 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool, resume: bool) -> No
     write_json(manifest, out / MANIFEST)
 
 
-def _check_counts(counts: dict[str, int], flag: str) -> None:
+def _check_counts(counts: dict[str, int], kind: str) -> None:
+    """Known splits, no negative count; errors name the flag (`--train`, `--sets train`)."""
     unknown = sorted(set(counts) - set(SPLITS))
     if unknown:
-        raise KanvaError(f"{flag}: unknown split(s) {unknown}; splits: {list(SPLITS)}")
+        raise KanvaError(f"{'' if kind == 'images' else f'--{kind}: '}unknown split(s) {unknown}; splits: {list(SPLITS)}")
     for split, n in counts.items():
         if n < 0:
-            raise KanvaError(f"{flag} {split}: must be >= 0, got {n}")
+            raise KanvaError(f"--{split if kind == 'images' else f'{kind} {split}'}: must be >= 0, got {n}")
 
 
 def generate_world(
@@ -206,21 +207,15 @@ def generate_world(
     from tqdm import tqdm
 
     out = Path(out)
-    unknown = sorted(set(counts) - set(SPLITS))
-    if unknown:
-        raise KanvaError(f"unknown split(s) {unknown}; splits: {list(SPLITS)}")
-    for split, n in counts.items():
-        if n < 0:
-            raise KanvaError(f"--{split}: must be >= 0, got {n}")
     wanted = {"images": counts, "sets": dict(sets or {}), "clips": dict(clips or {})}
-    _check_counts(wanted["sets"], "--sets")
-    _check_counts(wanted["clips"], "--clips")
+    for kind, c in wanted.items():
+        _check_counts(c, kind)
     if sum(sum(c.values()) for c in wanted.values()) == 0:
         raise KanvaError("--train/--val/--test/--novel: all are 0; nothing to generate")
     if not 64 <= size <= 2048:
         raise KanvaError(f"--size: must be in 64..2048, got {size}")
     if sum(wanted["clips"].values()) and size % 2:
-        raise KanvaError(f"--size: clips are H.264 in yuv420p, which needs an even side; got {size}")
+        raise KanvaError(f"--size: clips are yuv420p video, which needs an even side; got {size}")
     if workers < 1:
         raise KanvaError(f"--workers: must be >= 1, got {workers}")
     font_path(), sign_font_path()  # a missing font package fails here, before anything is written
