@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanva.data.coco import CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, _read_json, coco_from_dicts
+from kanva.data.coco import CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, coco_from_dicts
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
 
 
 @dataclass
@@ -41,8 +42,9 @@ def load_sets(root: str | Path, split: str, captions: bool = True) -> SetCollect
     root = Path(root)
     ipath = root / "annotations" / f"sets_{split}.json"
     cpath = root / "annotations" / f"sets_captions_{split}.json"
-    inst = _read_json(ipath)
-    caps = _read_json(cpath) if captions else {"annotations": []}
+    hint = "expected world sets at DIR/annotations/; `kanva world generate --sets ...` writes them"
+    inst = read_json(ipath, hint=hint)
+    caps = read_json(cpath, hint=hint) if captions else {"annotations": []}
     coco = coco_from_dicts(inst, caps, root / "sets", split, ipath, cpath)
     sets = []
     for i, s in enumerate(_list_field(inst, "sets", ipath)):
@@ -113,7 +115,7 @@ def load_clips(root: str | Path, split: str) -> ClipSet:
     """Load and validate `root/annotations/clips_{split}.json` (YouTube-VIS layout) into a ClipSet."""
     root = Path(root)
     path = root / "annotations" / f"clips_{split}.json"
-    data = _read_json(path)
+    data = read_json(path, hint="expected YouTube-VIS annotations at DIR/annotations/; `kanva world generate --clips ...` writes them")
     folder = root / "clips" / split
     categories = _parse_categories(_list_field(data, "categories", path), path)
     clips: dict[int, Clip] = {}
