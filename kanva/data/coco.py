@@ -143,6 +143,14 @@ def _bbox(value: Any, where: str, path: Path) -> tuple[float, float, float, floa
     return x, y, w, h
 
 
+def ref(table: dict, entry: dict, key: str, table_name: str, where: str, path: Path) -> Any:
+    """`table[entry[key]]`, or a KanvaError naming the entry's field and the list it should be in."""
+    got = table.get(entry.get(key))
+    if got is None:
+        raise KanvaError(f"{path}: {where}.{key} {entry.get(key)!r} is not in '{table_name}'")
+    return got
+
+
 def _parse_images(raw: list, path: Path) -> dict[int, ImageRec]:
     images: dict[int, ImageRec] = {}
     for i, im in enumerate(raw):
@@ -208,12 +216,8 @@ def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str, ipath: P
         where = f"annotations[{i}]"
         if not isinstance(a, dict):
             raise KanvaError(f"{ipath}: {where} must be an object")
-        rec = images.get(a.get("image_id"))
-        if rec is None:
-            raise KanvaError(f"{ipath}: {where}.image_id {a.get('image_id')!r} is not in 'images'")
-        cat = categories.get(a.get("category_id"))
-        if cat is None:
-            raise KanvaError(f"{ipath}: {where}.category_id {a.get('category_id')!r} is not in 'categories'")
+        rec = ref(images, a, "image_id", "images", where, ipath)
+        cat = ref(categories, a, "category_id", "categories", where, ipath)
         bbox = _bbox(a.get("bbox"), where, ipath)
         x, y, w, h = bbox
         # A box may touch the border (rounding); one clearly outside the image is a broken file.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanva.data.coco import CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, coco_from_dicts
+from kanva.data.coco import CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, coco_from_dicts, ref
 from kanva.errors import KanvaError
 from kanva.jsonfile import read_json
 
@@ -138,12 +138,8 @@ def load_clips(root: str | Path, split: str) -> ClipSet:
         where = f"annotations[{i}]"
         if not isinstance(a, dict):
             raise KanvaError(f"{path}: {where} must be an object")
-        clip = clips.get(a.get("video_id"))
-        if clip is None:
-            raise KanvaError(f"{path}: {where}.video_id {a.get('video_id')!r} is not in 'videos'")
-        cat = categories.get(a.get("category_id"))
-        if cat is None:
-            raise KanvaError(f"{path}: {where}.category_id {a.get('category_id')!r} is not in 'categories'")
+        clip = ref(clips, a, "video_id", "videos", where, path)
+        cat = ref(categories, a, "category_id", "categories", where, path)
         n = clip.length
         boxes = [None if b is None else _bbox(b, f"{where}.bboxes[{t}]", path)
                  for t, b in enumerate(_per_frame(a, "bboxes", n, where, path))]
