@@ -1,4 +1,4 @@
-"""`kanva quickstart`: the Kanva experiment end to end (world -> data -> two models -> eval -> report)."""
+"""`kanva quickstart`: the Kanva experiment end to end (world -> data -> three arms of models -> eval -> report)."""
 
 from __future__ import annotations
 
