@@ -20,7 +20,7 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-IMAGE_MARK = "<image>"
+from kanva.data.llava import IMAGE_TOKEN as IMAGE_MARK  # lmms-eval marks images in a context the same way
 
 
 class Kanva(lmms):
