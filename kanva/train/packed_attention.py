@@ -8,13 +8,15 @@ reads the sample boundaries from `position_ids` (a restart is any position that 
 predecessor, transformers' own rule) and runs causal `sdpa` on each sample's slice. Anything that is
 not a packed causal row (the vision tower, a padded batch, generation) goes to transformers' `sdpa`
 unchanged. Registered with transformers' AttentionInterface under NAME, with `sdpa`'s mask function;
-stage_model.py picks it for packed stages whose recipe says `sdpa`.
+stage_model.py picks it for packed stages whose recipe says `sdpa` (and imports this module only then, so
+transformers is imported at the top here: `packed_sdpa` runs in every layer of every step).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
 NAME = "kanva_packed_sdpa"
 
@@ -27,8 +29,6 @@ def _boundaries(position_ids: torch.Tensor) -> list[int]:
 
 def packed_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None,
                 position_ids=None, **kwargs):
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     packed = position_ids is not None and query.shape[0] == 1 and causal and query.shape[2] == key.shape[2] > 1
     bounds = _boundaries(position_ids) if packed else []
