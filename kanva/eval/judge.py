@@ -129,6 +129,19 @@ class Judge:
         return self.ask([{"role": "system", "content": system}, {"role": "user", "content": user}], seed=seed).content
 
 
+def ask_parsed(judge, messages: list[dict], parse, attempts: list[dict]) -> tuple[JudgeReply | None, Any]:
+    """Asks until `parse(reply.content)` is not None, once per entry of `attempts` (the keyword arguments of
+    that try's `ask`, e.g. a new seed or a warmer temperature, so a retry is a new request, not a cache hit).
+    Returns (last reply, parsed value or None); a `JudgeError` propagates to the benchmark, which counts it."""
+    reply, parsed = None, None
+    for kwargs in attempts:
+        reply = judge.ask(messages, **kwargs)
+        parsed = parse(reply.content)
+        if parsed is not None:
+            break
+    return reply, parsed
+
+
 def judge_record(judge: Judge, versions: set[str] | list[str], prompt: str, comparable: bool, note: str = "") -> dict:
     """What results JSONs say about the judge: name, versions that answered, prompt hash, comparability."""
     out = {

@@ -281,7 +281,7 @@ def judge_answers(
     """
     from tqdm import tqdm
 
-    from kanva.eval.judge import JudgeError, prompt_hash
+    from kanva.eval.judge import JudgeError, ask_parsed, prompt_hash
 
     if rules_file is not None:
         if not system:
@@ -315,14 +315,10 @@ def judge_answers(
                 else:
                     sys_msg, user = judge_messages(q, candidate, rule_set)
                     messages = [{"role": "system", "content": sys_msg}, {"role": "user", "content": user}]
-                pair = reply = None
+                max_tokens = 1024 if rules_file is not None else None
                 try:
-                    for attempt in range(retries + 1):
-                        reply = judge.ask(messages, seed=run * 1000 + attempt,
-                                          max_tokens=1024 if rules_file is not None else None)
-                        pair = parse(reply.content)
-                        if pair is not None:
-                            break
+                    reply, pair = ask_parsed(judge, messages, parse, [
+                        {"seed": run * 1000 + attempt, "max_tokens": max_tokens} for attempt in range(retries + 1)])
                 except JudgeError as e:
                     failures.append(f"run {run + 1}, question {q.qid}: {e}")
                     continue

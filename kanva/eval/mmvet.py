@@ -34,7 +34,7 @@ from pathlib import Path
 
 from kanva.errors import KanvaError
 from kanva.eval.answers import Answer, assign, read_json
-from kanva.eval.judge import JudgeError, judge_record, prompt_hash
+from kanva.eval.judge import JudgeError, ask_parsed, judge_record, prompt_hash
 
 MAX_TRIES = 5
 KANVA_PROMPT = (
@@ -280,14 +280,9 @@ def grade_answers(data: MMVetData, answers: list[Answer], judge, grade_file: Pat
     for q, a in tqdm(todo, desc="MM-Vet grading", unit="q", disable=not todo):
         g = grades.setdefault(q.qid, {"model": [], "content": [], "score": []})
         while len(g["score"]) < runs:
-            reply, score, temperature = None, None, 0.0
             try:
-                for _ in range(MAX_TRIES):
-                    reply = judge.ask(grade_request(prompt, q, a.text), temperature=temperature, max_tokens=3)
-                    score = parse_grade(reply.content)
-                    if score is not None:
-                        break
-                    temperature += 0.5
+                reply, score = ask_parsed(judge, grade_request(prompt, q, a.text), parse_grade,
+                                          [{"temperature": 0.5 * t, "max_tokens": 3} for t in range(MAX_TRIES)])
             except JudgeError as e:
                 failures.append(f"{q.qid} (run {len(g['score']) + 1}): {e}")
                 break
