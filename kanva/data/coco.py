@@ -196,10 +196,16 @@ def load_coco(root: str | Path, split: str, captions: bool = True) -> CocoSet:
     root = Path(root)
     ipath = root / "annotations" / f"instances_{split}.json"
     cpath = root / "annotations" / f"captions_{split}.json"
-    hint = "expected COCO annotations at DIR/annotations/"
+    inst, caps = read_annotations(ipath, cpath, captions, hint="expected COCO annotations at DIR/annotations/")
+    return coco_from_dicts(inst, caps, root, split)
+
+
+def read_annotations(ipath: Path, cpath: Path, captions: bool, hint: str) -> tuple[Any, Any]:
+    """The parsed instances and captions files (`captions=False`: no captions file is read, and none is
+    needed); `hint` says in a missing-file error where the files come from."""
     inst = read_json(ipath, hint=hint)
     caps = read_json(cpath, hint=hint) if captions else {"annotations": []}
-    return coco_from_dicts(inst, caps, root, split)
+    return inst, caps
 
 
 def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str, ipath: Path | None = None,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kanva.data.coco import CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, coco_from_dicts, ref
+from kanva.data.coco import (CocoSet, ImageRec, _bbox, _list_field, _num, _parse_categories, coco_from_dicts,
+                             read_annotations, ref)
 from kanva.errors import KanvaError
 from kanva.jsonfile import read_json
 
@@ -42,9 +43,8 @@ def load_sets(root: str | Path, split: str, captions: bool = True) -> SetCollect
     root = Path(root)
     ipath = root / "annotations" / f"sets_{split}.json"
     cpath = root / "annotations" / f"sets_captions_{split}.json"
-    hint = "expected world sets at DIR/annotations/; `kanva world generate --sets ...` writes them"
-    inst = read_json(ipath, hint=hint)
-    caps = read_json(cpath, hint=hint) if captions else {"annotations": []}
+    inst, caps = read_annotations(ipath, cpath, captions,
+                                  hint="expected world sets at DIR/annotations/; `kanva world generate --sets ...` writes them")
     coco = coco_from_dicts(inst, caps, root / "sets", split, ipath, cpath)
     sets = []
     for i, s in enumerate(_list_field(inst, "sets", ipath)):
