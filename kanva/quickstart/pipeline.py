@@ -53,6 +53,8 @@ class Quickstart:
         self.cfg = cfg
         self.arms = list(arms if arms is not None else cfg.arms)
         self.seeds = list(seeds if seeds is not None else [cfg.seed])
+        # model name -> (arm, training seed); seeds outer, arms inner (canonical order)
+        self._arm_of = {model_name(a, s, cfg.seed): (a, s) for s in self.seeds for a in self.arms}
         # Absolute: the recipes written under OUT/recipes/ name the models by path, and `kanva train` reads a
         # relative path from the recipe's folder, so a relative --out (the default runs/quickstart-PRESET) broke.
         self.out = Path(out).resolve()
@@ -63,7 +65,6 @@ class Quickstart:
         self.data = o / "data"
         self.seed_file = self.data / "seed.json"
         self.align_file = self.data / "align.json"
-        self.evolved_dir = self.data / "evolved"
         self.train_dir = o / "train"
         self.bench = o / "bench"
         self.bench_novel = o / "bench-novel"
@@ -73,15 +74,12 @@ class Quickstart:
     # -- models: an arm at a training seed ------------------------------------------------------------
     def models(self, seed: int | None = None) -> list[str]:
         """Every model (arm x training seed), or those of one training seed, arms in their canonical order."""
-        seeds = self.seeds if seed is None else [seed]
-        return [model_name(a, s, self.cfg.seed) for s in seeds for a in self.arms]
+        return [m for m, (_, s) in self._arm_of.items() if seed is None or s == seed]
 
     def model_arm(self, model: str) -> tuple[str, int]:
-        for s in self.seeds:
-            for a in self.arms:
-                if model_name(a, s, self.cfg.seed) == model:
-                    return a, s
-        raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
+        if model not in self._arm_of:
+            raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
+        return self._arm_of[model]
 
     def evolve_kinds(self) -> list[str]:
         return [k for k in EVOLVE_DIRS if any(ARMS[a].evolve == k for a in self.arms)]
