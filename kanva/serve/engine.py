@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kanva.errors import KanvaError
-
 
 class Engine:
     """Wraps a Generator: `generate` passes through; `decode` and `eos_ids` serve the streamer."""
