@@ -12,16 +12,9 @@ def _load_media(proc, images: list[str], videos: list[str]) -> list:
     """Images then videos, read with the model's processor (a bad file is an error naming it)."""
     from pathlib import Path
 
-    from kanva.data.llava import SampleError
-    from kanva.errors import KanvaError
-
-    out = [proc.load_image(Path(p), source="--image") for p in images]
-    for p in videos:
-        try:
-            out.append(proc.load_video(Path(p), source="--video"))
-        except SampleError as e:
-            raise KanvaError(str(e)) from None
-    return out
+    # SampleError is a KanvaError: `kanva chat` prints it as `error: ...` and exits 2 as it is.
+    return ([proc.load_image(Path(p), source="--image") for p in images]
+            + [proc.load_video(Path(p), source="--video") for p in videos])
 
 
 def _user_turn(text: str, media: list) -> dict:
