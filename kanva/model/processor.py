@@ -68,6 +68,11 @@ def expand2square(image: Image.Image, background: tuple[int, int, int]) -> Image
     return canvas
 
 
+def as_rgb(im: Image.Image) -> Image.Image:
+    """`im` in RGB; an image that is RGB already is returned as is (no copy of a large decoded image)."""
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
 def _count_media(content: Any, kind: str) -> int:
     """`<image>` (kind "image") or `<video>` places in a message content: a string, or transformers' list of
     typed parts."""
@@ -217,7 +222,7 @@ class KanvaProcessor:
             return None
         prepared = []
         for im in images:
-            im = im if im.mode == "RGB" else im.convert("RGB")  # no copy of a large image that is RGB already
+            im = as_rgb(im)
             if self.image_aspect_ratio == "pad":
                 im = expand2square(im, self.pad_color)
             else:
