@@ -29,7 +29,7 @@ from PIL import Image
 from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 from kanva.errors import KanvaError
 from kanva.model.presets import ModelSpec
-from kanva.model.processor import KanvaProcessor
+from kanva.model.processor import KanvaProcessor, as_rgb
 from kanva.model.video import Video
 
 PROCESSOR_FILE = "processor_config.json"  # transformers' name; sub-processors are nested in it
@@ -125,7 +125,7 @@ class ProcessorFiles:
         out = Path(out)
         self.tokenizer.save_pretrained(out)
         record = {
-            "image_processor": {k: v for k, v in self.image_processor.to_dict().items()},
+            "image_processor": self.image_processor.to_dict(),
             "video_processor": self.video,
             "processor_class": "LlavaOnevisionProcessor",
             **self.settings,
@@ -211,7 +211,7 @@ class OnevisionProcessor(KanvaProcessor):
     def vision_inputs(self, images: list[Image.Image], videos: list[Video]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         if images:  # one sample: [[...]] tells the image processor how many images it holds
-            enc = self.image_processor(images=[[im.convert("RGB") for im in images]], return_tensors="pt")
+            enc = self.image_processor(images=[[as_rgb(im) for im in images]], return_tensors="pt")
             out.update(pixel_values=enc["pixel_values"], image_sizes=enc["image_sizes"],
                        batch_num_images=torch.tensor([len(images)]))
         if videos:
