@@ -166,8 +166,15 @@ def score_mmvet(data, predictions, judge, judge_runs, reviews_dir, judge_prompt)
                          "or give the official grader's grade file as --predictions")
     if meta is None:
         raise KanvaError("mm-vet: grading needs --data (the folder with mm-vet.json, or the file)")
+    return grade_mmvet_answers(meta, mmvet.load_mmvet_answers(pred), judge, pred, judge_runs, reviews_dir, judge_prompt)
+
+
+def grade_mmvet_answers(meta, answers, judge, answers_path: Path, judge_runs, out_dir, judge_prompt) -> dict:
+    """Grades MM-Vet answers into the grade file named for `answers_path` (judge cache beside it)."""
+    from kanva.eval import mmvet
+
     runs = judge_runs or 1
-    grade_file = grade_file_for(pred, judge, runs, reviews_dir)
+    grade_file = grade_file_for(answers_path, judge, runs, out_dir)
     if judge.cache is None:
         judge.use_cache(grade_file.with_name(grade_file.stem + ".judge-cache.jsonl"))
-    return mmvet.grade_answers(meta, mmvet.load_mmvet_answers(pred), judge, grade_file, runs=runs, prompt_file=judge_prompt)
+    return mmvet.grade_answers(meta, answers, judge, grade_file, runs=runs, prompt_file=judge_prompt)

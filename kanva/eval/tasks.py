@@ -294,16 +294,11 @@ def _mmvet_items(data, style, image_root):
 
 
 def _mmvet_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, judge_prompt=None, **_):
-    from kanva.eval.mmvet import grade_answers
-    from kanva.eval.score import grade_file_for
+    from kanva.eval.score import grade_mmvet_answers
 
     if judge is None:
         return {"benchmark": "mm-vet", "notes": ["not graded: give --judge-model (and --judge-base-url) to grade"]}
-    runs = judge_runs or 1
-    grade_file = grade_file_for(answers_path, judge, runs, reviews_dir)
-    if judge.cache is None:
-        judge.use_cache(grade_file.with_name(grade_file.stem + ".judge-cache.jsonl"))
-    return grade_answers(data, answers, judge, grade_file, runs=runs, prompt_file=judge_prompt)
+    return grade_mmvet_answers(data, answers, judge, answers_path, judge_runs, reviews_dir, judge_prompt)
 
 
 # --- SEED-Bench (image) ------------------------------------------------------------------------------------
