@@ -356,6 +356,11 @@ def score_llava_bench(review_files: list[Path], failures: list[str] | None = Non
     return result
 
 
+def reviews_dir_for(answers_path: Path, reviews_dir: Path | None = None) -> Path:
+    """Where reviews of an answer file go: `reviews_dir`, else <answers>_reviews beside the answers."""
+    return Path(reviews_dir) if reviews_dir else Path(answers_path).with_name(Path(answers_path).stem + "_reviews")
+
+
 def judge_and_score(data: LBData, answers: list[Answer], judge, out_dir: Path, runs: int | None = None,
                     judge_rules: Path | None = None, judge_system: str | None = None, **_) -> dict:
     """Judges (resuming the review files in `out_dir`) and scores; the results record the judge."""

@@ -113,7 +113,7 @@ def score(
     if judge is None:
         raise KanvaError("llava-bench: scoring an answer file needs a judge (--judge-model, --judge-base-url)")
     lb_data = lb.load_llava_bench(_one(data, "data", bench))
-    out_dir = Path(reviews_dir) if reviews_dir else answers_path.with_name(answers_path.stem + "_reviews")
+    out_dir = lb.reviews_dir_for(answers_path, reviews_dir)
     return lb.judge_and_score(lb_data, load_answers(answers_path), judge, out_dir, judge_runs, **(judge_files or {}))
 
 def mmbench_upload(tsv: Path, answers, path: Path) -> dict:

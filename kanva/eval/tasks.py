@@ -223,12 +223,11 @@ def _lb_items(data, style, image_root):
 
 
 def _lb_score(data, answers, judge=None, judge_runs=None, reviews_dir=None, answers_path=None, **judge_files):
-    from kanva.eval.llava_bench import judge_and_score
+    from kanva.eval.llava_bench import judge_and_score, reviews_dir_for
 
     if judge is None:
         return {"benchmark": "llava-bench", "notes": ["not scored: give --judge-model (and --judge-base-url) to judge"]}
-    out_dir = Path(reviews_dir) if reviews_dir else Path(answers_path).with_name(Path(answers_path).stem + "_reviews")
-    return judge_and_score(data, answers, judge, out_dir, judge_runs, **judge_files)
+    return judge_and_score(data, answers, judge, reviews_dir_for(answers_path, reviews_dir), judge_runs, **judge_files)
 
 
 # --- VQAv2, VizWiz, TextVQA, GQA ------------------------------------------------------------------------
