@@ -136,3 +136,25 @@ def test_shipped_file_agrees_with_wordnet(tmp_path):
     d["categories"]["giraffe"]["gloss"] = "a tall horse"
     edited.write_text(json.dumps(d))
     assert main(["--check", "--kb", str(edited)]) == 1
+
+
+@pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="wordnet-base not installed")
+@pytest.mark.parametrize("edit, clash", [
+    # a category (of another sense) holds the name of dog's hypernym canine.n.02
+    (lambda d: d["categories"].__setitem__("canine", {**d["categories"]["dog"], "synset": "canine.n.01"}),
+     "canine.n.02 and category 'canine' (canine.n.01) both 'canine'"),
+    # a curated category (no synset) holds it
+    (lambda d: d["categories"].__setitem__("canine", {**d["categories"]["dog"], "synset": None}),
+     "canine.n.02 and category 'canine' (curated, no synset) both 'canine'"),
+    # two synsets given one name
+    (lambda d: d["wordnet"]["names"].__setitem__("placental.n.01", "carnivore"),
+     "placental.n.01 and carnivore.n.01 both 'carnivore'"),
+])
+def test_name_clash_names_both_holders(tmp_path, capsys, edit, clash):
+    from kanva.knowledge.build import main
+
+    d = json.loads(default_kb_path().read_text())
+    edit(d)
+    (tmp_path / "kb.json").write_text(json.dumps(d))
+    assert main(["--check", "--kb", str(tmp_path / "kb.json")]) == 2
+    assert f"error: WordNet names {clash}; give" in capsys.readouterr().err

@@ -38,19 +38,26 @@ def refresh(data: dict, wn: WordNet, auto_names: bool = False) -> dict:
     concepts: dict[str, dict] = {}
     owner: dict[str, str] = {}  # concept name -> synset, to catch two synsets with one name
 
-    def taken(name: str, s: Synset) -> bool:
-        return owner.get(name, s.name) != s.name or (name in cats and cats[name].get("synset") != s.name)
+    def holder(name: str, s: Synset) -> str | None:
+        """What other than synset `s` already has `name` (another synset's concept, or a category), else None."""
+        if owner.get(name, s.name) != s.name:
+            return owner[name]
+        if name in cats and cats[name].get("synset") != s.name:
+            return f"category {name!r} ({cats[name].get('synset') or 'curated, no synset'})"
+        return None
 
     def name_of(s: Synset) -> str:
         if s.name in category_of_synset:
             return category_of_synset[s.name]
         name = names.get(s.name, s.lemmas[0])
-        if auto_names and taken(name, s):
-            free = [lem for lem in s.lemmas[1:] if not taken(lem, s)]
+        if auto_names and holder(name, s):
+            free = [lem for lem in s.lemmas[1:] if not holder(lem, s)]
             name = free[0] if free else f"{s.lemmas[0]} ({s.name})"
-        if owner.setdefault(name, s.name) != s.name or (name in cats and cats[name].get("synset") != s.name):
-            raise KanvaError(f"WordNet names {s.name} and {owner.get(name) or cats[name].get('synset')} both {name!r}; "
-                             f"add one to wordnet.names in the KB")
+        other = holder(name, s)
+        if other:
+            raise KanvaError(f"WordNet names {s.name} and {other} both {name!r}; give {s.name} another name "
+                             f"in wordnet.names in the KB")
+        owner[name] = s.name
         return name
 
     def walk(start: Synset, old_chain: list[str]) -> list[str]:
