@@ -75,6 +75,10 @@ def test_pad_keeps_aspect_with_mean_colour_and_resize_squashes(tiny, images):
     resize = KanvaProcessor(pad.processor, image_aspect_ratio="resize")
     px2 = resize.encode(conv("<image>\nQ", "A", image="wide.png"), image_root=images).pixel_values[0]
     assert px2[0, 0, 16] > 0.9  # squashed: red reaches the top
+    assert pad.image_aspect_ratio == "pad"  # kanva.json's, else the architecture's first
+    with pytest.raises(KanvaError, match="image_aspect_ratio of a 'llava' model must be 'pad' or 'resize', "
+                                         "got 'anyres'"):
+        KanvaProcessor(pad.processor, image_aspect_ratio="anyres")
 
 
 def test_plain_template_is_image_caption_eos(proc, images):

@@ -216,7 +216,7 @@ def test_saved_checkpoint_is_plain_llava_onevision(ov):
     assert proc["video_processor"]["video_processor_type"] == "LlavaOnevisionVideoProcessor"
 
 
-def test_set_overrides_pinpoints_and_budget(tmp_path):
+def test_set_overrides_pinpoints_and_budget(tmp_path, capsys):
     from kanva.model import build_preset
     from kanva.model.processor import KanvaProcessor
 
@@ -227,8 +227,13 @@ def test_set_overrides_pinpoints_and_budget(tmp_path):
     assert proc.image_token_counts([(128, 128)]) == [16 + 4 + 16]
     assert main(["model", "build", "--preset", "tiny-ov", "--out", str(tmp_path / "x"),
                  "--set", "image_grid_pinpoints=[[30, 30]]"]) == 2
+    assert proc.architecture == "onevision" and proc.image_aspect_ratio == "anyres"
     assert main(["model", "build", "--preset", "tiny", "--out", str(tmp_path / "y"),
                  "--set", "image_aspect_ratio=anyres"]) == 2
+    assert "architecture 'llava' takes image_aspect_ratio 'pad' or 'resize', got 'anyres'" in capsys.readouterr().err
+    assert main(["model", "build", "--preset", "tiny-ov", "--out", str(tmp_path / "z"),
+                 "--set", "image_aspect_ratio=pad"]) == 2
+    assert "architecture 'onevision' takes image_aspect_ratio 'anyres', got 'pad'" in capsys.readouterr().err
 
 
 def test_stage_recipe_trains_vision_with_its_own_lr_on_mixed_media(ov, media, tmp_path):

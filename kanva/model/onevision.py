@@ -171,10 +171,11 @@ class OnevisionProcessor(KanvaProcessor):
     """KanvaProcessor for LlavaOnevision models: per-image token counts from transformers' processor,
     AnyRes pixel values, video frames."""
 
+    architecture = "onevision"
+
     def __init__(self, processor, max_frames: int, end_of_turn: str | None = None, model_dir: Path | None = None):
         self.model_dir = model_dir
-        super().__init__(processor, image_aspect_ratio="pad", end_of_turn=end_of_turn)
-        self.image_aspect_ratio = "anyres"
+        super().__init__(processor, end_of_turn=end_of_turn)
         self.max_frames = max_frames
         self._frames = processor.video_processor or _frame_processor(getattr(processor, "video_settings", {}))
 

@@ -18,6 +18,11 @@ from kanva.errors import KanvaError
 from kanva.model.templates import VICUNA_SYSTEM
 
 
+# image_aspect_ratio per architecture, the first the default. llava: LLaVA-1.5's "pad" to a square with the
+# mean colour, or "resize" (squash) to the encoder's square. onevision: "anyres" (its image processor tiles).
+ASPECT_RATIOS = {"llava": ("pad", "resize"), "onevision": ("anyres",)}
+
+
 @dataclass
 class ModelSpec:
     """How to assemble a LLaVA model. Exactly one of `vision` / `vision_config` is set."""
@@ -44,7 +49,7 @@ class ModelSpec:
     # LlamaConfig kwargs when lm == "tiny".
     lm_config: dict[str, Any] | None = None
     tokenizer_vocab: int = 768  # vocabulary of the tiny BPE (lm == "tiny")
-    # llava: "pad" or "resize" to the encoder's square. onevision: "anyres" (its image processor tiles).
+    # How an image meets the encoder's square: one of ASPECT_RATIOS[architecture].
     image_aspect_ratio: Literal["pad", "resize", "anyres"] = "pad"
     # onevision only. The (height, width) grids AnyRes may tile an image into, in pixels (multiples of the
     # encoder's image size); None: every grid of 1..6 x 1..6 crops, as LLaVA-OneVision uses.
@@ -174,12 +179,12 @@ def resolve_preset(name: str, overrides: dict[str, Any] | None = None) -> ModelS
         raise KanvaError(f"preset {name}: set exactly one of 'vision' (checkpoint) or 'vision_config' (from scratch)")
     if spec.lm == "tiny" and spec.lm_config is None:
         raise KanvaError(f"preset {name}: lm 'tiny' needs lm_config")
-    if spec.architecture == "onevision" and spec.image_aspect_ratio != "anyres":
-        raise KanvaError(f"preset {name}: architecture 'onevision' tiles images, so image_aspect_ratio must be "
-                         f"'anyres', got {spec.image_aspect_ratio!r}")
-    if spec.architecture == "llava" and spec.image_aspect_ratio == "anyres":
-        raise KanvaError(f"preset {name}: image_aspect_ratio 'anyres' needs architecture 'onevision' "
-                         "(--preset tiny-ov, smol-ov, llava-onevision-0.5b or llava-onevision-7b)")
+    allowed = ASPECT_RATIOS[spec.architecture]
+    if spec.image_aspect_ratio not in allowed:
+        hint = (" ('anyres' needs architecture 'onevision': --preset tiny-ov, smol-ov, llava-onevision-0.5b or "
+                "llava-onevision-7b)" if spec.image_aspect_ratio == "anyres" else "")
+        raise KanvaError(f"preset {name}: architecture {spec.architecture!r} takes image_aspect_ratio "
+                         f"{' or '.join(map(repr, allowed))}, got {spec.image_aspect_ratio!r}{hint}")
     if not re.fullmatch(r"anyres_max_[1-9][0-9]*", spec.vision_aspect_ratio):
         raise KanvaError(f"preset {name}: vision_aspect_ratio must be anyres_max_N (N >= 1), got "
                          f"{spec.vision_aspect_ratio!r}")

@@ -29,6 +29,7 @@ from PIL import Image
 
 from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN, SampleError, sample_images, validate_sample
 from kanva.errors import KanvaError
+from kanva.model.presets import ASPECT_RATIOS
 from kanva.model.templates import IMAGE_PLACE, VIDEO_PLACE, recorded_template
 from kanva.model.video import Video, VideoError, read_video
 
@@ -121,9 +122,14 @@ def model_type(model_dir: Path) -> str | None:
 class KanvaProcessor:
     """Encodes LLaVA samples (training) and (images, messages) prompts (generation) for one model."""
 
-    def __init__(self, processor, image_aspect_ratio: str = "pad", end_of_turn: str | None = None):
-        if image_aspect_ratio not in ("pad", "resize"):
-            raise KanvaError(f"image_aspect_ratio must be 'pad' or 'resize', got {image_aspect_ratio!r}")
+    architecture = "llava"  # the ModelSpec architecture this class encodes for (a subclass per architecture)
+
+    def __init__(self, processor, image_aspect_ratio: str | None = None, end_of_turn: str | None = None):
+        allowed = ASPECT_RATIOS[self.architecture]
+        image_aspect_ratio = image_aspect_ratio or allowed[0]
+        if image_aspect_ratio not in allowed:
+            raise KanvaError(f"image_aspect_ratio of a {self.architecture!r} model must be "
+                             f"{' or '.join(map(repr, allowed))}, got {image_aspect_ratio!r}")
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
@@ -188,7 +194,7 @@ class KanvaProcessor:
         template = recorded_template(record)
         if template is not None:
             processor.chat_template = processor.tokenizer.chat_template = template.jinja
-        return cls(processor, image_aspect_ratio=record.get("image_aspect_ratio", "pad"),
+        return cls(processor, image_aspect_ratio=record.get("image_aspect_ratio"),
                    end_of_turn=record.get("template", {}).get("end_of_turn"))
 
     # ---- images --------------------------------------------------------------------------------------
