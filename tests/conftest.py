@@ -50,3 +50,13 @@ def tiny_encoded(tiny_model, tmp_path_factory):
     encs = [proc.encode(s, image_root=root, max_length=256, template="chat") for s in samples[:4]]
     encs.append(proc.encode(samples[-1], image_root=root, max_length=256))  # a text-only sample
     return tiny_model, encs, proc.tokenizer.pad_token_id
+
+
+@pytest.fixture(scope="session")
+def sequence_world(tmp_path_factory) -> Path:
+    """A tiny world (64 px) with a few still images, multi-image sets and clips in `train`; read-only."""
+    from kanva.world.config import load_world_config
+    from kanva.world.generate import generate_world
+
+    return generate_world(tmp_path_factory.mktemp("seqw") / "world", {"train": 3}, seed=3, cfg=load_world_config(),
+                          size=64, workers=1, progress=False, sets={"train": 10}, clips={"train": 8})

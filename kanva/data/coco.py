@@ -40,6 +40,10 @@ class Obj:
         x, y, w, h = self.bbox
         return x + w / 2, y + h / 2
 
+    def usable(self, min_visible: float) -> bool:
+        """Clear enough to ask about: not a crowd region, and visible enough where visibility is recorded."""
+        return not self.crowd and (self.visible is None or self.visible >= min_visible)
+
 
 @dataclass(slots=True)
 class Text:

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 RULE_OPERATORS = ("count", "exist", "position", "size", "choice", "knowledge", "multihop", "premise", "ocr",
                   "color")
 LLM_OPERATORS = ("llm_knowledge", "llm_deepen", "llm_format", "llm_breadth", "llm_paraphrase")
+# Objects less visible than this are not counted or referred to (single images, sets and clips alike:
+# kanva/data/sequence_facts.py uses it as its default); counting questions go up to MAX_COUNT instances.
+MIN_VISIBLE = 0.3
+MAX_COUNT = 10
 
 
 def _default_weights() -> dict[str, float]:
@@ -30,8 +34,8 @@ class EvolveConfig:
     exist_strategies: list[str] = field(default_factory=lambda: ["random", "popular", "adversarial"])
     mc_circular: bool = False  # emit all four circular rotations of each multiple-choice question
     focus_bias: float = 0.7  # probability to ask about the parent's objects when they qualify
-    min_visible: float = 0.3  # objects less visible than this are not counted or referred to
-    max_count: int = 10  # counting questions up to this many instances
+    min_visible: float = MIN_VISIBLE  # objects less visible than this are not counted or referred to
+    max_count: int = MAX_COUNT  # counting questions up to this many instances
     # "Is there <property> in the image?" (knowledge.exists) draws its property among the KB's facts ("an animal
     # that eats only plants") whenever one applies, and among hypernyms ("any chordate") only otherwise. Off, both
     # are drawn alike, and hypernyms are most of the phrases (57 of 69 in the quickstart's world).

@@ -94,7 +94,7 @@ class Context:
     def usable(self) -> list[Obj]:
         """Objects clear enough to ask about: not crowd regions, visible enough."""
         mv = self.cfg.min_visible
-        return [o for o in self.rec.objects if not o.crowd and (o.visible is None or o.visible >= mv)]
+        return [o for o in self.rec.objects if o.usable(mv)]
 
     @cached_property
     def singles(self) -> dict[str, Obj]:
@@ -107,7 +107,7 @@ class Context:
     def countable(self) -> dict[str, int]:
         """category -> count, where every instance is usable (a hidden instance makes the count a guess)."""
         mv = self.cfg.min_visible
-        bad = {o.category for o in self.rec.objects if o.crowd or (o.visible is not None and o.visible < mv)}
+        bad = {o.category for o in self.rec.objects if not o.usable(mv)}
         return {c: n for c, n in self.rec.counts.items() if c not in bad and n <= self.cfg.max_count}
 
     @cached_property

@@ -77,7 +77,7 @@ def extremes(rec: ImageRec, min_visible: float) -> dict[str, Obj]:
     out: dict[str, Obj] = {}
     for side in ("far left", "far right", "top", "bottom"):
         for o in objs:
-            if o.crowd or (o.visible is not None and o.visible < min_visible):
+            if not o.usable(min_visible):
                 continue
             x, y, w, h = o.bbox
             ok = True
