@@ -37,6 +37,27 @@ def test_llava15_learning_rates():
     assert r.stages[1].lr == {"projector": 2e-5, "lm": 2e-5}
 
 
+def test_llava_onevision_recipe_is_the_published_schedule(capsys):
+    """OneVision's four stages: projector only, then the whole model three times with the vision tower at a
+    fifth of the LM's rate (2e-6 vs 1e-5); and the memory plan, which reads no weights, says each stage fits."""
+    from kanva.cli import main
+
+    path = ROOT / "recipes" / "llava-onevision.yaml"
+    r = load_recipe(path)
+    assert [s.name for s in r.stages] == ["align", "mid", "single_image", "onevision"]
+    assert r.model.preset == "llava-onevision-7b" and r.mixed_precision == "bf16"
+    align, *full = r.stages
+    assert align.trainable == ["projector"] and align.template == "plain" and align.lr == {"projector": 1e-3}
+    for s in full:
+        assert set(s.trainable) == {"vision", "projector", "lm"} and s.epochs == 1
+        assert s.lr["vision"] == pytest.approx(s.lr["lm"] / 5) and s.lr["lm"] == 1e-5
+        assert s.batch_size * s.grad_accum * 128 == 256  # the scripts' 7B setting: 1 x 2 on 128 GPUs
+    cfg = ROOT / "recipes" / "accelerate" / "deepspeed-zero3.yaml"
+    assert main(["train", "--recipe", str(path), "--plan", "--accelerate-config", str(cfg), "--gpu-mem", "80"]) == 0
+    rows = [x for x in capsys.readouterr().out.splitlines() if x.startswith(tuple(f"| {s.name} " for s in r.stages))]
+    assert len(rows) == 4 and all(x.rstrip(" |").endswith("yes") for x in rows), rows
+
+
 def test_unknown_module_names_file_and_field(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text(
