@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa, mm-vet, seed"
+BENCHES = "mme, mmbench, pope, sqa, llava-bench, vqav2, vizwiz, textvqa, gqa, mm-vet, seed, muirbench, mvbench"
 
 
 def _add_judge_args(p: argparse.ArgumentParser) -> None:
@@ -112,11 +112,19 @@ def _ensemble(args) -> int:
 def _make_synthetic(args) -> int:
     from kanva.eval.synthetic import make_synthetic
 
-    m = make_synthetic(args.world, args.out, split=args.split, seed=args.seed)
-    print(f"{m['images']} images of split {m['split']} (seed {m['seed']}) -> {args.out}")
-    print("MME questions: " + ", ".join(f"{k} {v}" for k, v in m["mme"].items()))
-    print(f"MMBench: {m['mmbench']['questions']} questions in {m['mmbench']['rows']} circular rows")
-    print("POPE questions: " + ", ".join(f"{k} {v}" for k, v in m["pope"].items()))
+    m = make_synthetic(args.world, args.out, split=args.split, seed=args.seed, benchmarks=args.benchmarks.split(","))
+    if "images" in m:
+        print(f"{m['images']} images of split {m['split']} (seed {m['seed']}) -> {args.out}")
+    if "mme" in m:
+        print("MME questions: " + ", ".join(f"{k} {v}" for k, v in m["mme"].items()))
+    if "mmbench" in m:
+        print(f"MMBench: {m['mmbench']['questions']} questions in {m['mmbench']['rows']} circular rows")
+    if "pope" in m:
+        print("POPE questions: " + ", ".join(f"{k} {v}" for k, v in m["pope"].items()))
+    for b, what in (("muirbench", "sets"), ("mvbench", "clips")):
+        if b in m:
+            print(f"{b}: {m[b]['questions']} questions from {m[b][what]} {what} of split {m['split']} -> {m[b]['file']}: "
+                  + ", ".join(f"{k} {v}" for k, v in m[b]["tasks"].items()))
     for note in m["notes"]:
         print(f"note: {note}")
     return 0
@@ -149,7 +157,7 @@ def register(subparsers) -> None:
         help="benchmark data: MME folder/question file; MMBench TSV; POPE annotation files or their folder "
         "(plus LLaVA's question file); ScienceQA folder; LLaVA-Bench folder; VQAv2 questions [+ annotations]; "
         "VizWiz val.json/test.json; TextVQA question file [+ Rosetta OCR file]; GQA question file; MM-Vet folder; "
-        "SEED-Bench.json",
+        "SEED-Bench.json; MUIRBench-layout JSON (or its folder); MVBench folder (json/<task>.json)",
     )
     s.add_argument(
         "--predictions",
@@ -189,14 +197,19 @@ def register(subparsers) -> None:
 
     m = sub.add_parser(
         "make-synthetic",
-        help="MME/MMBench/POPE-format sets from a world's held-out split",
+        help="MME/MMBench/POPE-format sets (and MUIRBench/MVBench-layout multi-image and video sets) from a world's held-out split",
         description="Write MME (template layout), MMBench (TSV, circular rows) and POPE (3 annotation files) "
-        "sets whose answers follow from the world's annotations and the knowledge base.",
+        "sets whose answers follow from the world's annotations and the knowledge base; with --benchmarks also "
+        "multi-image (MUIRBench layout, from the split's sets) and video (MVBench layout, from its clips) "
+        "multiple choice.",
     )
     m.add_argument("--world", type=Path, required=True, help="world folder (kanva world generate)")
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--split", default="test", help="world split to draw images from (default test)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--benchmarks", default="mme,mmbench,pope",
+                   help="which sets, comma-separated (default mme,mmbench,pope): also muirbench (multi-image multiple "
+                   "choice from the split's sets) and mvbench (video multiple choice from its clips)")
     m.set_defaults(func=_make_synthetic)
 
     en = sub.add_parser(

@@ -17,7 +17,8 @@ from kanva.jsonfile import read_json
 TITLES = {"mme": "MME (points)", "pope": "POPE", "mmbench": "MMBench (CircularEval, %)", "sqa": "ScienceQA-IMG (%)",
           "llava-bench": "LLaVA-Bench (% of reference)", "vqav2": "VQAv2 (%)", "vizwiz": "VizWiz (%)",
           "textvqa": "TextVQA (%)", "gqa": "GQA (%)", "mm-vet": "MM-Vet (%)",
-          "seed": "SEED-Bench image (%)"}
+          "seed": "SEED-Bench image (%)", "muirbench": "Multi-image MC, MUIRBench layout (%)",
+          "mvbench": "Video MC, MVBench layout (%)"}
 
 
 def load_run(path: Path) -> dict:
@@ -72,6 +73,10 @@ def metrics(r: dict) -> tuple[dict[str, float], dict[str, float]]:
     if b == "gqa":
         table = {"accuracy": r["accuracy"], "binary": r["binary"], "open": r["open"]}
         return table, dict(table)
+    if b in ("muirbench", "mvbench"):
+        table = {"overall": r["overall"], **{f"kind: {k}": v["accuracy"] for k, v in r["kinds"].items()},
+                 **{k: v["accuracy"] for k, v in r["tasks"].items()}}
+        return table, dict(table)
     table = {"overall": r["overall"], **r["categories"]}
     return table, dict(table)
 
@@ -98,6 +103,8 @@ HEADLINES = {
     "gqa": [("GQA", lambda r: r["accuracy"])],
     "mm-vet": [("MM-Vet", lambda r: r["total"])],
     "seed": [("SEED-IMG", lambda r: r["image_accuracy"])],
+    "muirbench": [("Multi-image MC", lambda r: r["overall"])],
+    "mvbench": [("Video MC", lambda r: r["overall"])],
 }
 
 

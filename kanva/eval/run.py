@@ -127,7 +127,7 @@ def run_benchmark(
         with open(target, "a", encoding="utf-8") as f:
             for start in range(0, len(mine), batch_size):
                 batch = mine[start : start + batch_size]
-                rows = [([it.image()] if it.image else [], [{"role": "user", "content": it.prompt}]) for it in batch]
+                rows = [(it.load_media(generator.proc), [{"role": "user", "content": it.prompt}]) for it in batch]
                 t0 = time.perf_counter()
                 texts = generator.generate(rows, max_new_tokens=max_new, temperature=0.0)
                 gen_seconds += time.perf_counter() - t0

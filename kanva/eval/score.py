@@ -11,11 +11,12 @@ from typing import Sequence
 
 from kanva.errors import KanvaError
 
-BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet", "seed")
+BENCHMARKS = ("mme", "mmbench", "pope", "sqa", "llava-bench", "vqav2", "vizwiz", "textvqa", "gqa", "mm-vet", "seed",
+              "muirbench", "mvbench")
 # Benchmarks whose answers `--upload FILE` turns into the file an evaluation server takes.
 UPLOADS = ("vqav2", "vizwiz", "textvqa", "gqa", "mmbench", "mm-vet")
 # Benchmarks scored through their `kanva.eval.tasks` entry alone (no options beyond data and answers).
-_TASK_SCORED = ("vqav2", "vizwiz", "textvqa", "gqa", "seed")
+_TASK_SCORED = ("vqav2", "vizwiz", "textvqa", "gqa", "seed", "muirbench", "mvbench")
 
 
 def check_bench(bench: str) -> str:
@@ -66,6 +67,9 @@ def score(
                 "notes": ["graded by the official MM-Vet grader from the upload file (or here with --judge-model)"]}
     if bench in _TASK_SCORED:
         from kanva.eval.tasks import get_task
+
+        if not data:
+            raise KanvaError(f"{bench}: --data is required")
 
         task = get_task(bench)
         loaded = task.load(data, split)

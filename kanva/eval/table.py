@@ -28,6 +28,18 @@ def format_result(r: dict) -> str:
         rows = [("image accuracy", f"{r['image_accuracy']:.2f}", r["questions"])]
         rows += [(f"dimension: {k}", f"{v:.2f}", "") for k, v in r["dimensions"].items()]
         out = _rows("SEED-Bench image part (percent; the answer must be the letter exactly)", rows, ("metric", "acc", "n"))
+    elif b in ("muirbench", "mvbench"):
+        def ci(row: dict) -> str:
+            return f"[{row['ci'][0]:.1f}, {row['ci'][1]:.1f}]"
+
+        rows = [("overall", f"{r['overall']:.2f}", f"[{r['overall_ci'][0]:.1f}, {r['overall_ci'][1]:.1f}]", r["questions"])]
+        rows += [(f"kind: {k}", f"{v['accuracy']:.2f}", ci(v), v["questions"]) for k, v in r["kinds"].items()]
+        rows += [(f"task: {k}", f"{v['accuracy']:.2f}", ci(v), v["questions"]) for k, v in r["tasks"].items()]
+        layout = "MUIRBench" if b == "muirbench" else "MVBench"
+        out = _rows(f"{b} (percent right, {layout} layout; 95% bootstrap intervals over questions)", rows,
+                    ("metric", "acc", "95% CI", "n"))
+        out += (f"\nfailed extraction: {r['failed_extraction']} answers; letters right "
+                f"{r['letters']['truth']}, predicted {r['letters']['predicted']}")
     elif b == "mmbench" and "overall" not in r:
         out = "mmbench: not scored here"
     elif b == "mm-vet" and "total" not in r:

@@ -24,6 +24,14 @@ class RunItem:
     image: Callable[[], Any] | None  # () -> PIL.Image, loaded lazily; None for text-only questions
     fields: dict[str, Any] = field(default_factory=dict)  # category, image: written into the answer row
     unit: str = ""  # --limit keeps units whole
+    # (processor) -> [images and kanva.model.video.Video, in order]: questions over several images or a
+    # video, read with the model's own processor (a video is sampled to the model's frame count)
+    media: Callable[[Any], list] | None = None
+
+    def load_media(self, proc) -> list:
+        if self.media is not None:
+            return self.media(proc)
+        return [self.image()] if self.image else []
 
 
 def _open_image(path: Path, where: str):
@@ -323,6 +331,58 @@ def _seed_score(data, answers, **_):
     return score_seed(data, answers)
 
 
+# --- MUIRBench-, MVBench-layout multiple choice (several images, a video) ------------------------------------
+def _muir_load(paths, split):
+    from kanva.eval.muirbench import load_muirbench
+
+    return load_muirbench(paths[0])
+
+
+def _muir_media(q, image_root):
+    images = [Path(image_root) / p.name for p in q.images] if image_root else list(q.images)
+    return lambda proc: [proc.load_image(p, source=q.where) for p in images]
+
+
+def _muir_items(data, style, image_root):
+    from kanva.eval.prompts import choice_prompt
+
+    # MUIRBench's prompt under lmms-eval is this same layout: question, "A. ..." lines, the choice instruction
+    return [RunItem(q.qid, choice_prompt(q.question, q.options, None, style, context_label=True), None,
+                    {"category": q.task}, unit=q.qid, media=_muir_media(q, image_root)) for q in data.questions]
+
+
+def _mvb_load(paths, split):
+    from kanva.eval.mvbench import load_mvbench
+
+    return load_mvbench(paths[0])
+
+
+def _mvb_media(q, image_root):
+    path = Path(image_root) / q.video.name if image_root else q.video
+
+    def load(proc):
+        if proc.max_frames is None:
+            raise KanvaError(f"{q.where}: a video question, and this model takes no video (a single-image llava "
+                             "model); answer mvbench with an onevision model (kanva model build --preset tiny-ov or "
+                             "smol-ov, or one trained from them)")
+        return [proc.load_video(path, source=q.where)]
+
+    return load
+
+
+def _mvb_items(data, style, image_root):
+    from kanva.eval.mvbench import mvbench_prompt
+
+    return [RunItem(q.qid, mvbench_prompt(q, style), None, {"category": q.task, "video": q.video.name}, unit=q.qid,
+                    media=_mvb_media(q, image_root)) for q in data.questions]
+
+
+def _mc_score(data, answers, **_):
+    from kanva.eval.multichoice import score_choices
+
+    return score_choices(data, answers)
+
+
 TASKS = {
     "mme": Task("mme", 128, _mme_load, _mme_items, _mme_subset, _mme_score),
     "pope": Task("pope", 128, _pope_load, _pope_items, _pope_subset, _pope_score),
@@ -333,6 +393,8 @@ TASKS = {
     "gqa": Task("gqa", 128, _gqa_load, _gqa_items, _qid_subset, _gqa_score),
     "mm-vet": Task("mm-vet", 1024, _mmvet_load, _mmvet_items, _qid_subset, _mmvet_score),
     "seed": Task("seed", 128, _seed_load, _seed_items, _qid_subset, _seed_score),
+    "muirbench": Task("muirbench", 128, _muir_load, _muir_items, _qid_subset, _mc_score),
+    "mvbench": Task("mvbench", 128, _mvb_load, _mvb_items, _qid_subset, _mc_score),
 }
 
 

@@ -9,7 +9,13 @@ texts) and the knowledge base, and written in the official formats so the same l
     OUT/mmbench/mmbench_synthetic.tsv          MMBench TSV, base64 images, circular passes as their own
                                                rows (index + k * 1000000)
     OUT/pope/coco_pope_<split>.json + images/  POPE annotation files for random, popular, adversarial
+    OUT/muirbench/muirbench_synthetic.json     multi-image multiple choice from the split's sets, MUIRBench's
+               + images/                       fields (kanva/eval/synthetic/multi.py)
+    OUT/mvbench/json/<task>.json + video/      video multiple choice from the split's clips, MVBench's
+                                               layout (kanva/eval/synthetic/video.py)
     OUT/synthetic.json                         what was written, per subtask, and the settings
+
+`benchmarks` picks which (default the three single-image ones, as before the multi-image and video sets).
 
 Output is a function of (world, split, seed): question choices are seeded per image and subtask.
 """
@@ -44,13 +50,17 @@ def _default_kb():
     return load_kb()
 
 
-def _copy_image(scene: Scene, folder: Path) -> None:
-    if not scene.path.is_file():
-        raise KanvaError(f"{scene.path}: image of {scene.file_name!r} not found")
-    dest = folder / scene.file_name
-    if not dest.is_file() or dest.stat().st_size != scene.path.stat().st_size:
+def copy_file(src: Path, dest: Path) -> None:
+    """Copies an image or video beside the benchmark files (skipped when the same-sized copy is there)."""
+    if not src.is_file():
+        raise KanvaError(f"{src}: not found")
+    if not dest.is_file() or dest.stat().st_size != src.stat().st_size:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(scene.path, dest)
+        shutil.copyfile(src, dest)
+
+
+def _copy_image(scene: Scene, folder: Path) -> None:
+    copy_file(scene.path, folder / scene.file_name)
 
 
 def write_mme(world: WorldSplit, kx, seed: int, out: Path) -> dict[str, int]:
@@ -151,25 +161,53 @@ def write_pope(world: WorldSplit, seed: int, out: Path) -> dict[str, int]:
     return {s: len(rows) for s, rows in files.items()}
 
 
-def make_synthetic(world: Path, out: Path, split: str = "test", seed: int = 0, kb: Any = None) -> dict:
-    """Writes the three sets and a manifest; returns the manifest."""
-    ws = load_world_split(world, split)
-    if not ws.scenes:
-        raise KanvaError(f"{ws.source}: no images in split {split!r}")
+SINGLE_IMAGE = ("mme", "mmbench", "pope")
+SEQUENCES = ("muirbench", "mvbench")  # from the split's multi-image sets / clips (`kanva world generate --sets/--clips`)
+BENCHMARKS = SINGLE_IMAGE + SEQUENCES
+
+
+def check_benchmarks(benchmarks) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(benchmarks))
+    unknown = [b for b in chosen if b not in BENCHMARKS]
+    if unknown or not chosen:
+        raise KanvaError(f"--benchmarks: unknown {', '.join(map(repr, unknown)) or 'empty list'} "
+                         f"(choose from {', '.join(BENCHMARKS)})")
+    return chosen
+
+
+def make_synthetic(world: Path, out: Path, split: str = "test", seed: int = 0, kb: Any = None,
+                   benchmarks=SINGLE_IMAGE) -> dict:
+    """Writes the chosen sets (default the three single-image ones) and a manifest; returns the manifest.
+
+    `muirbench` (multi-image) and `mvbench` (video) are drawn from the split's sets and clips
+    (kanva/eval/synthetic/multi.py, video.py); the single-image sets from its still images."""
+    chosen = check_benchmarks(benchmarks)
     kb = kb if kb is not None else _default_kb()
-    kx = build_index(kb, ws.categories) if kb is not None else None
     out = Path(out)
-    manifest = {
-        "world": str(world),
-        "split": split,
-        "seed": seed,
-        "images": len(ws.scenes),
-        "knowledge": "kanva.knowledge" if kb is not None else None,
-        "mme": write_mme(ws, kx, seed, out / "mme"),
-        "mmbench": write_mmbench(ws, kx, seed, out / "mmbench", split),
-        "pope": write_pope(ws, seed, out / "pope"),
-        "notes": [] if kb is not None else ["no knowledge base available: the knowledge subtask is empty"],
-    }
+    manifest: dict[str, Any] = {"world": str(world), "split": split, "seed": seed, "benchmarks": list(chosen),
+                                "knowledge": "kanva.knowledge" if kb is not None else None, "notes": []}
+    if any(b in SINGLE_IMAGE for b in chosen):
+        ws = load_world_split(world, split)
+        if not ws.scenes:
+            raise KanvaError(f"{ws.source}: no images in split {split!r}")
+        kx = build_index(kb, ws.categories) if kb is not None else None
+        manifest["images"] = len(ws.scenes)
+        if "mme" in chosen:
+            manifest["mme"] = write_mme(ws, kx, seed, out / "mme")
+        if "mmbench" in chosen:
+            manifest["mmbench"] = write_mmbench(ws, kx, seed, out / "mmbench", split)
+        if "pope" in chosen:
+            manifest["pope"] = write_pope(ws, seed, out / "pope")
+    if "muirbench" in chosen:
+        from kanva.eval.synthetic.multi import write_multi_image
+
+        manifest["muirbench"] = write_multi_image(Path(world), split, kb, seed, out / "muirbench")
+    if "mvbench" in chosen:
+        from kanva.eval.synthetic.video import write_video
+
+        manifest["mvbench"] = write_video(Path(world), split, kb, seed, out / "mvbench")
+    if kb is None:
+        manifest["notes"].append("no knowledge base available: the knowledge subtasks are empty")
     out.mkdir(parents=True, exist_ok=True)
     (out / "synthetic.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
