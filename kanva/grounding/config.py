@@ -13,6 +13,16 @@ GROUNDINGS = ("scaled", "saturating")  # projector.ground_projector
 
 
 @dataclass
+class OnevisionGrounding:
+    """What a OneVision model adds to the stage (kanva/grounding/frames.py, layout.py): the word its newline
+    feature becomes, and video frames labelled on the grid transformers pools them to."""
+
+    newline: str = "|"  # image_newline := this word's input embedding; scene text writes it where the feature goes
+    frames_per_step: int = 16  # clip frames per step beside `batch_size` images (0: none; the model reads no video)
+    clips: int = 0  # the first N clips of the split give their frames (0: all)
+
+
+@dataclass
 class PatchPretrainConfig:
     coco: str = ""  # COCO root: annotations/instances_{split}.json and {split}/ images
     split: str = "train"
@@ -41,6 +51,8 @@ class PatchPretrainConfig:
     log_every: int = 10
     save_every: int = 200  # steps between resume checkpoints (OUT/checkpoints/step-N); 0: none
     keep_checkpoints: int = 1
+    # OneVision models only (null: its defaults there; an error on a Llava model).
+    onevision: OnevisionGrounding | None = None
 
     def check(self, where: str = "vision pretraining") -> PatchPretrainConfig:
         """Every check a value can fail before any model is loaded; errors name `where` and the field."""
@@ -62,6 +74,10 @@ class PatchPretrainConfig:
                 raise KanvaError(f"{where}: {name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_ratio < 1:
             raise KanvaError(f"{where}: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        ov = self.onevision
+        if ov is not None and (ov.frames_per_step < 0 or ov.clips < 0 or not ov.newline.strip()):
+            raise KanvaError(f"{where}: onevision: frames_per_step and clips must be >= 0 and newline a word, got "
+                             f"{ov.frames_per_step}, {ov.clips}, {ov.newline!r}")
         if not 0 < self.min_cover <= 1:
             raise KanvaError(f"{where}: min_cover must be in (0, 1], got {self.min_cover}")
         return self

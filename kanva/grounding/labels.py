@@ -146,10 +146,13 @@ def one_token_spellings(tokenizer, words: list[str]) -> list[str]:
     return out
 
 
-def save_label_space(model_dir: Path, space: PatchLabelSpace, readout: dict, metrics: dict) -> Path:
-    """`patch_labels.json`: the space, how to read the classifier back out of the projector, the stage's metrics."""
+def save_label_space(model_dir: Path, space: PatchLabelSpace, readout: dict, metrics: dict,
+                     onevision: dict | None = None) -> Path:
+    """`patch_labels.json`: the space, how to read the classifier back out of the projector, the stage's metrics,
+    and for a OneVision model its newline word and whether frames were labelled (`onevision`, layout.py)."""
     path = Path(model_dir) / LABELS_FILE
-    path.write_text(json.dumps({**space.to_json(), "grounding": readout, "metrics": metrics}, indent=1))
+    extra = {"onevision": onevision} if onevision is not None else {}
+    path.write_text(json.dumps({**space.to_json(), "grounding": readout, "metrics": metrics, **extra}, indent=1))
     return path
 
 

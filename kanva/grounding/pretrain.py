@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from kanva.data.coco import load_coco
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
+from kanva.grounding.frames import frame_mean, load_frames
 from kanva.grounding.evaluate import evaluate_patches, feature_rms, median_positive_logit, vision_features
 from kanva.grounding.images import hflip_targets, load_images, normalize
 from kanva.grounding.labels import (LABELS_FILE, build_label_space, one_token_spellings, read_label_file,
@@ -45,8 +46,6 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     """Train the vision encoder on per-patch labels, ground the projector, save a Llava model dir at `out_dir`.
 
     `resume`: continue from the newest checkpoint in `out_dir` (from scratch when there is none)."""
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
-
     cfg.check()
     model_dir, out_dir, coco = Path(model_dir), Path(out_dir), Path(cfg.coco)
     if (out_dir / LABELS_FILE).is_file():
@@ -59,8 +58,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
         raise KanvaError(f"{out_dir}: holds checkpoints of an interrupted run; pass --resume to continue it, "
                          "or use a new --out")
     torch.manual_seed(cfg.seed)
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model, processor, ov = _load(model_dir, cfg)
     ip = processor.image_processor
     size = ip.size.get("height") or ip.size.get("shortest_edge")
     patch = model.config.vision_config.patch_size
@@ -75,6 +73,10 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     targets = _targets(train, images, space, size, patch)
     # Targets of flipped images, where they are not just the flipped targets ("around": see targets.py).
     mirrored = _targets(train, images, space, size, patch, mirror=True) if cfg.hflip and space.color_cells != "shared" else None
+    frames = None
+    if ov is not None and ov.frames_per_step:  # the split's clip frames, labelled on the pooled grid (frames.py)
+        frames = load_frames(coco, cfg.split, space, size, grid, ov.clips)
+        fmean = torch.tensor(frame_mean(ip.image_mean), dtype=torch.float32)
     val = None
     if cfg.val_split and (coco / "annotations" / f"instances_{cfg.val_split}.json").is_file():
         vcoco = load_coco(coco, cfg.val_split, captions=False)
@@ -127,6 +129,8 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
                 flip = (torch.rand(cfg.batch_size, generator=gen) < 0.5) & ~has_text[idx]
                 x[flip] = x[flip].flip(-1)
                 t[flip] = hflip_targets(t[flip], grid) if mirrored is None else mirrored[idx[flip]].float()
+            if frames is not None:
+                x, t = _with_frames(x, t, frames, fmean, std, ov.frames_per_step, gen, cfg.hflip)
             logits = head(vision_features(model, x))
             loss = F.binary_cross_entropy_with_logits(logits, t, pos_weight=pos_weight)
             if not torch.isfinite(loss):
@@ -163,10 +167,63 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     rms = feature_rms(model, pix[:64], mean, std)
     init_free_rows(model, readout["rows"], rms, cfg.seed)
     metrics["feature_rms"] = round(rms, 3)
+    layout = None
+    if ov is not None:  # the newline feature becomes a word too, and the video processor marks frames
+        with torch.no_grad():
+            model.model.image_newline.copy_(word_embeddings(model, processor.tokenizer, [ov.newline])[0])
+        layout = {"newline": ov.newline, "frames": frames is not None}
+        if frames is not None:
+            layout["frame_mean"] = frame_mean(ip.image_mean)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    if layout is not None and frames is not None:
+        _set_video_mean(out_dir, layout["frame_mean"])
     if (model_dir / "kanva.json").is_file():
         shutil.copyfile(model_dir / "kanva.json", out_dir / "kanva.json")
-    save_label_space(out_dir, space, readout, metrics)  # last: its presence marks the stage finished
+    save_label_space(out_dir, space, readout, metrics, layout)  # last: its presence marks the stage finished
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return metrics
+
+
+def _load(model_dir: Path, cfg: PatchPretrainConfig):
+    """(model, processor, OneVision settings or None): a Llava or a LlavaOnevision model directory."""
+    import json
+
+    from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
+
+    onevision = json.loads((model_dir / "config.json").read_text()).get("model_type") == "llava_onevision"
+    if not onevision:
+        if cfg.onevision is not None:
+            raise KanvaError(f"{model_dir}: a Llava model; the vision config's `onevision` applies to OneVision "
+                             "models only (--preset tiny-ov, smol-ov)")
+        return LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32), \
+            AutoProcessor.from_pretrained(model_dir), None
+    from kanva.grounding.config import OnevisionGrounding
+    from kanva.model.onevision import OnevisionProcessor
+
+    model = LlavaOnevisionForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    return model, OnevisionProcessor.from_pretrained(model_dir), cfg.onevision or OnevisionGrounding()
+
+
+def _with_frames(x, t, frames, fmean, std, n: int, gen: torch.Generator, hflip: bool):
+    """The batch with `n` clip frames appended (normalised with the frames' mean; mirrored at random)."""
+    pix, tgt, mir = frames
+    idx = torch.randint(len(pix), (n,), generator=gen)
+    fx, ft = normalize(pix[idx], fmean, std), tgt[idx].float()
+    if hflip:
+        flip = torch.rand(n, generator=gen) < 0.5
+        fx[flip] = fx[flip].flip(-1)
+        ft[flip] = mir[idx[flip]].float()
+    return torch.cat([x, fx]), torch.cat([t, ft])
+
+
+def _set_video_mean(out_dir: Path, mean: list[float]) -> None:
+    """The saved video processor normalises frames with the frames' mean (frames.py: the cue of a frame)."""
+    import json
+
+    from kanva.model.onevision import PROCESSOR_FILE
+
+    path = out_dir / PROCESSOR_FILE
+    record = json.loads(path.read_text())
+    record["video_processor"]["image_mean"] = mean
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
