@@ -90,9 +90,9 @@ def _find(s: ImageSet, vocab: list[str], seed: int, src: dict) -> Draft | None:
         if opts:
             found.append((c, hits, opts))
     none = which_images(len(s.images), set())
-    # "none of the images" is one option among n + 1: asked about that often, with a category of the split
-    # that no image has, so the filler options are right as often as an image is
-    if absent and none and (not found or r.random() < 1 / (len(s.images) + 1)):
+    # "none of the images" is one answer among n + 1: asked about that often (a category of the split that no
+    # image has), so the filler options are right about as often as an image is, and not more
+    if absent and none and r.random() < 1 / (len(s.images) + 1):
         found = [(r.choice(absent), set(), none)]
     if not found:
         return None

@@ -6,7 +6,8 @@ task, the knowledge base's fact properties (kanva/knowledge/properties.py). Task
 
 - `moving_direction`: which object moves to the left (right); the distractors do not;
 - `leaving_object` / `appearing_object`: which object leaves the scene / comes into view;
-- `appearance_order`: which of two objects comes into view first (or both at once, or neither);
+- `appearance_order`: which of two objects comes into view first (or both at once, or neither: each of the
+  four answers is right about a quarter of the time);
 - `count_at_end`: how many of a category are in view at the end;
 - `knowledge_motion` (kind "knowledge"): which way "the animal that eats only plants" moves: the clip holds
   exactly one object with the property, so the question can only be answered by knowing the fact.
@@ -98,23 +99,32 @@ def _leave_or_appear(clip: Clip, absent: list[str], seed: int, src: dict, task: 
                  facts={"category": right, "frame": frame})
 
 
-def _order(clip: Clip, seed: int, src: dict) -> Draft | None:
+def _order(clip: Clip, absent: list[str], seed: int, src: dict) -> Draft | None:
     r = _rng(seed, clip, "order")
     single = [c for c in _cats(clip) if sum(t.category == c for t in clip.tracks) == 1]
     index = {clip.tracks[i].category: i for i in range(len(clip.tracks)) if clip.tracks[i].category in single}
-    first = {c: sf.first_seen(clip, i, VISIBLE) for c, i in index.items()}
-    pairs = [(a, b) for a in sorted(first) for b in sorted(first)
-             if a < b and first[a] is not None and first[b] is not None and max(first[a], first[b]) > 0]
-    if not pairs:
-        return None
-    a, b = r.choice(pairs)
-    if r.random() < 0.5:
-        a, b = b, a  # either object may be named first
+    first = {c: f for c, i in index.items() if (f := sf.first_seen(clip, i, VISIBLE)) is not None}
+    pairs = [(a, b) for a in sorted(first) for b in sorted(first) if a < b]
+    ordered = [(a, b) for a, b in pairs if first[a] != first[b]]
     together, neither = "Both at the same moment", "Neither of them appears"
-    right = together if first[a] == first[b] else f"The {a if first[a] < first[b] else b}"
+    # each of the four options is right about a quarter of the time: two objects seen from different frames
+    # (either one first), seen from the same frame, or two objects the clip does not have at all
+    pick = r.random()
+    if pick < 0.25 and len(absent) >= 2:
+        a, b = r.sample(absent, 2)
+        right, facts = neither, {"first_seen": {a: None, b: None}}
+    else:
+        same = [(a, b) for a, b in pairs if first[a] == first[b]]
+        pool = same if (pick < 0.5 and same) or not ordered else ordered
+        if not pool:
+            return None
+        a, b = r.choice(pool)
+        if r.random() < 0.5:
+            a, b = b, a  # either object may be named first
+        right = together if first[a] == first[b] else f"The {a if first[a] < first[b] else b}"
+        facts = {"first_seen": {a: first[a], b: first[b]}}
     q = _rng(seed, clip, "order:wording").choice(ORDER).format(a=a, b=b)
-    return draft("appearance_order", q, right, [f"The {a}", f"The {b}", together, neither], source=src,
-                 facts={"first_seen": {a: first[a], b: first[b]}})
+    return draft("appearance_order", q, right, [f"The {a}", f"The {b}", together, neither], source=src, facts=facts)
 
 
 def _end_count(clip: Clip, seed: int, src: dict) -> Draft | None:
@@ -163,7 +173,7 @@ def clip_drafts(clip: Clip, vocab: list[str], kx: KnowledgeIndex | None, seed: i
     src = {"clip_id": clip.id, "split": split}
     absent = [c for c in vocab if c not in set(_cats(clip))]
     out = [_direction(clip, absent, seed, src), _leave_or_appear(clip, absent, seed, src, "leaving_object"),
-           _leave_or_appear(clip, absent, seed, src, "appearing_object"), _order(clip, seed, src),
+           _leave_or_appear(clip, absent, seed, src, "appearing_object"), _order(clip, absent, seed, src),
            _end_count(clip, seed, src), _knowledge(clip, kx, seed, src)]
     return [d for d in out if d is not None]
 
