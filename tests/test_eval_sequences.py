@@ -242,6 +242,10 @@ def test_run_onevision_end_to_end_and_llava_refused_on_video(synth, tiny_ov_mode
         data = load_muirbench(synth / bench) if bench == "muirbench" else load_mvbench(synth / bench)
         tasks = {q.qid: q.task for q in data.questions}
         assert all(row["category"] == tasks[row["question_id"]] and row["prompt"].endswith("directly.") for row in rows)
+    runs = [str(tmp_path / f"{b}.results.json") for b in BENCHES]
+    assert main(["eval", "report", *runs, "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert "Multi-image MC" in page and "Video MC" in page
     # a single-image llava model: several images are placed one after the other; a video is refused
     out = tmp_path / "llava.jsonl"
     assert main(["eval", "run", "muirbench", "--model", str(tiny_model), "--data", str(synth / "muirbench"),
