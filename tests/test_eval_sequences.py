@@ -259,3 +259,45 @@ def test_lmms_eval_prompt_style(synth):
     q = load_mvbench(synth / "mvbench").questions[0]
     p = mvbench_prompt(q, "lmms-eval")
     assert p.startswith(f"Question:{q.question}\nOption:\n(A) {q.options['A']}\n") and p.endswith("Only give the best option.\n")
+
+
+def test_lmms_plugin_reads_videos_for_onevision(synth, tiny_ov_model, tiny_model, monkeypatch):
+    """The lmms-eval `kanva` model entry with lmms-eval's two base names stubbed (lmms-eval is not installed
+    here; tests/test_lmms_eval_run.py runs the real one where it is): a video path becomes a Video for an
+    onevision model and is refused, naming the task, for a llava model."""
+    import importlib
+    import sys
+    import types
+
+    api = types.ModuleType("lmms_eval.api")
+    inst, model = types.ModuleType("lmms_eval.api.instance"), types.ModuleType("lmms_eval.api.model")
+    inst.Instance = object
+    model.lmms = type("lmms", (), {"__init__": lambda self: None})
+    for name, mod in {"lmms_eval": types.ModuleType("lmms_eval"), "lmms_eval.api": api,
+                      "lmms_eval.api.instance": inst, "lmms_eval.api.model": model}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.delitem(sys.modules, "kanva.lmms.models.kanva", raising=False)
+    try:
+        Kanva = importlib.import_module("kanva.lmms.models.kanva").Kanva
+        _plugin_checks(Kanva, synth, tiny_ov_model, tiny_model)
+    finally:  # not left built on the stubs for a later import with the real lmms-eval
+        sys.modules.pop("kanva.lmms.models.kanva", None)
+
+
+def _plugin_checks(Kanva, synth, tiny_ov_model, tiny_model):
+    import types
+
+    from kanva.model.video import Video
+
+    video = str(next((synth / "mvbench" / "video").glob("*.mp4")))
+    req = types.SimpleNamespace(args=("<image>Which way?", {}, lambda doc: [doc["v"]], 0, "mvb", "test"))
+    ov = Kanva(pretrained=str(tiny_ov_model))
+    ov.task_dict = {"mvb": {"test": {0: {"v": video}}}}
+    media, messages = ov._row(req)
+    assert isinstance(media[0], Video) and len(media[0].frames) == ov.generator.proc.max_frames
+    assert messages == [{"role": "user", "content": "Which way?"}]
+    assert ov.generator.generate([(media, messages)], max_new_tokens=2)
+    llava = Kanva(pretrained=str(tiny_model))
+    llava.task_dict = ov.task_dict
+    with pytest.raises(ValueError, match="task 'mvb' gives video input, and this model takes no video"):
+        llava._row(req)

@@ -9,12 +9,14 @@ Per request: the task's visuals (PIL images; none for text-only questions) and i
 one user turn; generation settings from the task: max_new_tokens (default 1024, as llava_hf),
 temperature (0 = greedy), top_p, and `until` strings, which end an answer and are cut from it.
 Requests are grouped by their settings and answered in batches; answers come back in request order.
-Video inputs and log-likelihood requests are refused with a message naming the task.
+Videos (lmms-eval passes their paths) are read by the model's processor for an onevision model and refused
+for a single-image llava model; log-likelihood requests are refused; both messages name the task.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
@@ -38,10 +40,15 @@ class Kanva(lmms):
         context, _, doc_to_visual, doc_id, task, split = req.args
         visuals = doc_to_visual(self.task_dict[task][split][doc_id]) if doc_to_visual else []
         visuals = [v for v in (visuals or []) if v is not None]
-        if any(isinstance(v, str) for v in visuals):
-            raise ValueError(f"kanva: task {task!r} gives video input, which this model entry does not take")
+        proc = self.generator.proc
+        if any(isinstance(v, str) for v in visuals) and proc.max_frames is None:
+            raise ValueError(f"kanva: task {task!r} gives video input, and this model takes no video (a single-image "
+                             "llava model; an onevision model does)")
+        # lmms-eval gives a video as its file path: read and sampled by the model's processor, as `kanva eval run`
+        media = [proc.load_video(Path(v), source=f"task {task}") if isinstance(v, str) else v.convert("RGB")
+                 for v in visuals]
         text = context.replace(IMAGE_MARK, "").strip() if IMAGE_MARK in context else context
-        return ([v.convert("RGB") for v in visuals], [{"role": "user", "content": text}])
+        return (media, [{"role": "user", "content": text}])
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         groups: dict[str, list[int]] = {}
