@@ -33,17 +33,19 @@ from kanva.eval.synthetic.scenes import VISIBLE
 from kanva.knowledge.properties import KnowledgeIndex, Property, build_index
 from kanva.words import article, number_word, plural
 
-# Several wordings per task, none of them evolution's where a natural alternative exists.
-FIND = ("Which image shows {a_x}?", "In which of the images can you see {a_x}?", "{A_x} appears in which image?",
-        "Which picture contains {a_x}?")
+# Several wordings per task, each other than evolution's (kanva/data/ops/sets.py), so a score measures the
+# skill and not one phrasing learned in training.
+FIND = ("{A_x} appears in which image?", "Which of the images has {a_x} in it?", "In which picture is there {a_x}?",
+        "Look at the images: which one includes {a_x}?")
 TOTAL = ("How many different {p} can be seen in these images altogether?",
-         "Counting across all the images, how many distinct {p} are there?",
-         "Over the whole set of images, how many separate {p} appear?")
-MOST = ("Which image has the most {p}?", "In which picture are there more {p} than in any other?",
+         "Over the whole set of images, how many separate {p} appear?",
+         "Taking every picture into account, how many distinct {p} are shown?")
+MOST = ("Which image contains the greatest number of {p}?", "In which picture are there more {p} than in any other?",
         "Which of the images shows the largest number of {p}?")
-DIFF = ("Which object is in Image {i} but not in Image {j}?", "What does Image {i} show that Image {j} does not?",
-        "Which of these can be seen in Image {i} and is missing from Image {j}?")
-KNOW = ("Which image shows {pred}?", "In which of the images is there {pred}?", "Which picture contains {pred}?")
+DIFF = ("Comparing Image {i} with Image {j}, which object is only in Image {i}?",
+        "Which object appears in Image {i} and is absent from Image {j}?",
+        "Of these objects, which does Image {i} contain but Image {j} not?")
+KNOW = ("In which of the images is there {pred}?", "Which picture has {pred} in it?", "{Pred} can be seen in which image?")
 
 IMAGE_RELATION = {"change": "Temporal", "same_scene": "Complementary"}  # MUIRBench's relation names
 IMAGE_TYPE = "Synthetic scenes"
@@ -175,7 +177,8 @@ def _knowledge(s: ImageSet, kx: KnowledgeIndex | None, familiar, seed: int, src:
     if not facts_first:
         return None
     p, hits, (right, wrong) = r.choice(facts_first)
-    q = _rng(seed, s, "know:wording").choice(KNOW).format(pred=_phrase(p))
+    pred = _phrase(p)
+    q = _rng(seed, s, "know:wording").choice(KNOW).format(pred=pred, Pred=pred[0].upper() + pred[1:])
     holders = {k: sorted(p.members & shown[k]) for k in sorted(hits)}
     return draft("Knowledge Finding", q, right, wrong, kind="knowledge", source=src,
                  facts={"property": _phrase(p), "kind": p.kind, "hypernym": p.hypernym, "images": sorted(hits),

@@ -32,18 +32,20 @@ from kanva.eval.synthetic.scenes import VISIBLE
 from kanva.knowledge.properties import KnowledgeIndex, build_index
 from kanva.words import number_word, plural
 
-DIRECTION = ("Which object moves to the {d}?", "What is moving towards the {d} side of the picture?",
-             "Which of these travels to the {d} during the video?")
-LEAVING = ("Which object leaves the scene?", "What goes out of view during the video?",
-           "Which of these is no longer in the picture at the end?")
-APPEARING = ("Which object comes into view during the video?", "What enters the picture after the video starts?",
-             "Which of these is not visible at the start but is by the end?")
-ORDER = ("Which comes into view first, the {a} or the {b}?", "Which is seen earlier in the video: the {a} or the {b}?",
-         "Of the {a} and the {b}, which appears first?")
-END_COUNT = ("How many {p} are there at the end of the video?", "When the video ends, how many {p} can be seen?",
-             "How many {p} are visible in the last frame?")
-KNOW_MOTION = ("Which way does {the_x} move?", "In the video, where does {the_x} go?",
-               "What does {the_x} do in this video?")
+# Several wordings per task, each other than evolution's (kanva/data/ops/clips.py).
+DIRECTION = ("What is moving towards the {d} side of the picture?", "Which of these travels to the {d} during the video?",
+             "Which object heads {d}ward across the scene?")
+LEAVING = ("What goes out of the picture before the video is over?", "Which of these exits the scene during the video?",
+           "Which object is visible at first but has left by the final frame?")
+APPEARING = ("What enters the picture after the video starts?", "Which of these shows up partway through the video?",
+             "Which object is absent at the start and visible by the final frame?")
+ORDER = ("Of the {a} and the {b}, which appears first?", "Between the {a} and the {b}, which shows up sooner?",
+         "Which is in the picture sooner, the {a} or the {b}?")
+END_COUNT = ("By the end of the video, how many {p} remain in view?",
+             "How many {p} are left in the picture when the video finishes?",
+             "At the final moment of the video, how many {p} are visible?")
+KNOW_MOTION = ("What does {the_x} do in this video?", "How does {the_x} move during the video?",
+               "Watch {the_x}: which way does it go?")
 
 MOTION_OPTIONS = {"left": "It moves to the left", "right": "It moves to the right", None: "It stays where it is"}
 NOT_THERE = "There is no such thing in the video"
