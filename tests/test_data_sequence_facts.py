@@ -32,7 +32,8 @@ def test_set_facts_follow_the_visibility_rule():
         _rec(11, [_obj("dog", track=0), _obj("dog", 50, track=2)], captions=("A bird flies over two dogs.",)),
         _rec(12, [_obj("horse", track=3)]),
     ], kind="change", changes=[{"image": 1, "op": "add", "category": "dog", "track": 2, "color": None},
-                               {"image": 2, "op": "recolor", "category": "car", "track": 4, "from": "red", "to": "blue"}])
+                               {"image": 2, "op": "recolor", "category": "car", "track": 4, "from": "red",
+                                "to": "blue"}])
     assert F.showing(s, "dog") == (0, 1)
     assert F.showing(s, "cat") == ()  # 20% visible: not shown (the single-image rule)
     assert F.shown_categories(s) == ["dog", "horse"]
@@ -69,7 +70,7 @@ def test_clip_facts_from_boxes_without_motion_records():
     ])
     clip.tracks[4].bboxes = [(40.0, 60 - 10.0 * t, 10.0, 10.0) for t in range(6)]  # goes up
     m = {x.category: x for x in F.track_motions(clip)}
-    assert (m["dog"].direction, m["cup"].direction, m["cat"].direction, m["kite"].direction) == ("right", None, "right", "up")
+    assert [m[c].direction for c in ("dog", "cup", "cat", "kite")] == ["right", None, "right", "up"]
     assert m["dog"].source == "boxes" and m["cup"].kind == "static"
     assert F.leaving(clip) == [3]
     assert F.appearing(clip) == [2]

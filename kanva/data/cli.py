@@ -35,6 +35,24 @@ def _kb_arg(p: argparse.ArgumentParser) -> None:
                    "any vocabulary with `kanva knowledge build`)")
 
 
+def _kind_arg(p: argparse.ArgumentParser, image: str) -> None:
+    p.add_argument("--kind", choices=("image", "set", "clip"), default="image",
+                   help=f"image ({image}, default), set (the world's multi-image sets: --coco is the world, "
+                   "DIR/annotations/sets_SPLIT.json) or clip (its clips: DIR/annotations/clips_SPLIT.json)")
+
+
+def _sequence_only(args: argparse.Namespace, **unsupported: bool) -> None:
+    """Options of the single-image path that --kind set|clip does not take: an error, never ignored."""
+    from kanva.errors import KanvaError
+
+    bad = [name for name, given in unsupported.items() if given]
+    if bad:
+        raise KanvaError(f"--kind {args.kind}: {', '.join(bad)} not supported here (sets and clips are seeded "
+                         "and evolved by rules; their seeds use no knowledge base)")
+    if len(args.coco if isinstance(args.coco, list) else [args.coco]) != 1 or not args.split:
+        raise KanvaError(f"--kind {args.kind}: give the world as one --coco DIR, with --split")
+
+
 def _kb(args: argparse.Namespace):
     from kanva.knowledge import load_kb
 
@@ -50,8 +68,10 @@ def register(subparsers) -> None:
     p.add_argument("--coco", required=True, help="annotation root: DIR/annotations/{instances,captions}_SPLIT.json")
     p.add_argument("--split", required=True, help="split name, e.g. train or train2017")
     p.add_argument("--out", required=True, help="output LLaVA JSON (provenance goes to OUT.provenance.jsonl)")
+    _kind_arg(p, "seed the still images")
     p.add_argument("--types", default=TYPES_DEFAULT,
-                   help="comma-separated: conversation,detail,reasoning,align (default: the first three)")
+                   help="comma-separated: conversation,detail,reasoning,align (default: the first three; sets "
+                   "and clips: conversation,detail)")
     _llm_args(p, "rules", "rules, local, local:DIR or an OpenAI-compatible URL")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", action="append", default=[], help="file of images to leave out (repeatable)")
@@ -71,6 +91,7 @@ def register(subparsers) -> None:
     p.add_argument("--split", default=None, help="split of the --coco roots, e.g. train or train2017")
     p.add_argument("--out", required=True, help="output directory (evolved.json, provenance.jsonl, ...)")
     p.add_argument("--rounds", type=int, default=3)
+    _kind_arg(p, "evolve single-image samples")
     _llm_args(p, "none", "none, local, local:DIR or an OpenAI-compatible URL")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shard", default="0/1", help="i/N: evolve only shard i (0-based) of N; merge with `data merge`")
@@ -155,8 +176,30 @@ def _backend(args: argparse.Namespace, default_cache):
                         threads=args.threads)
 
 
+def _seed_sequences(args: argparse.Namespace) -> int:
+    from kanva.data.exclude import read_excludes
+    from kanva.data.seed import provenance_path, write_seeds
+    from kanva.data.sequence_join import load_sequences
+    from kanva.data.sequence_seed import TYPES, make_sequence_seeds
+
+    # set and clip seeds use no knowledge base (knowledge comes with evolution)
+    _sequence_only(args, **{"--llm": args.llm != "rules", "--prompts": bool(args.prompts), "--kb": bool(args.kb)})
+    seqs = load_sequences(args.coco, args.split, args.kind)
+    types = list(TYPES) if args.types == TYPES_DEFAULT else [t.strip() for t in args.types.split(",") if t.strip()]
+    samples, prov = make_sequence_seeds(seqs, types, seed=args.seed, exclude=read_excludes(args.exclude),
+                                        limit=args.limit)
+    write_seeds(samples, prov, args.out)
+    rejected = sum(r["status"] == "rejected" for r in prov)
+    print(f"wrote {len(samples)} samples about {args.kind}s to {args.out} ({rejected} candidates rejected; see "
+          f"{provenance_path(args.out)})")
+    return 0
+
+
 def _seed(args: argparse.Namespace) -> int:
     from pathlib import Path
+
+    if args.kind != "image":
+        return _seed_sequences(args)
 
     from kanva.data.coco import load_coco
     from kanva.data.exclude import read_excludes
@@ -208,6 +251,15 @@ def _evolve(args: argparse.Namespace) -> int:
     if args.no_knowledge:
         cfg.knowledge = False
     out = Path(args.out)
+    if args.kind != "image":
+        from kanva.data.sequence_evolve import run_sequence_evolve
+
+        _sequence_only(args, **{"--llm": args.llm != "none", "--judge": args.judge})
+        path = run_sequence_evolve(args.input, args.coco[0], args.split, out, args.kind, rounds=args.rounds,
+                                   seed=args.seed, shard=shard, exclude=args.exclude, cfg=cfg, kb=_kb(args),
+                                   overwrite=args.overwrite, progress=not args.quiet)
+        print(f"wrote {path} and {out / 'provenance.jsonl'}", file=sys.stderr)
+        return 0
     backend = _backend(args, out / "llm_cache")
     path = run_evolve(args.input, args.coco, args.split, out, rounds=args.rounds, seed=args.seed, shard=shard,
                       exclude=args.exclude, cfg=cfg, backend=backend, llm_spec=args.llm, overwrite=args.overwrite,

@@ -258,7 +258,14 @@ def coco_from_dicts(inst: Any, caps: Any, root: str | Path, split: str, ipath: P
         if rec is None:
             raise KanvaError(f"{cpath}: {where}.image_id {a.get('image_id')!r} is not in {ipath.name}")
         rec.captions.append(a["caption"].strip())
+    return index_records(root, split, images, categories, ipath)
 
+
+def index_records(root: Path, split: str, images: dict[int, ImageRec], categories: dict[int, tuple[str, str]],
+                  ipath: Path) -> CocoSet:
+    """A CocoSet of records whose objects and captions are filled in: each record's counts and caption
+    mentions, the dataset statistics and the base-name index (two records sharing a base name are an error
+    naming `ipath`)."""
     freq: Counter = Counter()
     cooccur: dict[str, Counter] = {}
     texts: set[str] = set()

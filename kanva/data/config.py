@@ -27,9 +27,19 @@ def _default_weights() -> dict[str, float]:
     }
 
 
+def _default_sequence_weights() -> dict[str, float]:
+    # Operators over multi-image sets and clips (`kanva data evolve --kind set|clip`); knowledge weighs most.
+    return {
+        "set_which": 1.0, "set_count": 1.0, "set_diff": 1.0, "set_change": 1.0, "set_knowledge": 2.0,
+        "clip_motion": 1.0, "clip_order": 1.0, "clip_leave": 1.0, "clip_count": 1.0, "clip_occlusion": 0.6,
+        "clip_knowledge": 2.0,
+    }
+
+
 @dataclass
 class EvolveConfig:
     weights: dict[str, float] = field(default_factory=_default_weights)
+    sequence_weights: dict[str, float] = field(default_factory=_default_sequence_weights)
     # POPE's three ways to draw an absent object; each existence pair draws one of them.
     exist_strategies: list[str] = field(default_factory=lambda: ["random", "popular", "adversarial"])
     mc_circular: bool = False  # emit all four circular rotations of each multiple-choice question
@@ -77,4 +87,4 @@ class EvolveConfig:
 
 
 # Settings added after the record format was fixed, with the default that leaves them out of it.
-LATER_DEFAULTS = {"knowledge": True}
+LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights()}

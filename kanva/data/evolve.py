@@ -179,7 +179,7 @@ class Evolver:
                 question=d.question, answer=d.answer, fmt=d.fmt, options=d.options, lineage=lineage,
                 parent=p.parent.id, round=p.round, operator=p.operator, template=d.template, objects=d.objects,
                 absent=d.absent, slots=d.slots, facts=[list(f) for f in d.facts], params=d.params, model=model,
-                prompt_hash=prompt_hash))
+                prompt_hash=prompt_hash, media=p.parent.media))
 
     def _eliminate(self, p: Pending) -> None:
         if p.reason is not None:

@@ -33,7 +33,7 @@ GROUNDINGS = ("coco", "text", "none")
 DETERMINERS = frozenset("a an the one two three four five six seven eight nine ten this that these those some "
                         "another each every his her their its my your our several many".split())
 # How provenance and the report name each grounding.
-GROUNDING_LABELS = {"coco": "coco", "text": "text-grounded", "none": "none"}
+GROUNDING_LABELS = {"coco": "coco", "text": "text-grounded", "none": "none", "set": "set", "clip": "clip"}
 
 
 def _load_one(spec: Path, split: str | None) -> CocoSet:

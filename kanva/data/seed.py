@@ -262,7 +262,7 @@ def _sample(rec: ImageRec, kind: str, turns: list[tuple[str, str]]) -> dict:
     return {"id": f"{rec.id}-{kind}", "image": rec.file_name, "conversations": conv}
 
 
-def _check_turns(rec: ImageRec, turns: list[tuple[str, str]], trace: LLMTrace | None,
+def check_turns(rec: ImageRec, turns: list[tuple[str, str]], trace: LLMTrace | None,
                  facts: list[list[str]] | None = None) -> str | None:
     for q, a in turns:
         reason = check(Unit("", rec.file_name, rec.id, q, a, "open", facts=facts or []), rec, None, trace)
@@ -314,7 +314,7 @@ def make_seeds(coco: CocoSet, kb: KBView, types: Iterable[str], seed: int = 0, b
                 continue
             turns = llm_seed(kind, reply.text, rng, prompts)
             trace = LLMTrace(prompt.static_text(), req.prompt_text(), reply.text)
-            reason = "unparsable" if turns is None else _check_turns(ctx.rec, turns, trace, facts)
+            reason = "unparsable" if turns is None else check_turns(ctx.rec, turns, trace, facts)
             llm_out[(ctx.rec.id, kind)] = (None if reason else turns, {**info, "reason": reason,
                                                                          "reply": reply.text[:500]})
         for ctx in ctxs:
@@ -333,7 +333,7 @@ def make_seeds(coco: CocoSet, kb: KBView, types: Iterable[str], seed: int = 0, b
                     prov.append({**base, "source": "rules", "status": "skipped",
                                  "reason": "nothing to say (no objects or captions)"})
                     continue
-                reason = _check_turns(ctx.rec, made.turns, None, made.facts)
+                reason = check_turns(ctx.rec, made.turns, None, made.facts)
                 if reason:
                     prov.append({**base, "source": "rules", "template": made.template, "status": "rejected",
                                  "reason": reason})

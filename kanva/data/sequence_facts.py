@@ -12,9 +12,10 @@ recorded); a category is countable in an image only when every instance of it is
 `max_count` of them (a half-hidden instance makes a count a guess).
 
 Sets (`ImageSet`):
-- `showing(s, cat)` -> image indices where `cat` is shown;  `shown_categories(s)` -> sorted categories shown
-  in some image;  `mentioned_in(s, k)` -> categories annotated, captioned or printed in image k (anything a
-  "not in image k" claim must avoid).
+- `shown_in(rec)` -> categories one image shows;  `showing(s, cat)` -> image indices where `cat` is shown;
+  `shown_categories(s)` -> sorted categories shown in some image;  `mentioned_in(s, k)` -> categories
+  annotated, captioned or printed in image k (anything a "not in image k" claim must avoid);
+  `image_count(rec, cat)` -> instances in one image, None when not countable.
 - `set_counts(s, cat)` -> `SetCount(category, per_image, total, tracks)`: per-image counts (None where not
   countable), their sum (None unless every image is countable) and the distinct tracks shown (None without
   tracks: the same object in two images of a `change` set has one track, so `total` counts it twice).
@@ -77,18 +78,19 @@ class Change:
     after: str | None = None  # recolor: the colour it has now
 
 
-def _shown(rec: ImageRec, min_visible: float) -> set[str]:
+def shown_in(rec: ImageRec, min_visible: float = MIN_VISIBLE) -> set[str]:
+    """The categories one image shows (at least one instance clear enough)."""
     return {o.category for o in rec.objects if o.usable(min_visible)}
 
 
 def showing(s: ImageSet, category: str, min_visible: float = MIN_VISIBLE) -> tuple[int, ...]:
     """Indices of the images in which `category` is shown."""
-    return tuple(k for k, rec in enumerate(s.images) if category in _shown(rec, min_visible))
+    return tuple(k for k, rec in enumerate(s.images) if category in shown_in(rec, min_visible))
 
 
 def shown_categories(s: ImageSet, min_visible: float = MIN_VISIBLE) -> list[str]:
     """Every category shown in at least one image of the set, sorted."""
-    return sorted(set().union(*(_shown(rec, min_visible) for rec in s.images)))
+    return sorted(set().union(*(shown_in(rec, min_visible) for rec in s.images)))
 
 
 def mentioned_in(s: ImageSet, k: int) -> frozenset[str]:
@@ -117,7 +119,7 @@ def set_counts(s: ImageSet, category: str, min_visible: float = MIN_VISIBLE, max
 
 def difference(s: ImageSet, i: int, j: int, min_visible: float = MIN_VISIBLE) -> list[str]:
     """Categories shown in image i that image j does not have at all, sorted."""
-    return sorted(_shown(s.images[i], min_visible) - mentioned_in(s, j))
+    return sorted(shown_in(s.images[i], min_visible) - mentioned_in(s, j))
 
 
 def changes(s: ImageSet) -> list[Change]:

@@ -5,6 +5,11 @@ answer format (open, short, yes/no, multiple choice with options), the categorie
 categories it names on purpose as absent (`absent`: existence "no" questions, false premises, MC distractors),
 the slot values a paraphrase must keep, and the knowledge facts it used. LLaVA turns are made from it with
 the fixed answer-format suffixes, and seed LLaVA samples are parsed back into units.
+
+A unit may also be about a multi-image set or a clip (`media`): "images" units hold the set's image paths in
+`image` (a list; the human turn gives each one a line "Image k: <image>", so questions can say "image 2"),
+"video" units the video path (`<video>` in the human turn). Single-image units have `media` None and read and
+write exactly as before.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanva.data.llava import IMAGE_TOKEN
+from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 MC_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -21,6 +26,23 @@ LETTERS = ("A", "B", "C", "D")
 FORMATS = ("open", "short", "yesno", "mc")
 
 _OPTION = re.compile(r"^([A-Z])\. (.+)$")
+_IMAGE_LABEL = re.compile(rf"^Image \d+: {re.escape(IMAGE_TOKEN)}\n", re.M)
+MEDIA = ("images", "video")  # the kinds of multi-media units; None: one image
+
+
+def media_prefix(image: str | list[str], media: str | None = None) -> str:
+    """What goes before the first question: `<image>` for one image, a labelled line per image of a set, or
+    `<video>`."""
+    if media == "video":
+        return f"{VIDEO_TOKEN}\n"
+    if media == "images":
+        return "".join(f"Image {k + 1}: {IMAGE_TOKEN}\n" for k in range(len(image)))
+    return f"{IMAGE_TOKEN}\n"
+
+
+def media_sample(sample_id: str, image: str | list[str], media: str | None, conv: list[dict]) -> dict:
+    """A LLaVA sample with its media field: `image` (a path or a list) or `video`."""
+    return {"id": sample_id, "video" if media == "video" else "image": image, "conversations": conv}
 
 
 @dataclass(slots=True)
@@ -28,7 +50,7 @@ class Unit:
     """One question-answer unit (see module docstring). `question` has no suffix, options or image token."""
 
     id: str
-    image: str  # the image path as the LLaVA sample has it (copied to children)
+    image: str | list[str]  # the image path(s) or video path as the LLaVA sample has it (copied to children)
     image_id: int
     question: str
     answer: str
@@ -46,6 +68,7 @@ class Unit:
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     prompt_hash: str | None = None
+    media: str | None = None  # None (one image), "images" (a set) or "video" (a clip)
 
     def human(self) -> str:
         """The human turn text (without the image token): question, options, format suffix."""
@@ -63,25 +86,25 @@ class Unit:
 
     def to_sample(self) -> dict:
         """A one-turn LLaVA sample."""
-        return {
-            "id": self.id,
-            "image": self.image,
-            "conversations": [
-                {"from": "human", "value": f"{IMAGE_TOKEN}\n{self.human()}"},
-                {"from": "gpt", "value": self.answer},
-            ],
-        }
+        return media_sample(self.id, self.image, self.media, [
+            {"from": "human", "value": f"{media_prefix(self.image, self.media)}{self.human()}"},
+            {"from": "gpt", "value": self.answer},
+        ])
 
     def to_dict(self) -> dict:
         # By hand: dataclasses.asdict deep-copies every value, which dominated the rule-only run time.
-        return {
-            "id": self.id, "image": self.image, "image_id": self.image_id, "question": self.question,
+        image = list(self.image) if self.media == "images" else self.image
+        d = {
+            "id": self.id, "image": image, "image_id": self.image_id, "question": self.question,
             "answer": self.answer, "fmt": self.fmt, "options": list(self.options), "lineage": self.lineage,
             "parent": self.parent, "round": self.round, "operator": self.operator, "template": self.template,
             "objects": list(self.objects), "absent": list(self.absent), "slots": dict(self.slots),
             "facts": [list(f) for f in self.facts], "params": dict(self.params), "model": self.model,
             "prompt_hash": self.prompt_hash,
         }
+        if self.media is not None:  # single-image units keep their record as it was
+            d["media"] = self.media
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Unit:
@@ -89,17 +112,20 @@ class Unit:
 
 
 def turns(units: list[Unit], sample_id: str) -> dict:
-    """A multi-turn LLaVA sample from units of the same image (the image token goes in the first turn)."""
+    """A multi-turn LLaVA sample from units of the same image (the image tokens go in the first turn)."""
     conv = []
+    first = units[0]
     for i, u in enumerate(units):
-        q = f"{IMAGE_TOKEN}\n{u.human()}" if i == 0 else u.human()
+        q = f"{media_prefix(first.image, first.media)}{u.human()}" if i == 0 else u.human()
         conv += [{"from": "human", "value": q}, {"from": "gpt", "value": u.answer}]
-    return {"id": sample_id, "image": units[0].image, "conversations": conv}
+    return media_sample(sample_id, first.image, first.media, conv)
 
 
 def parse_human(text: str, answer: str) -> tuple[str, str, list[str]]:
     """(question, fmt, options) from a human turn; the inverse of `Unit.human` for texts it made."""
-    text = text.replace(IMAGE_TOKEN, "").strip()
+    if text.count(IMAGE_TOKEN) > 1:  # a set's labelled image lines ("Image 2: <image>")
+        text = _IMAGE_LABEL.sub("", text)
+    text = text.replace(IMAGE_TOKEN, "").replace(VIDEO_TOKEN, "").strip()
     if text.endswith(MC_SUFFIX):
         lines = text[: -len(MC_SUFFIX)].rstrip().split("\n")
         options: list[str] = []

@@ -25,7 +25,7 @@ from kanva.data.vocab import mentioned
 
 @dataclass
 class Context:
-    """One image with everything derived from it that operators reuse across units and rounds."""
+    """One image (or set, or clip) with everything derived from it that operators reuse across units and rounds."""
 
     rec: ImageRec
     coco: CocoSet
@@ -35,6 +35,9 @@ class Context:
     coverage: Counter = field(default_factory=Counter)  # category -> kept units about it (for breadth)
     questions: list[str] = field(default_factory=list)  # questions kept so far (shown to the breadth operator)
     shared: dict = field(default_factory=dict, repr=False)  # one dict for all images of a run (see shared_memo)
+    # A multi-image set (kanva.data.sequences.ImageSet) or a clip (Clip) when the unit is about one; `rec` is
+    # then the union of its images' or tracks' objects and captions (kanva/data/sequence_join.py).
+    media: Any = None
     _memo: dict = field(default_factory=dict, repr=False)
 
     def memo(self, key: object, make: Callable[[], Any]) -> Any:

@@ -1,0 +1,82 @@
+"""What the set and clip operators share: the image options of "which image" questions, distractor objects,
+counts asked as short answers or multiple choice, and knowledge properties read as definite descriptions.
+
+The facts themselves come from kanva/data/sequence_facts.py; this module only words and packs them.
+"""
+
+from __future__ import annotations
+
+import random
+
+from kanva.data.ops.base import Context, Draft
+from kanva.data.ops.choice import make_mc, object_distractors
+from kanva.data.ops.counting import wrong_counts
+from kanva.data.unit import LETTERS
+from kanva.knowledge.properties import KnowledgeIndex, Property, index_from_view
+
+MC_SHARE = 0.4  # share of short-answer questions (counts, names) asked as multiple choice instead
+
+
+def image_label(k: int) -> str:
+    """How questions and options name image k (0-based) of a set: the label its line in the prompt has."""
+    return f"Image {k + 1}"
+
+
+def image_options(n: int) -> list[str]:
+    """The four options of a "which image" question about a set of n (2-4) images, in their natural order."""
+    if n == 2:
+        return ["Image 1", "Image 2", "Both images", "Neither image"]
+    return [image_label(k) for k in range(n)] + (["None of them"] if n == 3 else [])
+
+
+def image_mc(question: str, options: list[str], correct: str, template: str, **kw) -> Draft:
+    """A "which image" question; finalize spreads the answer letters by rotating the options."""
+    return Draft(question, LETTERS[options.index(correct)], "mc", template, options=list(options), **kw)
+
+
+def distractors(ctx: Context, correct: str, inside: list[str], rng: random.Random, n: int = 3) -> list[str]:
+    """n wrong objects: up to two from `inside` (in the set or clip, yet wrong for this question), the rest
+    absent from it (KB siblings of `correct` first, as single-image multiple choice draws them)."""
+    pool = sorted(c for c in set(inside) if c != correct)
+    rng.shuffle(pool)
+    out = pool[: min(2, n)]
+    for c in object_distractors(ctx, correct, rng, n=n):
+        if len(out) < n and c not in out and c != correct:
+            out.append(c)
+    out += [c for c in pool if c not in out][: n - len(out)]
+    return out if len(out) == n else []
+
+
+def count_drafts(ctx: Context, rng: random.Random, question: str, n: int, template: str, objects: list[str],
+                 slots: dict) -> list[Draft]:
+    """A count as a short answer, or (MC_SHARE of the time) as four numbers to choose from."""
+    if rng.random() < MC_SHARE:
+        return make_mc(question, str(n), rng.sample(wrong_counts(n), 3), rng, ctx.cfg.mc_circular, template,
+                       objects=objects, slots=slots)
+    return [Draft(question, str(n), "short", template, objects=objects, slots=slots,
+                  params={"wrong": wrong_counts(n)})]
+
+
+def knowledge_index(ctx: Context) -> KnowledgeIndex:
+    """The KB's yes/no-decidable properties (the single-image knowledge operator's index, shared per run)."""
+    return ctx.shared_memo("knowledge_index", lambda: index_from_view(ctx.kb, ctx.coco.category_names))
+
+
+def some(prop: Property) -> str:
+    """An indefinite phrase for "Which image shows ...?": "an animal that lays eggs", "some kind of ruminant"."""
+    return prop.phrase if prop.is_fact else f"some kind of {prop.hypernym}"
+
+
+def the(prop: Property) -> str:
+    """A definite description of the one object with the property: "the animal that eats only plants"."""
+    if not prop.is_fact:
+        return f"the {prop.hypernym}"
+    words = prop.phrase.split(" ", 1)
+    return f"the {words[1]}" if words[0] in ("a", "an") and len(words) == 2 else f"the {prop.phrase}"
+
+
+def kb_fact(ctx: Context, cat: str, prop: Property) -> list[str]:
+    """The KB fact that gives `cat` the property, as provenance records it."""
+    if prop.is_fact:
+        return list(ctx.kb.fact(cat, prop.kind, dict(ctx.kb.get(cat).kinds)[prop.kind], "facts"))
+    return list(ctx.kb.fact(cat, "is_a", prop.hypernym, "hypernyms"))
