@@ -301,3 +301,26 @@ def _plugin_checks(Kanva, synth, tiny_ov_model, tiny_model):
     llava.task_dict = ov.task_dict
     with pytest.raises(ValueError, match="task 'mvb' gives video input, and this model takes no video"):
         llava._row(req)
+
+
+def test_every_question_has_one_of_its_tasks_wordings(synth):
+    import re
+
+    from kanva.eval.synthetic import multi, video
+
+    tables = {"Image Finding": multi.FIND, "Counting": multi.TOTAL + multi.MOST, "Difference Spotting": multi.DIFF,
+              "Knowledge Finding": multi.KNOW, "moving_direction": video.DIRECTION, "leaving_object": video.LEAVING,
+              "appearing_object": video.APPEARING, "appearance_order": video.ORDER, "count_at_end": video.END_COUNT,
+              "knowledge_motion": video.KNOW_MOTION}
+
+    def fits(text, t):
+        pattern = re.sub(r"\\\{\w+\\\}", ".+", re.escape(t))
+        return re.fullmatch(pattern, text) is not None
+
+    used: dict[str, set] = {}
+    for data in (load_muirbench(synth / "muirbench"), load_mvbench(synth / "mvbench")):
+        for q in data.questions:
+            hit = [t for t in tables[q.task] if fits(q.question, t)]
+            assert hit, (q.task, q.question)
+            used.setdefault(q.task, set()).update(hit)
+    assert sum(len(v) > 1 for v in used.values()) >= 5  # several wordings in use, not one per task
