@@ -47,7 +47,7 @@ DIFF = ("Comparing Image {i} with Image {j}, which object is only in Image {i}?"
         "Of these objects, which does Image {i} contain but Image {j} not?")
 KNOW = ("In which of the images is there {pred}?", "Which picture has {pred} in it?", "{Pred} can be seen in which image?")
 
-IMAGE_RELATION = {"change": "Temporal", "same_scene": "Complementary"}  # MUIRBench's relation names
+IMAGE_RELATION = {"change": "Temporal", "same_scene": "Complementary"}  # two of MUIRBench's ten relation categories
 IMAGE_TYPE = "Synthetic scenes"
 
 
