@@ -46,24 +46,57 @@ def _loss_and_grads(model_dir, batch, attn="sdpa", checkpoint=()):
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager", "kanva_packed_sdpa"])
-def test_packed_row_equals_padded_batch(setup, attn):
+def test_packed_row_equals_padded_batch(setup, attn, monkeypatch):
     """transformers' own attentions (block-diagonal mask from position_ids) and Kanva's per-sample sdpa."""
+    seen = []  # the packed_bounds each attention call of Kanva's sdpa received
     if attn == "kanva_packed_sdpa":
-        from kanva.train.packed_attention import register
+        from transformers import AttentionInterface
+
+        from kanva.train.packed_attention import packed_sdpa, register
 
         assert register() == attn
+
+        def spy(*args, **kwargs):
+            seen.append(kwargs.get("packed_bounds"))
+            return packed_sdpa(*args, **kwargs)
+
+        monkeypatch.setitem(AttentionInterface._global_mapping, attn, spy)
     model_dir, encs, pad = setup
     padded, packed = Collator(pad)(encs), PackedCollator()(encs)
     assert packed["input_ids"].shape == (1, sum(len(e.input_ids) for e in encs)) and "attention_mask" not in packed
     assert batch_tokens(packed) == batch_tokens(padded) < padded["input_ids"].numel()  # padding gone, tokens kept
     starts = (packed["position_ids"][0] == 0).nonzero().flatten().tolist()
     assert len(starts) == len(encs)  # positions restart per sample
+    assert packed["packed_bounds"] == (*starts, packed["input_ids"].shape[1])  # computed once, as ints
     ref_loss, ref_grads, _ = _loss_and_grads(model_dir, padded, attn)
     loss, grads, _ = _loss_and_grads(model_dir, packed, attn)
+    if attn == "kanva_packed_sdpa":  # the collator's bounds reached every layer of the LM (tiny: 2)
+        assert seen.count(packed["packed_bounds"]) >= 2
     torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
     assert grads.keys() == ref_grads.keys() and any(k.startswith("model.vision_tower") for k in grads)
     for k in ref_grads:
         torch.testing.assert_close(grads[k], ref_grads[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_packed_sdpa_slices_by_the_bounds_it_is_given():
+    """Per-sample attention from the collator's bounds alone (no position_ids read in the layer); without
+    bounds, transformers' sdpa (here: one causal span over the row, as no mask is given)."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from kanva.train.packed_attention import packed_sdpa
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 7, 4) for _ in range(3))
+    module = SimpleNamespace(is_causal=True, training=False, num_key_value_groups=1)
+    out, _ = packed_sdpa(module, q, k, v, None, packed_bounds=(0, 3, 7))
+    per_sample = [F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b], is_causal=True)
+                  for a, b in ((0, 3), (3, 7))]
+    torch.testing.assert_close(out, torch.cat(per_sample, dim=2).transpose(1, 2))
+    whole, _ = packed_sdpa(module, q, k, v, None)
+    torch.testing.assert_close(whole, F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2))
+    assert not torch.allclose(whole[:, 3:], out[:, 3:])
 
 
 def test_activation_checkpointing_same_gradients_less_saved(setup):

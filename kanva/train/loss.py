@@ -32,10 +32,14 @@ class SupervisedLoss(nn.Module):
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        packed_bounds: tuple[int, ...] | None = None,
         **vision: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # A packed row (packing.py) comes with position_ids and no attention mask. `vision`: a OneVision
-        # model's image_sizes, batch_num_images, pixel_values_videos (collate_vision).
+        # A packed row (packing.py) comes with position_ids, its samples' bounds and no attention mask; the
+        # bounds reach every attention call as a kwarg (packed_attention.py reads them; the others ignore
+        # them). `vision`: a OneVision model's image_sizes, batch_num_images, pixel_values_videos (collate_vision).
+        if packed_bounds is not None:
+            vision = {**vision, "packed_bounds": packed_bounds}
         out = self.llava.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -185,7 +185,7 @@ def run_stage(
     skip_invalid: bool,
     max_steps: int | None,
 ) -> StageResult:
-    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, send_to_device, set_seed
 
     stage: Stage = recipe.stages[index]
     final = stage_dir / "final"
@@ -288,7 +288,7 @@ def run_stage(
             scale = acc.num_processes * stage.grad_accum / max(n_sup, 1)
             loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
             for b in micro:
-                b = {k: v.to(acc.device) for k, v in b.items()}
+                b = send_to_device(b, acc.device)  # tensors; a packed row's bounds stay Python ints
                 with acc.accumulate(model):
                     ls, _ = model(**b)
                     acc.backward(ls * scale)
