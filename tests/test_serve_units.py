@@ -125,6 +125,20 @@ def test_pixels_in_flight_must_admit_one_request():
         Limits(max_pixels_in_flight=100, max_request_pixels=101)
 
 
+def test_limit_flags_take_their_fields_types(tmp_path, capsys):
+    """Counts are whole numbers >= 1; --max-video-decode-s is seconds, any amount > 0."""
+    from kanva.cli import main
+
+    assert Limits(max_video_decode_s=0.5).max_video_decode_s == 0.5
+    with pytest.raises(KanvaError, match="--max-images must be >= 1, got 0"):
+        Limits(max_images=0)
+    serve = ["serve", "--model", str(tmp_path)]
+    assert main([*serve, "--max-video-decode-s", "0"]) == 2
+    assert "--max-video-decode-s must be > 0, got 0.0" in capsys.readouterr().err
+    assert main([*serve, "--max-video-decode-s", "1e-6"]) == 2  # accepted; then the model dir is refused
+    assert "not a model directory" in capsys.readouterr().err
+
+
 def test_data_url_policy():
     limits = Limits(max_image_bytes=1000)
     assert parse_data_url(data_url(png_bytes()), "w", limits) == png_bytes()

@@ -116,6 +116,19 @@ def test_video_limits_name_themselves(client, clip, tmp_path):
                                                                                    for i in range(10)]}])
 
 
+def test_video_decoding_past_its_time_limit_names_the_flag(engine, clip):
+    """--max-video-decode-s: decoding stops once it has run longer; a limit of 1 microsecond is passed by the
+    first frame, so the refusal is certain and quick."""
+    with ServerThread(create_app(BatchWorker(engine, 1, 0.0), MODEL, Limits(max_video_decode_s=1e-6))) as url:
+        c = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=60)
+        expect(c, 413, "the limit is 1e-06 (server flag --max-video-decode-s)", [video_part(clip)])
+        with pytest.raises(openai.APIStatusError) as e:
+            ask(c, "Hi", [video_part(clip)])
+    assert e.value.code == "max_video_decode_s_exceeded"
+    took = float(e.value.message.split("got ")[1].split(",")[0])  # the time decoding ran, not the limit
+    assert 1e-6 < took < 60
+
+
 def test_a_llava_model_refuses_video(tiny_model, clip):
     with ServerThread(create_app(BatchWorker(Engine.load(tiny_model), 1, 0.0), "t", Limits())) as url:
         c = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=60)

@@ -136,9 +136,10 @@ def _frames(container, stream, name: str, limit: int, deadline: tuple[float, flo
         if n >= limit:
             raise VideoOverLimit(f"{name}: more than {limit} frames; decoding is bounded to that many", "frames",
                                  limit, n + 1)
-        if deadline is not None and time.monotonic() > deadline[0]:
+        late = 0.0 if deadline is None else time.monotonic() - deadline[0]
+        if late > 0:  # `got`: the seconds decoding has run
             raise VideoOverLimit(f"{name}: decoding took over {deadline[1]} s (after {n} frames)", "seconds",
-                                 deadline[1], deadline[1])
+                                 deadline[1], deadline[1] + late)
         yield frame
 
 

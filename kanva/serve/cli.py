@@ -34,7 +34,8 @@ def register(subparsers) -> None:
                    help="how long the oldest queued request waits for others to batch with")
     limits = p.add_argument_group("limits (a request over one gets a 4xx naming it)")
     for f in fields(Limits):
-        limits.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default, help=f"default {f.default}")
+        limits.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                            help=f"default {f.default}")
     p.add_argument("--threads", type=int, help="torch CPU threads for generation (default: torch's choice; "
                    "1 is often fastest on a machine shared with other jobs)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])

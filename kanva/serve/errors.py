@@ -33,7 +33,7 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-def limit_error(name: str, limit: int, got: int, *, status: int = 400, param: str | None = None) -> APIError:
+def limit_error(name: str, limit: float, got: float, *, status: int = 400, param: str | None = None) -> APIError:
     """A request over one of the server's caps: the message names the limit (as the CLI flag spells it)."""
     flag = "--" + name.replace("_", "-")
     return APIError(

@@ -30,7 +30,7 @@ class Limits:
     max_videos: int = 2  # videos in one request (video_url or a list of frames), over all messages
     max_video_bytes: int = 64 * MiB  # one video file, after base64 decoding
     max_frames: int = 3600  # frames one video may have (2 min at 30 fps): decoding stops past it
-    max_video_decode_s: int = 30  # wall time decoding one video may take
+    max_video_decode_s: float = 30.0  # wall time decoding one video may take, in seconds (checked per frame)
     max_tokens: int = 1024  # the largest max_tokens a request may ask for
     default_max_tokens: int = 256  # used when a request sets none
     max_stop: int = 4  # stop strings per request (OpenAI allows up to 4)
@@ -38,9 +38,10 @@ class Limits:
     remote_image_timeout_s: int = 10  # wall-clock deadline of one remote image download (--allow-remote-images)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            if getattr(self, f.name) < 1:
-                raise KanvaError(f"--{f.name.replace('_', '-')} must be >= 1, got {getattr(self, f.name)}")
+        for f in fields(self):  # counts and sizes are whole and >= 1; a float (seconds) is > 0
+            value, whole = getattr(self, f.name), isinstance(f.default, int)
+            if (value < 1) if whole else not (value > 0):
+                raise KanvaError(f"--{f.name.replace('_', '-')} must be {'>= 1' if whole else '> 0'}, got {value}")
         if self.max_pixels_in_flight < self.max_request_pixels:  # else an allowed request could never decode
             raise KanvaError(f"--max-pixels-in-flight ({self.max_pixels_in_flight}) must be >= --max-request-pixels "
                              f"({self.max_request_pixels})")

@@ -49,8 +49,10 @@ async def load_video(source: str | list[str], where: str, limits: Limits, allow_
     except VideoOverLimit as e:
         if e.bound == "pixels":
             raise _over_pixels(limits, pixel_budget, int(e.got), where) from None
-        name = "max_frames" if e.bound == "frames" else "max_video_decode_s"
-        raise limit_error(name, int(e.limit), int(e.got), status=413, param=where) from None
+        if e.bound == "frames":
+            raise limit_error("max_frames", int(e.limit), int(e.got), status=413, param=where) from None
+        took = float(f"{e.got:.3g}")  # seconds, to 3 digits
+        raise limit_error("max_video_decode_s", e.limit, took, status=413, param=where) from None
     except VideoError as e:
         raise APIError(400, f"{e} (video_unreadable)", param=where, code="video_unreadable") from None
 
