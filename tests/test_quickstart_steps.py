@@ -125,3 +125,33 @@ def test_jobs_run_independent_steps_together_and_keep_the_order_of_dependent_one
 
     with pytest.raises(KanvaError, match="d broke"):
         StepRunner(tmp_path, steps(), log=lambda s: None).run(jobs=2, run_one=broken, force=["d"])
+
+
+def test_jobs_cap_the_steps_running_at_once_and_skips_free_the_steps_after_them(tmp_path):
+    now, most, lock = [0], [0], threading.Lock()
+
+    def step(name, after=()):
+        def run():
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            time.sleep(0.05)
+            with lock:
+                now[0] -= 1
+        return Step(name, run, after=list(after))
+
+    def steps():
+        return [step("a"), step("b", ["a"]), step("c"), step("d", ["c"]), step("e"), step("f")]
+
+    def run_one(name, forced):
+        StepRunner(tmp_path, steps(), log=lambda s: None).run(only=name, force=[name] if forced else None)
+
+    StepRunner(tmp_path, steps(), log=lambda s: None).run(only="a")
+    StepRunner(tmp_path, steps(), log=lambda s: None).run(only="c")
+    log: list[str] = []
+    StepRunner(tmp_path, steps(), log=log.append).run(jobs=2, run_one=run_one)
+    assert most[0] == 2  # four steps to run, never more than two at once
+    # a and c are current: skipped where they stand, so b and d (which read them) start first
+    assert [line.split(":")[0] for line in log[:4]] == ["a", "b", "c", "d"]
+    assert "skipped" in log[0] and "started" in log[1] and "skipped" in log[2] and "started" in log[3]
+    assert sum("finished" in line for line in log) == 4

@@ -148,22 +148,17 @@ class StepRunner:
         failed: list[tuple[str, BaseException]] = []
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             while pending or running:
-                launched = True
-                while launched and not failed:  # start (or skip) every step whose inputs are done
-                    launched = False
-                    for step in list(pending):
-                        if any(d not in finished for d in step.after) or len(running) >= jobs:
-                            continue
-                        pending.remove(step)
-                        why = self._why(step, force)
-                        if why is None:
-                            results[step.name] = self.done(step.name)
-                            finished.add(step.name)
-                            self.log(f"{step.name}: done ({results[step.name]['seconds']:.0f} s earlier), skipped")
-                        else:
-                            self.log(f"{step.name}: started ({why}) {step.help}")
-                            running[pool.submit(run_one, step.name, why == "forced")] = step
-                        launched = True
+                # start (or skip) every step whose inputs are done, while a slot is free
+                while not failed and (step := _first_ready(pending, finished, len(running) < jobs)) is not None:
+                    pending.remove(step)
+                    why = self._why(step, force)
+                    if why is None:  # current: skipped (the steps after it may now be ready)
+                        results[step.name] = self.done(step.name)
+                        finished.add(step.name)
+                        self.log(f"{step.name}: done ({results[step.name]['seconds']:.0f} s earlier), skipped")
+                        continue
+                    self.log(f"{step.name}: started ({why}) {step.help}")
+                    running[pool.submit(run_one, step.name, why == "forced")] = step
                 if not running:
                     break  # nothing left that can start (a failure stopped the rest)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -181,6 +176,14 @@ class StepRunner:
             name, err = failed[0]
             raise KanvaError(f"step {name} failed: {err}") from err
         return results
+
+
+def _first_ready(pending: list[Step], finished: set[str], slot_free: bool) -> Step | None:
+    """The first pending step whose inputs have all finished, if a slot is free (steps are listed in
+    dependency order, so one a skip makes ready comes after it)."""
+    if not slot_free:
+        return None
+    return next((s for s in pending if all(d in finished for d in s.after)), None)
 
 
 def _cpu_seconds() -> float:
