@@ -324,3 +324,28 @@ def test_every_question_has_one_of_its_tasks_wordings(synth):
             assert hit, (q.task, q.question)
             used.setdefault(q.task, set()).update(hit)
     assert sum(len(v) > 1 for v in used.values()) >= 5  # several wordings in use, not one per task
+
+
+def test_wordings_are_not_evolutions():
+    """A benchmark question never reuses a training wording (kanva/data/ops/sets.py, clips.py), whatever the
+    slots are called."""
+    import re
+
+    from kanva.data.ops import clips, sets
+    from kanva.eval.synthetic import multi, video
+
+    def norm(t):
+        return re.sub(r"\{\w+\}", "{}", t.lower())
+
+    def templates(mod):
+        out = set()
+        for v in vars(mod).values():
+            for x in (v.values() if isinstance(v, dict) else [v]):
+                if isinstance(x, tuple) and all(isinstance(t, str) for t in x):
+                    out |= {norm(t) for t in x}
+        return out
+
+    ours = {norm(t) for tab in (multi.FIND, multi.TOTAL, multi.MOST, multi.DIFF, multi.KNOW, video.DIRECTION,
+                                  video.LEAVING, video.APPEARING, video.ORDER, video.END_COUNT, video.KNOW_MOTION)
+            for t in tab}
+    assert len(ours) >= 30 and not ours & (templates(sets) | templates(clips))
