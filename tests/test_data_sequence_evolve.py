@@ -165,6 +165,17 @@ def test_balance_and_provenance(evolved):
         assert know and all(u["facts"] and len(u["facts"][0]) == 4 for u in know), kind
 
 
+def test_report_reads_a_set_run(evolved):
+    from kanva.data.report import build_summary
+
+    summary = build_summary(evolved["set"])
+    units = kept(evolved["set"])
+    assert summary["evolved"]["units"] == summary["seed"]["units"] + len(units)
+    assert summary["evolved"]["yes_no"]["yes_ratio"] == 0.5
+    with_facts = sum(bool(u["facts"]) for u in units)
+    assert summary["evolved"]["knowledge_share"] == round(with_facts / summary["evolved"]["units"], 4) > 0
+
+
 def test_deterministic_and_resumable(sequence_world, seeded, evolved, tmp_path):
     cfg = EvolveConfig(chunk_size=2)
     out = tmp_path / "r"

@@ -34,13 +34,20 @@ class QA:
     facts: list[str] = field(default_factory=list)  # values of the KB facts the unit used
 
 
-def unit_key(image: str, question: str, options: list[str], answer: str) -> tuple[str, str]:
+def unit_key(image: str | list[str], question: str, options: list[str], answer: str) -> tuple[str, str]:
     """Join key of a turn with its provenance record. For multiple choice it uses the option set and the correct
-    option's text, not the letter: balancing may rotate the options after the record was written."""
+    option's text, not the letter: balancing may rotate the options after the record was written. A set's
+    images (a list) key as one '|'-joined string."""
     if options and answer in LETTERS[: len(options)]:
         answer = options[LETTERS.index(answer)]
         options = sorted(options)
-    return image, normalize(f"{question} {' '.join(options)} {answer}")
+    key = image if isinstance(image, str) else "|".join(image)
+    return key, normalize(f"{question} {' '.join(options)} {answer}")
+
+
+def media_of(sample: dict) -> str | list[str]:
+    """What a sample's provenance records name as its image: its image (or list of images), else its video."""
+    return sample.get("image") or sample.get("video") or ""
 
 
 def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = None) -> list[QA]:
@@ -54,7 +61,7 @@ def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = Non
             answer = conv[t + 1]["value"]
             q, fmt, opts = parse_human(conv[t]["value"], answer)
             qa = QA(str(s["id"]), image, q, answer, fmt)
-            meta = (info or {}).get(unit_key(image or "", q, opts, answer))
+            meta = (info or {}).get(unit_key(media_of(s), q, opts, answer))
             if meta:
                 qa.absent = list(meta.get("absent") or [])
                 qa.facts = [str(f[2]) for f in meta.get("facts") or []]

@@ -17,7 +17,7 @@ from typing import Any
 from kanva.data.coco import CocoSet
 from kanva.data.image_sources import coco_specs, load_annotations
 from kanva.data.llava import load_llava
-from kanva.data.metrics import HIST_BINS, dataset_metrics, provenance_metrics, unit_key
+from kanva.data.metrics import HIST_BINS, dataset_metrics, media_of, provenance_metrics, unit_key
 from kanva.data.rundir import RunDir
 from kanva.data.unit import parse_human
 from kanva.errors import KanvaError
@@ -54,7 +54,7 @@ def _seed_info(baseline: Path, samples: list[dict]) -> dict[tuple[str, str], dic
         conv = s["conversations"]
         for t in range(0, len(conv) - 1, 2):
             q, _, opts = parse_human(conv[t]["value"], conv[t + 1]["value"])
-            out[unit_key(s.get("image") or "", q, opts, conv[t + 1]["value"])] = {"facts": f}
+            out[unit_key(media_of(s), q, opts, conv[t + 1]["value"])] = {"facts": f}
     return out
 
 
@@ -66,6 +66,10 @@ def build_summary(run_dir: str | Path, baseline: str | Path | None = None, coco:
     if not evolved_path.is_file():
         raise KanvaError(f"{rd.path}: no evolved.json (the run has not finished; run `kanva data evolve` again)")
     baseline = Path(baseline or config["input"])
+    if coco is None and config.get("kind") in ("set", "clip") and not coco_dir:  # `kanva data evolve --kind`
+        from kanva.data.sequence_join import load_sequences
+
+        coco = load_sequences(config["world"], split or config["split"], config["kind"]).coco
     if coco is None:
         coco = load_annotations(coco_specs(coco_dir or config.get("coco")), split or config.get("split"))
     records = _read_jsonl(rd.prov)

@@ -112,21 +112,29 @@ def _name(clip: Clip, cat: str) -> str:
     return f"the {cat}" if sum(t.category == cat for t in clip.tracks) == 1 else with_article(cat)
 
 
-def motion_sentence(clip: Clip, m: F.TrackMotion) -> str | None:
-    x = _name(clip, m.category)
-    X = x[0].upper() + x[1:]
-    d = m.direction
-    if d is None:
-        return None
-    if m.kind == "enter":
-        return f"{X} comes into view from the {OTHER_SIDE.get(d, d)} and moves {WAYS[d]}."
-    if m.kind == "leave":
-        return f"{X} moves {WAYS[d]} and leaves the picture."
-    if m.kind == "cross" and d in OTHER_SIDE:
-        return f"{X} crosses the picture from the {OTHER_SIDE[d]} to the {d}."
-    if m.kind == "appear":
-        return f"After a moment, {x} appears and moves {WAYS[d]}."
-    return f"{X} moves {WAYS[d]}."
+def _subject(clip: Clip, cat: str, n: int) -> str:
+    """The subject of a sentence about n of the clip's `cat` doing the same: 'the dog', 'a dog', 'two dogs'."""
+    return _name(clip, cat) if n == 1 else counted(cat, n)
+
+
+def motion_sentences(clip: Clip) -> list[str]:
+    """One sentence per way of moving (movers of one category that move alike share one: "Two frisbees ...")."""
+    same = Counter((m.category, m.kind, m.direction) for m in F.track_motions(clip) if m.direction)
+    out = []
+    for (cat, kind, d), n in same.items():  # in track order
+        x, s = _subject(clip, cat, n), "s" if n == 1 else ""
+        X = x[0].upper() + x[1:]
+        if kind == "enter":
+            out.append(f"{X} come{s} into view from the {OTHER_SIDE.get(d, d)} and move{s} {WAYS[d]}.")
+        elif kind == "leave":
+            out.append(f"{X} move{s} {WAYS[d]} and leave{s} the picture.")
+        elif kind == "cross" and d in OTHER_SIDE:
+            out.append(f"{X} cross{'es' if n == 1 else ''} the picture from the {OTHER_SIDE[d]} to the {d}.")
+        elif kind == "appear":
+            out.append(f"After a moment, {x} appear{s} and move{s} {WAYS[d]}.")
+        else:
+            out.append(f"{X} move{s} {WAYS[d]}.")
+    return out
 
 
 def clip_detail(clip: Clip, rng: random.Random, cfg: EvolveConfig) -> list[tuple[str, str]] | None:
@@ -136,12 +144,13 @@ def clip_detail(clip: Clip, rng: random.Random, cfg: EvolveConfig) -> list[tuple
     if start:
         where = f"{with_article(clip.scene)} with " if clip.scene else ""
         parts.append(f"The video starts with {where}{_inventory(dict(start))}.")
-    parts += [s for m in F.track_motions(clip) if (s := motion_sentence(clip, m))]
+    parts += motion_sentences(clip)
     for o in F.occlusions(clip, mv):
         if len(o.by) == 1 and o.by[0] != o.category and _name(clip, o.category).startswith("the"):
             parts.append(f"For a moment, the {o.category} is hidden by {_name(clip, o.by[0])}.")
-    end = {c: n for c, n in F.end_counts(clip, mv, cfg.max_count).items() if n}
-    if end:
+    counts = F.end_counts(clip, mv, cfg.max_count)
+    end = {c: n for c, n in counts.items() if n}
+    if end and len(counts) == len({t.category for t in clip.tracks}):  # all of the end, or nothing
         parts.append(f"At the end, there {_is(end)} {_inventory(end)}.")
     return [(rng.choice(CLIP_DETAIL), " ".join(parts))] if len(parts) >= 2 else None
 
@@ -149,13 +158,14 @@ def clip_detail(clip: Clip, rng: random.Random, cfg: EvolveConfig) -> list[tuple
 def clip_conversation(clip: Clip, rng: random.Random, cfg: EvolveConfig) -> list[tuple[str, str]] | None:
     mv = cfg.min_visible
     pool: list[tuple[str, str]] = []
-    moving = [s for m in F.track_motions(clip) if (s := motion_sentence(clip, m))]
+    moving = motion_sentences(clip)
     pool.append(("What is moving in this video?",
                  " ".join(moving) if moving else "Nothing moves; everything stays in place."))
-    left = sorted({clip.tracks[i].category for i in F.leaving(clip, mv)})
-    verb = "leaves" if len(left) == 1 else "leave"
-    pool.append(("Does anything leave the scene?", f"Yes, {join_list([_name(clip, c) for c in left])} {verb} the "
-                 "picture." if left else "No, nothing leaves the scene."))
+    left = Counter(clip.tracks[i].category for i in F.leaving(clip, mv))
+    names = [_subject(clip, c, n) for c, n in sorted(left.items())]
+    verb = "leaves" if sum(left.values()) == 1 else "leave"
+    pool.append(("Does anything leave the scene?", f"Yes, {join_list(names)} {verb} the picture." if left
+                 else "No, nothing leaves the scene."))
     start = Counter(t.category for t in clip.tracks if F.shown_at(t, 0, mv))
     if start:
         pool.append(("What can you see at the start of the video?",

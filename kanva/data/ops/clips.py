@@ -82,9 +82,12 @@ class ClipMotion(Operator):
     parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
+        # Yes/no forms only where both answers exist in the clip, so "no" is not the answer by default.
         opts: list[Variant] = []
         if single_tracks(ctx):
-            opts += [(1.0, self._which_way), (1.0, self._yesno)]
+            opts.append((1.0, self._which_way))
+        if any(motions(ctx)[i].direction for i in single_tracks(ctx).values()):
+            opts.append((1.0, self._yesno))
         if len({m.category for m in motions(ctx) if m.direction}) == 1:
             opts.append((0.6, self._mover))
         return opts
@@ -97,9 +100,13 @@ class ClipMotion(Operator):
                        "clip.motion", objects=[cat], slots={"object": cat}, params={"kind": m.kind})
 
     def _yesno(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        cat = ctx.pick(rng, sorted(single_tracks(ctx)), parent)
-        m = motions(ctx)[single_tracks(ctx)[cat]]
-        truth = m.direction is not None and rng.random() < 0.5
+        truth = rng.random() < 0.5
+        singles = single_tracks(ctx)
+        pool = sorted(c for c, i in singles.items() if not truth or motions(ctx)[i].direction)
+        if not pool:
+            return []
+        cat = ctx.pick(rng, pool, parent)
+        m = motions(ctx)[singles[cat]]
         asked = m.direction if truth else rng.choice([d for d in ("left", "right") if d != m.direction])
         q = rng.choice(MOVES_YN).format(x=f"the {cat}", w=WAYS[asked])
         return [Draft(q, "Yes" if truth else "No", "yesno", "clip.motion_yn", objects=[cat],
@@ -157,7 +164,12 @@ class ClipLeave(Operator):
         left, came = self._moved(ctx)
         opts: list[Variant] = [(1.0, self._leaves)] if left else []
         opts += [(1.0, self._enters)] if came else []
-        return opts + ([(1.0, self._yesno)] if single_tracks(ctx) else [])
+        singles = single_tracks(ctx)
+        clip = _clip(ctx)
+        if set(left) & set(singles) and any(F.shown_at(clip.tracks[i], clip.length - 1, ctx.cfg.min_visible)
+                                            for i in singles.values()):
+            opts.append((1.0, self._yesno))
+        return opts
 
     def _mc(self, ctx: Context, parent: Unit, rng: random.Random, cats: list[str], stay: list[str],
             questions: tuple[str, ...], template: str) -> list[Draft]:
@@ -231,7 +243,7 @@ class ClipOcclusion(Operator):
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         occ, whole = self._cases(ctx)
-        return ([(1.0, self._hides)] if occ else []) + ([(0.6, self._yesno)] if occ or whole else [])
+        return ([(1.0, self._hides)] if occ else []) + ([(0.6, self._yesno)] if occ and whole else [])
 
     def _hides(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         o = rng.choice(self._cases(ctx)[0])
@@ -281,41 +293,55 @@ class ClipKnowledge(Operator):
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not len(ctx.kb) or not self._subjects(ctx):
             return []
-        return [(1.0, self._motion_yn), (1.0, self._which_way), (0.6, self._leaves_yn)]
+        clip, mv = _clip(ctx), ctx.cfg.min_visible
+        tracks = [i for _, _, i in self._subjects(ctx)]
+        opts: list[Variant] = [(1.0, self._which_way)]
+        if any(motions(ctx)[i].direction for i in tracks):
+            opts.append((1.0, self._motion_yn))
+        if set(tracks) & set(F.leaving(clip, mv)) and any(F.shown_at(clip.tracks[i], clip.length - 1, mv)
+                                                          for i in tracks):
+            opts.append((0.6, self._leaves_yn))
+        return opts
 
-    def _pick(self, ctx: Context, parent: Unit, rng: random.Random) -> tuple:
-        subjects = self._subjects(ctx)
+    def _pick(self, ctx: Context, parent: Unit, rng: random.Random, keep=lambda i: True) -> tuple | None:
+        """A (property, category, track) subject whose track passes `keep`, preferring the parent's objects."""
+        subjects = [s for s in self._subjects(ctx) if keep(s[2])]
+        if not subjects:
+            return None
         cat = ctx.pick(rng, sorted({c for _, c, _ in subjects}), parent)
         return rng.choice([s for s in subjects if s[1] == cat])
 
     def _motion_yn(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        p, cat, i = self._pick(ctx, parent, rng)
+        truth = rng.random() < 0.5  # a "yes" needs a subject that moves
+        picked = self._pick(ctx, parent, rng, lambda i: not truth or motions(ctx)[i].direction is not None)
+        if picked is None:
+            return []
+        p, cat, i = picked
         m = motions(ctx)[i]
-        truth = m.direction is not None and rng.random() < 0.5
         asked = m.direction if truth else rng.choice([d for d in ("left", "right") if d != m.direction])
         q = rng.choice(MOVES_YN).format(x=the(p), w=WAYS[asked])
         return [Draft(q, "Yes" if truth else "No", "yesno", "clip.knowledge.motion_yn", objects=[cat],
                       slots={"property": p.phrase, "direction": asked}, facts=[kb_fact(ctx, cat, p)])]
 
     def _which_way(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        p, cat, i = self._pick(ctx, parent, rng)
+        p, cat, i = self._pick(ctx, parent, rng)  # type: ignore[misc]  # subjects exist (options)
         right, wrong = _way_options(motions(ctx)[i].direction, rng)
         return make_mc(rng.choice(WHICH_WAY).format(x=the(p)), right, wrong, rng, ctx.cfg.mc_circular,
                        "clip.knowledge.motion", objects=[cat], slots={"property": p.phrase},
                        facts=[kb_fact(ctx, cat, p)])
 
     def _leaves_yn(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        p, cat, i = self._pick(ctx, parent, rng)
         clip, mv = _clip(ctx), ctx.cfg.min_visible
-        if i in F.leaving(clip, mv):
-            answer = "Yes"
-        elif F.shown_at(clip.tracks[i], clip.length - 1, mv):
-            answer = "No"
-        else:
+        truth = rng.random() < 0.5  # yes: it leaves; no: it is still shown in the last frame
+        left = set(F.leaving(clip, mv))
+        picked = self._pick(ctx, parent, rng, lambda i: i in left if truth
+                            else F.shown_at(clip.tracks[i], clip.length - 1, mv))
+        if picked is None:
             return []
+        p, cat, _ = picked
         q = rng.choice(LEAVES_YN).format(x=the(p))
-        return [Draft(q, answer, "yesno", "clip.knowledge.leave_yn", objects=[cat], slots={"property": p.phrase},
-                      facts=[kb_fact(ctx, cat, p)])]
+        return [Draft(q, "Yes" if truth else "No", "yesno", "clip.knowledge.leave_yn", objects=[cat],
+                      slots={"property": p.phrase}, facts=[kb_fact(ctx, cat, p)])]
 
 
 def clip_operators() -> list[Operator]:
