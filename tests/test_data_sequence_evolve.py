@@ -247,3 +247,15 @@ def test_single_image_output_unchanged_since_before_sets_and_clips(tmp_path):
                  "evo/run.json")
         outputs[tag] = {p: (run / p).read_bytes() for p in files}
     assert outputs["old"] == outputs["new"]
+
+
+def test_exclude_reads_clip_files_and_benchmark_records(sequence_world, seeded, tmp_path):
+    from kanva.data.exclude import read_exclude
+
+    out = run_sequence_evolve(seeded["clip"], sequence_world, "train", tmp_path / "x", "clip", progress=False,
+                              exclude=[sequence_world / "annotations" / "clips_train.json"])
+    recs = [json.loads(x) for x in (out.parent / "provenance.jsonl").read_text().splitlines()]
+    assert load_llava(out) == [] and {r["status"] for r in recs if r.get("stage") == "input"} == {"excluded"}
+    (tmp_path / "b.json").write_text(json.dumps([{"image_list": ["images/a_0.jpg", "images/a_1.jpg"]},
+                                                 {"video": "video/000800000001.mp4", "question": "?"}]))
+    assert read_exclude(tmp_path / "b.json") == {"a_0.jpg", "a_1.jpg", "000800000001.mp4"}

@@ -3,7 +3,10 @@
 Accepted files, told apart by content, never by path:
 - a JSON array of objects with an `image` field (a LLaVA file, or POPE/MME-style question lists);
 - JSON lines, one object per line with an `image` field (POPE question files, LLaVA answer-file inputs);
-- a COCO annotation file (an object with `images`): every image of that split, e.g. the world's test split;
+- a COCO annotation file (an object with `images`): every image of that split, e.g. the world's test split
+  (its sets file too); a YouTube-VIS file (an object with `videos`, the world's clips): every video (mp4 and
+  frame folder);
+- records may name a `video` (LLaVA video samples, MVBench) or an `image_list` (MUIRBench) instead;
 - plain text: one image per line; tab-separated lines use their first column (MME's `image<TAB>question<TAB>answer`).
 MMBench TSVs embed their images (base64, no file names), so they are refused with a hint to exclude the split
 they were made from instead. Images are compared by file base name, which is how LLaVA samples join to COCO
@@ -25,13 +28,17 @@ def image_key(path: str) -> str:
 
 
 def _images_of(record: object, where: str) -> list[str]:
+    """The media of one record: `image` (a path or a list), MUIRBench's `image_list`, a `video` (LLaVA, MVBench)."""
     if not isinstance(record, dict):
         raise KanvaError(f"{where}: expected an object with an 'image' field, got {type(record).__name__}")
-    image = record.get("image")
+    image = record.get("image", record.get("image_list"))
+    video = record.get("video")
+    if isinstance(video, str) and video.strip() and image is None:
+        return [video.rstrip("/")]
     if isinstance(image, str) and image.strip():
         return [image]
     if isinstance(image, list) and image and all(isinstance(i, str) for i in image):
-        return list(image)
+        return list(image) + ([video.rstrip("/")] if isinstance(video, str) and video.strip() else [])
     raise KanvaError(f"{where}: field 'image' must be a path or a list of paths, got {image!r}")
 
 
@@ -57,6 +64,15 @@ def read_exclude(path: str | Path) -> set[str]:
             raise KanvaError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
         for i, rec in enumerate(data):
             keys.update(image_key(p) for p in _images_of(rec, f"{path}: [{i}]"))
+    elif stripped.startswith("{") and isinstance(whole := _json_or_none(text), dict) and "videos" in whole:
+        for i, v in enumerate(whole["videos"] if isinstance(whole["videos"], list) else []):
+            names = [v.get("video")] if isinstance(v, dict) and isinstance(v.get("video"), str) else []
+            frames = v.get("file_names") if isinstance(v, dict) else None
+            if isinstance(frames, list) and frames and isinstance(frames[0], str):
+                names.append(posixpath.dirname(frames[0]))  # the frame folder, a video in LLaVA samples
+            if not any(names):
+                raise KanvaError(f"{path}: videos[{i}] has neither a 'video' nor 'file_names' in a folder")
+            keys.update(image_key(n) for n in names if n)
     elif stripped.startswith("{") and isinstance(whole := _json_or_none(text), dict) and "images" in whole:
         images = whole["images"]
         if not isinstance(images, list):
