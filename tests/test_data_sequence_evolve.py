@@ -85,6 +85,9 @@ def test_set_answers_agree_with_the_annotation_file(sequence_world, evolved):
             assert int(ans) == counts[r["slots"]["image"] - 1][cat], r
         elif t == "set.count_total":
             assert int(ans) == sum(c[cat] for c in counts), r
+        elif t == "set.count_distinct":
+            assert int(ans) == len({a["track"] for a in data["annotations"] if a["image_id"] in s["image_ids"]
+                                    and names[a["category_id"]] == r["objects"][0]}), r
         elif t in ("set.diff", "set.diff_short"):
             i, j = r["slots"]["image"] - 1, r["slots"]["other"] - 1
             for c in ([ans] if t == "set.diff" else r["objects"]):
@@ -95,7 +98,7 @@ def test_set_answers_agree_with_the_annotation_file(sequence_world, evolved):
         else:
             continue
         checked[t] += 1
-    assert {"set.which", "set.count", "set.diff", "set.change"} <= set(checked), checked
+    assert {"set.which", "set.count", "set.diff", "set.change", "set.count_distinct"} <= set(checked), checked
 
 
 def test_clip_answers_agree_with_the_annotation_file(sequence_world, evolved):
@@ -118,6 +121,19 @@ def test_clip_answers_agree_with_the_annotation_file(sequence_world, evolved):
         elif t == "clip.motion_yn":
             (a,) = of(r["objects"][0])
             assert (ans == "Yes") == (a["motion"]["direction"] == r["slots"]["direction"]), r
+        elif t == "clip.mover_way":
+            assert any(a["motion"]["direction"] == r["slots"]["direction"] for a in of(ans)), r
+            assert not any(a["motion"]["direction"] == r["slots"]["direction"] for o in r["options"] if o != ans
+                           for a in of(o)), r
+        elif t == "clip.order_mc":
+            a, b = r["options"][:2]
+            seen = {c: [next((t for t, (x, v) in enumerate(zip(o["bboxes"], o["visible"])) if x and v >= 0.3), None)
+                        for o in of(c)] for c in (a, b)}
+            if not seen[a] and not seen[b]:
+                assert ans == "neither is in the video", r
+            else:
+                (fa,), (fb,) = seen[a], seen[b]
+                assert ans == ("they appear at the same time" if fa == fb else a if fa < fb else b), r
         elif t == "clip.count_end":
             assert int(ans) == sum(a["bboxes"][-1] is not None and a["visible"][-1] >= 0.3
                                    for a in of(r["objects"][0])), r
@@ -130,7 +146,7 @@ def test_clip_answers_agree_with_the_annotation_file(sequence_world, evolved):
         else:
             continue
         checked[t] += 1
-    assert {"clip.motion", "clip.count_end"} <= set(checked), checked
+    assert {"clip.motion", "clip.count_end", "clip.order_mc"} <= set(checked), checked
 
 
 def test_samples_are_onevision_samples_the_processor_encodes(sequence_world, evolved, tiny_ov_model):

@@ -17,7 +17,8 @@ from collections import Counter
 from kanva.data import sequence_facts as F
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
-from kanva.data.ops.sequence_common import count_drafts, distractors, kb_fact, knowledge_index, the
+from kanva.data.ops.sequence_common import (count_drafts, distractors, kb_fact, knowledge_index, ordered_mc,
+                                            the)
 from kanva.data.sequences import Clip
 from kanva.data.unit import Unit
 from kanva.words import plural, with_article
@@ -28,6 +29,9 @@ WHICH_WAY = ("Which way does {x} move?", "In which direction is {x} moving?", "W
 MOVES_YN = ("Does {x} move {w}?", "Is {x} moving {w}?", "In the video, does {x} go {w}?")
 MOVER = ("Which of these objects moves during the video?", "Which object is in motion in this clip?",
          "Which of these is moving?")
+MOVES_WAY = ("Which of these objects moves {w}?", "Which object goes {w} in this clip?")
+ORDER_MC = ("Of {a} and {b}, which one shows up first in the video?", "Which is seen first: {a} or {b}?")
+SAME, NEITHER = "they appear at the same time", "neither is in the video"
 FIRST_PAIR = ("Which appears first, {a} or {b}?", "Which comes into view first: {a} or {b}?",
               "Which do you see earlier in the video, {a} or {b}?")
 LAST = ("Which of these objects appears last in the video?", "Which of these is the last to come into view?")
@@ -90,6 +94,8 @@ class ClipMotion(Operator):
             opts.append((1.0, self._yesno))
         if len({m.category for m in motions(ctx) if m.direction}) == 1:
             opts.append((0.6, self._mover))
+        if any(m.direction in ("left", "right") for m in motions(ctx)):
+            opts.append((0.6, self._mover_way))
         return opts
 
     def _which_way(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
@@ -122,13 +128,33 @@ class ClipMotion(Operator):
                        absent=[w for w in wrong if w not in ctx.rec.counts])
 
 
+    def _mover_way(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """'Which of these objects moves to the left?': the one category with a track going that way."""
+        ms = motions(ctx)
+        ways = [d for d in ("left", "right") if len({m.category for m in ms if m.direction == d}) == 1]
+        if not ways:
+            return []
+        d = rng.choice(ways)
+        cat = next(m.category for m in ms if m.direction == d)
+        others = [t.category for t in _clip(ctx).tracks if not any(m.category == t.category and m.direction == d
+                                                                   for m in ms)]
+        wrong = distractors(ctx, cat, others, rng)
+        if not wrong:
+            return []
+        return make_mc(rng.choice(MOVES_WAY).format(w=WAYS[d]), cat, wrong, rng, ctx.cfg.mc_circular,
+                       "clip.mover_way", objects=[cat], absent=[w for w in wrong if w not in ctx.rec.counts],
+                       slots={"direction": d})
+
+
 class ClipOrder(Operator):
     name = "clip_order"
     groundings = ("clip",)
     parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
-        return [(1.0, self._pair), (0.6, self._last)] if len(set(_first_by_category(ctx).values())) >= 2 else []
+        if len(set(_first_by_category(ctx).values())) < 2:
+            return []
+        return [(1.0, self._pair), (0.8, self._pair_mc), (0.6, self._last)]
 
     def _pair(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         first = _first_by_category(ctx)
@@ -138,6 +164,31 @@ class ClipOrder(Operator):
         pair = [a, b] if rng.random() < 0.5 else [b, a]
         q = rng.choice(FIRST_PAIR).format(a=with_article(pair[0]), b=with_article(pair[1]))
         return [Draft(q, a, "short", "clip.order", objects=[a, b], slots={"first": a, "later": b})]
+
+    def _pair_mc(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """Two objects with one track each: one first, both at once, or (two absent objects) neither."""
+        singles, first = single_tracks(ctx), _first_by_category(ctx)
+        seen = sorted(c for c in singles if c in first)
+        kind = rng.choice(("ordered", "same", "neither"))
+        pairs = [(a, b) for a in seen for b in seen if a < b and (first[a] == first[b]) == (kind == "same")]
+        if kind == "neither":
+            absent = ctx.adversarial[:6]
+            if len(absent) < 2:
+                return []
+            a, b = rng.sample(absent, 2)
+            right = NEITHER
+        elif pairs:
+            a, b = rng.choice(pairs)
+            right = SAME if kind == "same" else (a if first[a] < first[b] else b)
+        else:
+            return []
+        if rng.random() < 0.5:
+            a, b = b, a
+        options = [a, b, SAME, NEITHER]
+        q = rng.choice(ORDER_MC).format(a=f"the {a}", b=f"the {b}")
+        present = [c for c in (a, b) if c in ctx.rec.counts]
+        return [ordered_mc(q, options, right, "clip.order_mc", objects=present,
+                         absent=[c for c in (a, b) if c not in present])]
 
     def _last(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         first = _first_by_category(ctx)

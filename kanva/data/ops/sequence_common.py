@@ -29,8 +29,9 @@ def image_options(n: int) -> list[str]:
     return [image_label(k) for k in range(n)] + (["None of them"] if n == 3 else [])
 
 
-def image_mc(question: str, options: list[str], correct: str, template: str, **kw) -> Draft:
-    """A "which image" question; finalize spreads the answer letters by rotating the options."""
+def ordered_mc(question: str, options: list[str], correct: str, template: str, **kw) -> Draft:
+    """Multiple choice whose options keep their natural order ("Image 1" ... "Neither image"); finalize spreads
+    the answer letters by rotating them."""
     return Draft(question, LETTERS[options.index(correct)], "mc", template, options=list(options), **kw)
 
 

@@ -15,8 +15,8 @@ import random
 from kanva.data import sequence_facts as F
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
-from kanva.data.ops.sequence_common import (MC_SHARE, count_drafts, distractors, image_label, image_mc, image_options,
-                                            kb_fact, knowledge_index, some)
+from kanva.data.ops.sequence_common import (MC_SHARE, count_drafts, distractors, image_label, image_options,
+                                            kb_fact, knowledge_index, ordered_mc, some)
 from kanva.data.sequences import ImageSet
 from kanva.data.unit import Unit
 from kanva.words import join_list, plural, with_article
@@ -29,6 +29,8 @@ COUNT_ONE = ("How many {p} are there in image {k}?", "How many {p} can you see i
 COUNT_ALL = ("How many {p} are there in all the images together?",
              "Counting every image, how many {p} are there in total?",
              "Across all {n} images, how many {p} can you see altogether?")
+DISTINCT = ("How many different {p} appear across these images?",
+            "Counting the same {c} only once, how many {p} are there across the images?")
 MOST = ("Which image has the most {p}?", "In which picture are there the most {p}?")
 DIFF = ("Which of these is in image {i} but not in image {j}?",
         "Which of these objects does image {i} have that image {j} lacks?",
@@ -101,7 +103,7 @@ class SetWhich(Operator):
         cat = ctx.pick(rng, cands, parent)
         answer = _which_answer(ctx, cat)
         absent = [] if cat in ctx.rec.counts else [cat]
-        return [image_mc(rng.choice(WHICH).format(a=with_article(cat)), image_options(n), answer, "set.which",
+        return [ordered_mc(rng.choice(WHICH).format(a=with_article(cat)), image_options(n), answer, "set.which",
                          objects=[] if absent else [cat], absent=absent, slots={"object": cat})]
 
     def _in_image(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
@@ -130,7 +132,7 @@ class SetCount(Operator):
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
         if not any(shown_by_image(ctx)):
             return []
-        return [(1.0, self._one), (1.0, self._total), (0.5, self._most)]
+        return [(1.0, self._one), (1.0, self._total), (0.7, self._distinct), (0.5, self._most)]
 
     def _counts(self, ctx: Context) -> dict[str, F.SetCount]:
         s = _set(ctx)
@@ -161,6 +163,16 @@ class SetCount(Operator):
         q = rng.choice(COUNT_ALL).format(p=plural(cat), n=len(_set(ctx).images))
         return count_drafts(ctx, rng, q, n, "set.count_total", [cat], {"object": plural(cat), "count": n})
 
+    def _distinct(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        """Objects, not sightings: in a `change` set one dog in three images is one dog (its track)."""
+        pool = sorted(c for c, sc in self._counts(ctx).items() if sc.total and sc.tracks and sc.tracks < sc.total)
+        if not pool:
+            return []
+        cat = ctx.pick(rng, pool, parent)
+        n = self._counts(ctx)[cat].tracks
+        q = rng.choice(DISTINCT).format(p=plural(cat), c=cat)
+        return count_drafts(ctx, rng, q, n, "set.count_distinct", [cat], {"object": plural(cat), "count": n})
+
     def _most(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         n = len(_set(ctx).images)
         pool = []
@@ -172,7 +184,7 @@ class SetCount(Operator):
         cat = ctx.pick(rng, pool, parent)
         per = self._counts(ctx)[cat].per_image
         answer = image_label(per.index(max(per)))
-        return [image_mc(rng.choice(MOST).format(p=plural(cat)), image_options(n), answer, "set.count_most",
+        return [ordered_mc(rng.choice(MOST).format(p=plural(cat)), image_options(n), answer, "set.count_most",
                          objects=[cat], slots={"object": plural(cat)})]
 
 
@@ -290,7 +302,7 @@ class SetKnowledge(Operator):
         p, yes = rng.choice(cands)
         answer = image_label(yes[0]) if len(yes) == 1 else "Both images"
         cat = sorted(p.members & per[yes[0]][0])[0]
-        return [image_mc(rng.choice(WHICH).format(a=some(p)), image_options(n), answer, "set.knowledge.which",
+        return [ordered_mc(rng.choice(WHICH).format(a=some(p)), image_options(n), answer, "set.knowledge.which",
                          objects=[cat], slots={"property": p.phrase}, facts=[kb_fact(ctx, cat, p)])]
 
     def _yesno(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
