@@ -58,7 +58,10 @@ def raw(world: Path, name: str) -> dict:
 
 
 def answer_text(r: dict) -> str:
-    return r["options"]["ABCD".index(r["answer"])] if r["fmt"] == "mc" else r["answer"]
+    from kanva.words import NUMBER_VALUES
+
+    text = r["options"]["ABCD".index(r["answer"])] if r["fmt"] == "mc" else r["answer"]
+    return str(NUMBER_VALUES.get(text, text))  # counts may be options in words ("two")
 
 
 def test_set_answers_agree_with_the_annotation_file(sequence_world, evolved):

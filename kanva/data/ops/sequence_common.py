@@ -13,6 +13,7 @@ from kanva.data.ops.choice import make_mc, object_distractors
 from kanva.data.ops.counting import wrong_counts
 from kanva.data.unit import LETTERS
 from kanva.knowledge.properties import KnowledgeIndex, Property, index_from_view
+from kanva.words import number_word
 
 MC_SHARE = 0.4  # share of short-answer questions (counts, names) asked as multiple choice instead
 
@@ -50,9 +51,12 @@ def distractors(ctx: Context, correct: str, inside: list[str], rng: random.Rando
 
 def count_drafts(ctx: Context, rng: random.Random, question: str, n: int, template: str, objects: list[str],
                  slots: dict) -> list[Draft]:
-    """A count as a short answer, or (MC_SHARE of the time) as four numbers to choose from."""
+    """A count as a short answer (digits), or (MC_SHARE of the time) as four numbers to choose from, written as
+    digits or as words."""
     if rng.random() < MC_SHARE:
-        return make_mc(question, str(n), rng.sample(wrong_counts(n), 3), rng, ctx.cfg.mc_circular, template,
+        options = [n, *(int(w) for w in rng.sample(wrong_counts(n), 3))]
+        say = number_word if rng.random() < 0.5 else str  # options as digits or as words ("2", "two")
+        return make_mc(question, say(n), [say(m) for m in options[1:]], rng, ctx.cfg.mc_circular, template,
                        objects=objects, slots=slots)
     return [Draft(question, str(n), "short", template, objects=objects, slots=slots,
                   params={"wrong": wrong_counts(n)})]
