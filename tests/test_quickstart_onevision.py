@@ -6,7 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+import torch
+
+from kanva.cli import main
+from kanva.errors import KanvaError
 from kanva.quickstart.config import load_quickstart_config, recipes_dir
+from kanva.quickstart.onevision import OnevisionQuickstart
 from kanva.quickstart.pipeline import Quickstart
 
 # sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of), taken
@@ -24,3 +30,78 @@ def test_default_quickstart_steps_and_configs_unchanged():
         rows = rows.replace(str(recipes_dir()), "RECIPES")  # configs name the checkout's recipe files
         got = hashlib.sha256(rows.encode()).hexdigest()
         assert got == digest, f"{preset}: its steps or their configs changed"
+
+
+# ---- the OneVision curriculum ------------------------------------------------------------------------------
+
+
+def test_onevision_configs_load_and_check(tmp_path):
+    cfg = load_quickstart_config("onevision")
+    assert cfg.source.endswith("recipes/onevision-smol.yaml") and cfg.preset == "smol-ov"
+    assert cfg.onevision.stage.tokens > 0 and cfg.onevision.stage.stage.trainable == ["lm"]
+    assert cfg.vision.onevision.frames_per_step > 0 and cfg.model_overrides["image_grid_pinpoints"] == [[96, 96]]
+    q = OnevisionQuickstart(cfg, tmp_path / "ov")
+    assert q.models() == ["single-image", "onevision-evolved-noknow", "onevision-evolved"]
+    with pytest.raises(KanvaError, match="--seeds"):
+        OnevisionQuickstart(cfg, tmp_path / "ov", seeds=[0, 1])
+    with pytest.raises(KanvaError, match="--arms"):
+        OnevisionQuickstart(cfg, tmp_path / "ov", arms=["seed", "evolved"])
+    bad = tmp_path / "bad.yaml"
+    src = load_quickstart_config("onevision-tiny").source
+    bad.write_text(open(src).read().replace("sets: {train: 6, test: 4}", "sets: {train: 6}"))
+    with pytest.raises(KanvaError, match=r"bad\.yaml\.onevision\.sets: needs train and test"):
+        load_quickstart_config(str(bad))
+
+
+@pytest.fixture(scope="module")
+def ov_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs-ov") / "ov"
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
+    q = OnevisionQuickstart(load_quickstart_config("onevision-tiny"), ov_run)
+    for m in q.models():
+        assert (q.final_model(m) / "config.json").is_file()
+        for bench in ("mme", "pope", "mmbench", "muirbench", "mvbench"):
+            assert q.answers(m, bench).with_suffix(".results.json").is_file(), (m, bench)
+    # the OneVision models start from the single-image model: their recipe names it
+    recipe = (ov_run / "recipes" / "onevision-evolved.yaml").read_text()
+    assert str(q.final_model("single-image")) in recipe
+    res = json.loads((ov_run / "report" / "results.json").read_text())
+    for bench in ("muirbench", "mvbench"):
+        overall = res["sequences"][bench]["overall"]
+        assert set(overall) == set(q.models())
+        for acc, (lo, hi) in overall.values():
+            assert 0 <= lo <= acc <= hi <= 100
+        assert res["knowledge"][bench]["questions"] > 0
+    md = (ov_run / "report" / "report.md").read_text()
+    si_vs_ov = md.split("## Single-image model vs OneVision model")[1].split("##")[0]
+    for row in ("MME-format perception", "POPE mean F1", "MMBench circular", "multi-image MC", "video MC"):
+        assert f"| {row}" in si_vs_ov, row
+    assert "onevision-evolved - onevision-evolved-noknow" in md
+
+
+@pytest.mark.slow
+def test_rerun_skips_and_redone_steps_reproduce_their_outputs(ov_run, capsys):
+    cfg = load_quickstart_config("onevision-tiny")
+    q = OnevisionQuickstart(cfg, ov_run)
+    data = [q.sequence_dir(k, "full") / "evolved.text.json" for k in ("set", "clip")]
+    before = [p.read_bytes() for p in data]
+    weights = q.final_model("onevision-evolved") / "model.safetensors"
+    w0 = weights.read_bytes()
+    capsys.readouterr()
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run)]) == 0
+    log = capsys.readouterr().out
+    assert "running" not in log and log.count("skipped") == len(q.steps())
+    # redone from scratch (and the steps after it): the set and clip scene text byte for byte, the OneVision
+    # stage's weights within float noise
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--force", "scene_text_evolved"]) == 0
+    assert "train_onevision-evolved: running (inputs changed)" in capsys.readouterr().out
+    assert [p.read_bytes() for p in data] == before
+    from safetensors.torch import load
+
+    a, b = load(w0), load(weights.read_bytes())
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -14,8 +14,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--preset", default="smol",
                    help="smol (default: SmolLM2-135M-Instruct, three arms; not yet timed, estimated 1.5-2 h on 2 cores) "
-                        "| tiny (about a minute, for tests)"
-                        " | a quickstart YAML (see recipes/quickstart-*.yaml)")
+                        "| tiny (about a minute, for tests) | onevision (single-image then OneVision curriculum, "
+                        "recipes/onevision-smol.yaml) | onevision-tiny"
+                        " | a quickstart YAML (see recipes/quickstart-*.yaml, recipes/onevision-*.yaml)")
     p.add_argument("--out", default=None, help="where everything goes (default: runs/quickstart-PRESET)")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
                    help="redo STEP (and the steps that depend on it); repeatable; 'all' redoes everything")
@@ -45,6 +46,8 @@ def _quickstart(args) -> int:
     name = Path(args.preset).stem.removeprefix("quickstart-")
     arms = parse_arms(args.arms) if args.arms is not None else cfg.arms
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [cfg.seed]
+    if getattr(cfg, "onevision", None) is not None:  # the single-image -> OneVision curriculum
+        from kanva.quickstart.onevision import OnevisionQuickstart as Quickstart  # noqa: F811
     q = Quickstart(cfg, args.out or f"runs/quickstart-{name}", arms=arms, seeds=seeds)
     if args.steps:
         steps = q.steps()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kanva.config import from_dict, read_yaml
+from kanva.config import from_dict, read_yaml, to_dict
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.quickstart.arms import DEFAULT_ARMS, parse_arms
@@ -93,6 +93,27 @@ class QuickstartConfig:
     source: str = field(default="", init=False)
 
 
+@dataclass
+class OnevisionPart:
+    """The OneVision curriculum (kanva/quickstart/onevision.py): the world's sets and clips (their test counts
+    size the multi-image and video benchmarks, asked whole) and the OneVision stage (a `BudgetStage`, like
+    `train.read`)."""
+
+    sets: dict[str, int]  # multi-image sets per split (`kanva world generate --sets`), e.g. {train: 600, test: 150}
+    clips: dict[str, int]  # clips per split (`--clips`)
+    stage: BudgetStage  # in the YAML a mapping of Stage fields with `tokens`; data filled per arm
+    single_image_share: float = 0.5  # of the OneVision stage's samples, the share drawn from single-image data
+    si_arm: str = "evolved"  # whose single-image data the single-image stage (and the replay) reads
+
+
+@dataclass
+class OnevisionQuickstartConfig(QuickstartConfig):
+    onevision: OnevisionPart | None = None
+
+
+PRESET_FILES = {"onevision": "onevision-smol.yaml", "onevision-tiny": "onevision-tiny.yaml"}
+
+
 def recipes_dir() -> Path:
     """`recipes/` of the source checkout (the quickstart configs are recipes like any other)."""
     return Path(__file__).resolve().parents[2] / "recipes"
@@ -125,20 +146,24 @@ def _stage(raw: Any, name: str, where: str, budget: bool) -> Stage | BudgetStage
 def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
     p = Path(preset_or_path)
     if not p.suffix:
-        p = recipes_dir() / f"quickstart-{preset_or_path}.yaml"
+        p = recipes_dir() / PRESET_FILES.get(preset_or_path, f"quickstart-{preset_or_path}.yaml")
         if not p.is_file():
-            known = sorted(q.stem.removeprefix("quickstart-") for q in recipes_dir().glob("quickstart-*.yaml"))
+            known = sorted([q.stem.removeprefix("quickstart-") for q in recipes_dir().glob("quickstart-*.yaml")]
+                           + list(PRESET_FILES))
             raise KanvaError(f"no quickstart config for preset {preset_or_path!r} ({p}); known: {known}")
     raw = read_yaml(p)
     if not isinstance(raw, dict):
         raise KanvaError(f"{p}: expected a mapping at the top level")
+    ov = raw.pop("onevision", None)
     train = raw.pop("train", None) or {}
     if not isinstance(train, dict):
         raise KanvaError(f"{p}.train: expected a mapping with align, read, instruct")
     unknown = sorted(set(train) - {"align", "read", "instruct"})
     if unknown:
         raise KanvaError(f"{p}.train: unknown field(s) {unknown}; known: ['align', 'instruct', 'read']")
-    cfg = from_dict(QuickstartConfig, raw, where=str(p))
+    cfg = from_dict(QuickstartConfig if ov is None else OnevisionQuickstartConfig, raw, where=str(p))
+    if ov is not None:
+        cfg.onevision = _onevision_part(ov, f"{p}.onevision")
     cfg.train = TrainPart(_stage(train.get("align"), "align", f"{p}.train.align", budget=False),
                           _stage(train.get("read"), "read", f"{p}.train.read", budget=True),
                           _stage(train.get("instruct"), "instruct", f"{p}.train.instruct", budget=True))
@@ -163,3 +188,22 @@ def load_quickstart_config(preset_or_path: str) -> QuickstartConfig:
     if cfg.world.train < 1 or cfg.world.test < 1:
         raise KanvaError(f"{p}: world.train and world.test must be >= 1")
     return cfg
+
+
+def _onevision_part(raw: Any, where: str) -> OnevisionPart:
+    if not isinstance(raw, dict):
+        raise KanvaError(f"{where}: expected a mapping with sets, clips, stage, ...")
+    fields = dict(raw)
+    stage = _stage(fields.pop("stage", None), "onevision", f"{where}.stage", budget=True)
+    if stage is None:
+        raise KanvaError(f"{where}.stage: the OneVision stage is required (Stage fields with `tokens`)")
+    part = from_dict(OnevisionPart, {**fields, "stage": {"stage": to_dict(stage.stage), "tokens": stage.tokens}}, where)
+    part.stage = stage
+    for name in ("sets", "clips"):
+        counts = getattr(part, name)
+        if not counts.get("train") or not counts.get("test") or any(n < 0 for n in counts.values()):
+            raise KanvaError(f"{where}.{name}: needs train and test counts >= 1 (the data and the benchmark), got {counts}")
+    if not 0 <= part.single_image_share < 1:
+        raise KanvaError(f"{where}.single_image_share: must be in [0, 1), got {part.single_image_share}")
+    parse_arms([part.si_arm], f"{where}.si_arm")
+    return part

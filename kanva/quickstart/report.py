@@ -38,13 +38,15 @@ def _pairs(arms: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in want if a in arms and b in arms]
 
 
-def score_models(q, models: dict[str, str], split: str) -> dict:
-    """Every benchmark's table over `models` (name -> arm), differences between arms of the same seed."""
+def score_models(q, models: dict[str, str], split: str, pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Every benchmark's table over `models` (name -> arm), differences between arms of the same seed (or the
+    given `pairs` of model names)."""
     cfg = q.cfg
     n_boot, seed = cfg.eval.bootstrap, cfg.seed
     answers = {m: {b: load_model_answers(q.answers(m, b, split)) for b in cfg.eval.benchmarks} for m in models}
-    by_arm = {a: m for m, a in models.items()}
-    pairs = [(by_arm[a], by_arm[b]) for a, b in _pairs(list(by_arm))]
+    if pairs is None:
+        by_arm = {a: m for m, a in models.items()}
+        pairs = [(by_arm[a], by_arm[b]) for a, b in _pairs(list(by_arm))]
     out: dict = {"answers": answers}
     if "mme" in cfg.eval.benchmarks:
         units = {m: mme_units(q.bench_data("mme", split)[0], answers[m]["mme"]) for m in models}

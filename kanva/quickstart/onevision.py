@@ -1,0 +1,218 @@
+"""`kanva quickstart --preset onevision`: LLaVA-OneVision's curriculum, single image then OneVision, on one CPU.
+
+world (+ multi-image sets and clips) -> a OneVision model (`smol-ov`, no AnyRes tiles) -> the vision stage with
+video frames (kanva/grounding/frames.py) -> seed data for images, sets and clips -> evolution of the set and clip
+data with and without the knowledge base (the arms) -> scene text -> the single-image model (the smol
+quickstart's reading stage on single-image data) -> per arm a OneVision stage from it, on a mixture of
+single-image, multi-image and video samples -> synthetic MME / POPE / MMBench and MUIRBench- / MVBench-style
+benchmarks -> every model evaluated on all -> report (kanva/quickstart/onevision_report.py).
+
+Why the stages are text: as in the smol quickstart, a 135M LM learns to read images on 2 cores only because
+each image token is exactly the LM embedding of the word for what its patch shows, so a reading stage over
+those words ("scene text") carries over to the images. A OneVision model lays tokens out differently for one
+image, several images and a video, and the scene text follows it token for token (kanva/grounding/layout.py).
+So the OneVision stage is a reading stage too, over the scene text of its mixture; the single-image model is
+the same run's first stage, so the comparison is one curriculum before and after its OneVision stage.
+
+The arms (kanva/quickstart/arms.py) differ only in the multi-image and video data of the OneVision stage:
+evolved with the knowledge base (`evolved`) or with every operator that reads it off (`evolved-noknow`); the
+single-image data (the `si_arm`'s) and everything else are shared, so the knowledge-aware multi-image and video
+tasks compare exactly what the knowledge base adds to those data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from kanva.errors import KanvaError
+from kanva.quickstart.arms import ARMS
+from kanva.quickstart.config import OnevisionQuickstartConfig
+from kanva.quickstart.pipeline import EVOLVE_DIRS, STEP_SUFFIX, Quickstart, _config, _count, _text_path, kanva
+from kanva.quickstart.steps import Step
+
+KINDS = ("set", "clip")  # `kanva data seed|evolve --kind`
+SEQUENCE_BENCHMARKS = ("muirbench", "mvbench")
+SI_MODEL = "single-image"
+
+
+class OnevisionQuickstart(Quickstart):
+    cfg: OnevisionQuickstartConfig
+
+    def __init__(self, cfg: OnevisionQuickstartConfig, out: str | Path, arms: list[str] | None = None,
+                 seeds: list[int] | None = None):
+        if seeds is not None and list(seeds) != [cfg.seed]:
+            raise KanvaError(f"--seeds: the onevision curriculum trains at the config's seed only ({cfg.seed})")
+        arms = list(arms if arms is not None else cfg.arms)
+        if "seed" in arms:
+            raise KanvaError("--arms: the onevision curriculum compares evolved and evolved-noknow (its set and clip "
+                             "data are always evolved)")
+        super().__init__(cfg, out, arms=arms, seeds=[cfg.seed])
+        self.ov = cfg.onevision
+        self.bench_seq = self.out / "bench-sequences"
+
+    # -- models: the single-image model and one OneVision model per arm --------------------------------
+    def models(self, seed: int | None = None) -> list[str]:
+        return [SI_MODEL, *(f"onevision-{a}" for a in self.arms)]
+
+    def model_arm(self, model: str) -> tuple[str, int]:
+        if model == SI_MODEL:
+            return self.ov.si_arm, self.cfg.seed
+        if model.removeprefix("onevision-") in self.arms:
+            return model.removeprefix("onevision-"), self.cfg.seed
+        raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
+
+    def final_model(self, name: str) -> Path:
+        if name == SI_MODEL:
+            return self.train_dir / SI_MODEL / "read" / "final"
+        return self.train_dir / name / "onevision" / "final"
+
+    def sequence_dir(self, kind: str, evolve: str | None) -> Path:
+        """data/<sets|clips>/seed.json, or the folder of one kind of evolution of them."""
+        base = self.data / f"{kind}s"
+        return base / "seed.json" if evolve is None else base / EVOLVE_DIRS[evolve]
+
+    def media_root(self, kind: str) -> Path:
+        return self.world / f"{kind}s" / "train"
+
+    def bench_data(self, bench: str, split: str = "test") -> list[Path]:
+        if bench in SEQUENCE_BENCHMARKS:
+            return [self.bench_seq / bench]
+        return super().bench_data(bench, split)
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        c, ov = self.cfg, self.ov
+        base = {s.name: s for s in super().steps()}
+        data_cfg = vars(c.data) | {"seed": c.seed}
+        s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
+             base["model"], base["vision"], base["seed"], base["evolve"], base["data_report"]]
+        for kind in KINDS:
+            s.append(Step(f"seed_{kind}s", lambda k=kind: self.seed_sequences(k), after=["world"], config=data_cfg,
+                          help=f"seed instructions about the world's {kind}s"))
+            for a in self.arms:
+                ev = ARMS[a].evolve
+                s.append(Step(f"evolve_{kind}s{STEP_SUFFIX[ev]}", lambda k=kind, e=ev: self.evolve_sequences(k, e),
+                              after=[f"seed_{kind}s"], config=data_cfg | {"knowledge": ev == "full"},
+                              help=f"evolution of the {kind} seeds" + ("" if ev == "full" else " without the KB")))
+        s.append(Step("scene_text", self.single_image_text, after=["vision", "evolve"],
+                      help="a text-only copy of the single-image mixture"))
+        for a in self.arms:
+            s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["vision", *self._seq_steps(a)],
+                          help=f"text-only copies of the {a} set and clip mixtures"))
+        s.append(Step(f"train_{SI_MODEL}", self.train_single_image, after=["scene_text"],
+                      config={"read": _config(c.train.read)}, help="the single-image stage (reading)",
+                      outputs=[self.train_dir / SI_MODEL]))
+        for a in self.arms:
+            m = f"onevision-{a}"
+            s.append(Step(f"train_{m}", lambda a=a: self.train_onevision(a),
+                          after=[f"train_{SI_MODEL}", "scene_text", f"scene_text_{a}"],
+                          config={"onevision": _config(ov.stage), "share": ov.single_image_share},
+                          help=f"the OneVision stage on single-image + {a} multi-image and video data",
+                          outputs=[self.train_dir / m]))
+        bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
+        s.append(Step("bench", self.make_bench, after=["world"], config=bench,
+                      help="synthetic MME / MMBench / POPE from test images"))
+        s.append(Step("bench_sequences", self.make_sequence_bench, after=["world"],
+                      help="multi-image (MUIRBench-style) and video (MVBench-style) multiple choice from test sets "
+                           "and clips"))
+        for m in self.models():
+            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench", "bench_sequences"],
+                          config=vars(c.eval),
+                          help=f"every benchmark on the {m} model", outputs=[self.eval_dir / m]))
+        s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in self.models()] + ["data_report"],
+                      config={"arms": self.arms, "onevision": True}, help="markdown + HTML report"))
+        return s
+
+    def evolve_kinds(self) -> list[str]:
+        return ["full"]  # the single-image data: the si_arm's (evolved); the arms differ in set and clip data
+
+    def _seq_steps(self, arm: str) -> list[str]:
+        return [f"evolve_{k}s{STEP_SUFFIX[ARMS[arm].evolve]}" for k in KINDS]
+
+    # -- step bodies --------------------------------------------------------------------------------------
+    def make_world(self) -> dict:
+        w = self.cfg.world
+        args = ["world", "generate", "--out", self.world, "--train", w.train, "--val", w.val, "--test", w.test,
+                "--novel", w.novel, "--seed", self.cfg.seed, "--size", w.size, "--workers", w.workers, "--overwrite",
+                "--sets", *(f"{k}={n}" for k, n in self.ov.sets.items()),
+                "--clips", *(f"{k}={n}" for k, n in self.ov.clips.items())]
+        if w.config:
+            args += ["--config", w.config]
+        kanva(*args)
+        return {"images": {"train": w.train, "test": w.test}, "sets": self.ov.sets, "clips": self.ov.clips}
+
+    def seed_sequences(self, kind: str) -> dict:
+        out = self.sequence_dir(kind, None)
+        kanva("data", "seed", "--kind", kind, "--coco", self.world, "--split", "train", "--seed", self.cfg.seed,
+              "--out", out)
+        return {"seed": _count(out)}
+
+    def evolve_sequences(self, kind: str, evolve: str) -> dict:
+        """Rule operators only, at their default weights (`data.evolve_config` weighs the single-image ones)."""
+        d, out = self.cfg.data, self.sequence_dir(kind, evolve)
+        args = ["data", "evolve", "--kind", kind, "--input", self.sequence_dir(kind, None), "--coco", self.world,
+                "--split", "train", "--out", out, "--rounds", d.rounds, "--llm", "none", "--seed", self.cfg.seed]
+        if evolve == "noknow":
+            args.append("--no-knowledge")
+        kanva(*args)
+        return {"evolved": _count(out / "evolved.json")}
+
+    def _scene_text(self, src: Path) -> int:
+        out = _text_path(src)
+        kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train", "--model",
+              self.vision, "--out", out)
+        return _count(out)
+
+    def single_image_text(self) -> dict:
+        return {"single_image": self._scene_text(Path(self.mixture(self.ov.si_arm)[0]["path"]))}
+
+    def sequence_text(self, arm: str) -> dict:
+        ev = ARMS[arm].evolve
+        return {k: self._scene_text(self.sequence_dir(k, ev) / "evolved.json") for k in KINDS}
+
+    def train_single_image(self) -> dict:
+        start = self.instruct_start()
+        stage = self._budget_stage(SI_MODEL, self.cfg.train.read, self.text_mixture(self.ov.si_arm), start)
+        return {"steps": stage.steps, **self._run_recipe(SI_MODEL, start, stage)}
+
+    def onevision_mixture(self, arm: str) -> list[dict]:
+        """The arm's set and clip scene text, and the single-image scene text at `single_image_share` of the
+        samples (a DataSource ratio is relative to its file's size)."""
+        ev = ARMS[arm].evolve
+        seq = [{"path": str(_text_path(self.sequence_dir(k, ev) / "evolved.json"))} for k in KINDS]
+        share = self.ov.single_image_share
+        if share == 0:
+            return seq
+        si = self.text_mixture(self.ov.si_arm)[0]
+        ratio = share / (1 - share) * sum(_count(Path(x["path"])) for x in seq) / _count(Path(si["path"]))
+        return [{**si, "ratio": round(ratio, 6)}, *seq]
+
+    def train_onevision(self, arm: str) -> dict:
+        m, start = f"onevision-{arm}", self.final_model(SI_MODEL)
+        stage = self._budget_stage(m, self.ov.stage, self.onevision_mixture(arm), start)
+        return {"steps": stage.steps, **self._run_recipe(m, start, stage)}
+
+    def make_sequence_bench(self) -> dict:
+        kanva("eval", "make-synthetic", "--world", self.world, "--out", self.bench_seq, "--split", "test", "--seed",
+              self.cfg.seed, "--benchmarks", ",".join(SEQUENCE_BENCHMARKS))
+        return json.loads((self.bench_seq / "synthetic.json").read_text())
+
+    def evaluate(self, model: str) -> dict:
+        out = super().evaluate(model)  # the single-image benchmarks, as the smol quickstart runs them
+        e = self.cfg.eval
+        for bench in SEQUENCE_BENCHMARKS:  # asked whole (a prefix of a task-ordered file would drop tasks)
+            ans = self.answers(model, bench)
+            args = ["eval", "run", bench, "--model", self.final_model(model), "--out", ans, "--batch-size",
+                    e.batch_size, "--max-new-tokens", e.max_new_tokens, "--results", ans.with_suffix(".results.json"),
+                    "--data", *self.bench_data(bench)]
+            kanva(*args)
+            out[f"test/{bench}"] = str(ans.with_suffix(".results.json"))
+        return out
+
+    def make_report(self) -> dict:
+        from kanva.quickstart.onevision_report import write_report
+
+        return {k: str(v) for k, v in write_report(self).items()}
+
