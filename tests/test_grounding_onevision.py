@@ -58,8 +58,17 @@ def test_saved_model_marks_frames_and_newline_is_a_word(grounded):
     from kanva.model.onevision import OnevisionProcessor
 
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(vision)
-    tok = OnevisionProcessor.from_pretrained(vision).tokenizer
-    assert torch.allclose(model.model.image_newline, word_embeddings(model, tok, ["|"])[0])
+    proc = OnevisionProcessor.from_pretrained(vision)
+    assert torch.allclose(model.model.image_newline, word_embeddings(model, proc.tokenizer, ["|"])[0])
+    # what the model is given at inference: a frame is the same picture as an image, shifted by 0.5 / std
+    from PIL import Image
+
+    from kanva.model.video import Video
+
+    pic = Image.new("RGB", (32, 32), (200, 30, 90))
+    frame = proc.video_pixels(Video([pic]))[0]
+    image = proc.vision_inputs([pic], [])["pixel_values"][0, 0]
+    assert torch.allclose(frame, image + 0.5 / 0.5, atol=1e-5)
 
 
 def _samples(world):
