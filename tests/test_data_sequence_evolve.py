@@ -278,3 +278,12 @@ def test_exclude_reads_clip_files_and_benchmark_records(sequence_world, seeded, 
     (tmp_path / "b.json").write_text(json.dumps([{"image_list": ["images/a_0.jpg", "images/a_1.jpg"]},
                                                  {"video": "video/000800000001.mp4", "question": "?"}]))
     assert read_exclude(tmp_path / "b.json") == {"a_0.jpg", "a_1.jpg", "000800000001.mp4"}
+
+
+def test_shards_merged_equal_the_whole_run(sequence_world, seeded, evolved, tmp_path):
+    from kanva.data.runner import merge_runs
+
+    parts = [run_sequence_evolve(seeded["clip"], sequence_world, "train", tmp_path / f"s{i}", "clip", shard=(i, 2),
+                                 progress=False).parent for i in range(2)]
+    merged = merge_runs(parts, tmp_path / "m")
+    assert merged.read_bytes() == (evolved["clip"] / "evolved.json").read_bytes()
