@@ -28,8 +28,7 @@ from kanva.data.kbview import KBView
 from kanva.data.llava import load_llava
 from kanva.data.ops.base import Operator
 from kanva.data.rundir import RunDir
-from kanva.data.runner import (chunk_items, default_kb, evolve_chunks, file_sha256, finalize_dir, kb_digest,
-                               load_knowledge)
+from kanva.data.runner import chunk_items, evolve_chunks, file_sha256, finalize_dir, kb_digest, load_knowledge
 from kanva.data.sequence_join import Sequences, join_sequences, load_sequences
 from kanva.data.unit import Unit
 from kanva.errors import KanvaError
@@ -71,7 +70,7 @@ def run_sequence_evolve(input_path: str | Path, world: str | Path, split: str, o
     exclude = [str(p) for p in exclude]
     items = join_sequences(load_llava(input_path), seqs, str(input_path), read_excludes(exclude))
     items = [it for it in items if in_shard(it.shard_key, shard)]
-    kbv = load_knowledge(kb if kb is not None else default_kb(), seqs.coco.category_names)
+    kbv = load_knowledge(kb, seqs.coco.category_names)
     annotations = Path(world) / "annotations" / f"{kind}s_{split}.json"
     config = {
         "input": str(input_path), "input_sha256": file_sha256(input_path), "kind": kind, "world": str(world),
