@@ -17,8 +17,8 @@ from collections import Counter
 from kanva.data import sequence_facts as F
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
-from kanva.data.ops.sequence_common import (count_drafts, distractors, kb_fact, knowledge_index, ordered_mc,
-                                            the)
+from kanva.data.ops.sequence_common import (count_drafts, distractors, fact_or_hypernym, kb_fact, knowledge_index,
+                                            ordered_mc, the)
 from kanva.data.sequences import Clip
 from kanva.data.unit import Unit
 from kanva.words import plural, with_article
@@ -336,8 +336,6 @@ class ClipKnowledge(Operator):
                 holders = [i for i, t in enumerate(clip.tracks) if t.category in p.holders]
                 if len(holders) == 1 and clip.tracks[holders[0]].category in p.members and kx.decidable(p, present):
                     out.append((p, clip.tracks[holders[0]].category, holders[0]))
-            if ctx.cfg.knowledge_facts_first and any(p.is_fact for p, _, _ in out):
-                out = [x for x in out if x[0].is_fact]
             return out
         return ctx.memo("clip_knowledge", make)
 
@@ -359,6 +357,7 @@ class ClipKnowledge(Operator):
         subjects = [s for s in self._subjects(ctx) if keep(s[2])]
         if not subjects:
             return None
+        subjects = fact_or_hypernym(ctx, rng, subjects, lambda s: s[0])
         cat = ctx.pick(rng, sorted({c for _, c, _ in subjects}), parent)
         return rng.choice([s for s in subjects if s[1] == cat])
 

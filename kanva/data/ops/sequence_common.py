@@ -67,6 +67,21 @@ def knowledge_index(ctx: Context) -> KnowledgeIndex:
     return ctx.shared_memo("knowledge_index", lambda: index_from_view(ctx.kb, ctx.coco.category_names))
 
 
+FACT_SHARE = 0.5  # share of knowledge questions asked about a KB fact when both facts and hypernyms would do
+
+
+def fact_or_hypernym(ctx: Context, rng: random.Random, cands: list, prop=lambda c: c) -> list:
+    """The candidates (each with a Property, `prop(c)`) about KB facts ("an animal that eats only plants") half
+    the time (always with `knowledge_facts_first`), those about hypernyms ("some kind of ruminant") otherwise,
+    whenever both kinds are there. Drawn uniformly, hypernyms would be most questions (the KB has many more of
+    them), while the facts are the knowledge people ask about."""
+    facts = [c for c in cands if prop(c).is_fact]
+    hyps = [c for c in cands if not prop(c).is_fact]
+    if facts and (not hyps or ctx.cfg.knowledge_facts_first or rng.random() < FACT_SHARE):
+        return facts
+    return hyps
+
+
 def some(prop: Property) -> str:
     """An indefinite phrase for "Which image shows ...?": "an animal that lays eggs", "some kind of ruminant"."""
     return prop.phrase if prop.is_fact else f"some kind of {prop.hypernym}"

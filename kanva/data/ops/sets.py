@@ -15,8 +15,8 @@ import random
 from kanva.data import sequence_facts as F
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.choice import make_mc
-from kanva.data.ops.sequence_common import (MC_SHARE, count_drafts, distractors, image_label, image_options,
-                                            kb_fact, knowledge_index, ordered_mc, some)
+from kanva.data.ops.sequence_common import (MC_SHARE, count_drafts, distractors, fact_or_hypernym, image_label,
+                                            image_options, kb_fact, knowledge_index, ordered_mc, some)
 from kanva.data.sequences import ImageSet
 from kanva.data.unit import Unit
 from kanva.words import join_list, plural, with_article
@@ -297,9 +297,7 @@ class SetKnowledge(Operator):
                 cands.append((p, yes))
         if not cands:
             return []
-        if ctx.cfg.knowledge_facts_first and any(p.is_fact for p, _ in cands):
-            cands = [c for c in cands if c[0].is_fact]
-        p, yes = rng.choice(cands)
+        p, yes = rng.choice(fact_or_hypernym(ctx, rng, cands, lambda c: c[0]))
         answer = image_label(yes[0]) if len(yes) == 1 else "Both images"
         cat = sorted(p.members & per[yes[0]][0])[0]
         return [ordered_mc(rng.choice(WHICH).format(a=some(p)), image_options(n), answer, "set.knowledge.which",
@@ -313,7 +311,7 @@ class SetKnowledge(Operator):
         pool = yes if truth else no
         if not pool:
             return []
-        p = rng.choice(pool)
+        p = rng.choice(fact_or_hypernym(ctx, rng, pool))
         q = rng.choice(KNOW_IN_IMAGE).format(a=p.phrase, k=k + 1)
         if not truth:
             return [Draft(q, "No", "yesno", "set.knowledge.yesno", slots={"property": p.phrase, "image": k + 1},
