@@ -225,6 +225,9 @@ def test_cli_seed_and_bad_input(sequence_world, tmp_path, capsys):
     assert main(["data", "seed", "--coco", str(sequence_world), "--split", "train", "--kind", "clip",
                  "--out", str(out)]) == 0
     assert load_llava(out) and all("video" in s for s in load_llava(out))
+    assert main(["data", "seed", "--coco", str(sequence_world), "--split", "train", "--kind", "clip",
+                 "--out", str(tmp_path / "again.json")]) == 0
+    assert (tmp_path / "again.json").read_bytes() == out.read_bytes()  # seeds are deterministic too
     assert main(["data", "seed", "--coco", str(sequence_world), "--split", "train", "--kind", "set",
                  "--out", str(tmp_path / "x.json"), "--llm", "local"]) == 2
     assert "--kind set: --llm not supported" in capsys.readouterr().err
