@@ -20,7 +20,7 @@ def grounded(tmp_path_factory):
     d = tmp_path_factory.mktemp("ovg")
     world, base, vision = d / "w", d / "base", d / "vision"
     assert main(["world", "generate", "--out", str(world), "--train", "12", "--val", "0", "--test", "0", "--size",
-                 "64", "--sets", "train=3", "--clips", "train=3", "--seed", "0", "--workers", "1", "--quiet"]) == 0
+                 "64", "--sets", "train=3", "--clips", "train=3", "val=2", "--seed", "0", "--workers", "1", "--quiet"]) == 0
     assert main(["model", "build", "--preset", "tiny-ov", "--out", str(base), "--set",
                  "image_grid_pinpoints=[[32,32]]"]) == 0
     cfg = d / "v.yaml"
@@ -51,6 +51,7 @@ def test_saved_model_marks_frames_and_newline_is_a_word(grounded):
     labels = json.loads((vision / "patch_labels.json").read_text())
     proc = json.loads((vision / "processor_config.json").read_text())
     assert labels["onevision"]["newline"] == "|" and labels["onevision"]["frames"]
+    assert 0 <= labels["metrics"]["val_frame_patch_f1"] <= 1  # held-out clips' block labels
     assert proc["video_processor"]["image_mean"] == [m - 0.5 for m in proc["image_processor"]["image_mean"]]
     from transformers import LlavaOnevisionForConditionalGeneration
 

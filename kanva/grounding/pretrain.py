@@ -158,6 +158,9 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
         metrics["threshold_shift"] = {w: round(float(shifts[i]), 4) for i, w in enumerate(space.words) if shifts[i]}
     if val is not None:
         metrics.update({f"val_{k}": round(v, 4) for k, v in evaluate_patches(model, head, *val, mean, std).items()})
+    if frames is not None and cfg.val_split and (coco / "annotations" / f"clips_{cfg.val_split}.json").is_file():
+        vf, vt, _ = load_frames(coco, cfg.val_split, space, size, grid)  # block labels of held-out clips
+        metrics.update({f"val_frame_{k}": round(v, 4) for k, v in evaluate_patches(model, head, vf, vt, fmean, std).items()})
     space.spellings = one_token_spellings(processor.tokenizer, space.words)
     emb = word_embeddings(model, processor.tokenizer, space.reads + [space.background])
     m = median_positive_logit(model, head, pix[:256], targets[:256], mean, std)
