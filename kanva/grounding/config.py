@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from kanva.config import load_yaml
@@ -53,6 +54,12 @@ class PatchPretrainConfig:
     keep_checkpoints: int = 1
     # OneVision models only (null: its defaults there; an error on a Llava model).
     onevision: OnevisionGrounding | None = None
+
+    def fingerprint(self) -> dict:
+        """The settings as a step's fingerprint (kanva/quickstart/steps.py); `onevision` only when set, so a Llava
+        run's is what it was before OneVision grounding existed and its finished steps stay finished."""
+        d = dataclasses.asdict(self)
+        return d if d["onevision"] is not None else {k: v for k, v in d.items() if k != "onevision"}
 
     def check(self, where: str = "vision pretraining") -> PatchPretrainConfig:
         """Every check a value can fail before any model is loaded; errors name `where` and the field."""

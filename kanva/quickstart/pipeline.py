@@ -119,7 +119,7 @@ class Quickstart:
             Step("model", self.make_model, config={"preset": c.preset, "o": c.model_overrides, "seed": c.seed},
                  help=f"build the {c.preset} preset"),
             Step("vision", self.pretrain_vision, after=["world", "model"],
-                 config=vision_fingerprint(self.vision_config()) if c.vision else None,
+                 config=self.vision_config().fingerprint() if c.vision else None,
                  help="vision encoder on per-patch labels; word-grounded projector", outputs=[self.vision]),
             Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
                  help="seed instructions and align captions from annotations"),
@@ -397,13 +397,6 @@ def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int
     if not lengths:
         raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")
     return sum(lengths) / len(lengths)
-
-
-def vision_fingerprint(cfg: PatchPretrainConfig) -> dict:
-    """The vision stage's config as its step's fingerprint; `onevision` only when set (a Llava run's stays what
-    it was before OneVision grounding existed, so its finished steps stay finished)."""
-    d = to_dict(cfg)
-    return d if d["onevision"] is not None else {k: v for k, v in d.items() if k != "onevision"}
 
 
 def _config(stage: Stage | BudgetStage | None) -> dict | None:
