@@ -202,3 +202,32 @@ def test_reader_names_the_broken_field(world, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(KanvaError, match=r"sets\[0\].image_ids \[123\] are not in 'images'"):
         load_sets(w, "train")
+
+
+def test_a_clip_without_a_mover_draws_a_new_plan(monkeypatch):
+    """A plan where no mover fits is drawn again from the same generator (same clip every time); only a scene
+    where none ever fits is an error."""
+    import numpy as np
+
+    from kanva.world import clips
+    from kanva.world.render import WorldRenderer
+
+    renderer = WorldRenderer(load_world_config(), 64)
+    real = clips.allowed
+    calls = {"n": 0}
+
+    def none_at_first(*args, **kwargs):  # the first two plans find every category present or held out
+        calls["n"] += 1
+        return {} if calls["n"] <= 2 else real(*args, **kwargs)
+
+    monkeypatch.setattr(clips, "allowed", none_at_first)
+    first = clips.plan_clip(renderer, np.random.default_rng(3), set(), None)
+    assert first[1] and calls["n"] >= 3, "a mover, after two plans without one"
+    calls["n"] = 0
+    again = clips.plan_clip(renderer, np.random.default_rng(3), set(), None)
+    assert [(o.category, m, xs) for o, m, xs in again[1]] == [(o.category, m, xs) for o, m, xs in first[1]]
+    plain = clips.plan_clip(renderer, np.random.default_rng(3), set(), None)  # calls["n"] > 2: no failures
+    assert plain[0].scene is not None
+    monkeypatch.setattr(clips, "allowed", lambda *a, **k: {})
+    with pytest.raises(KanvaError, match="no moving object in 20 plans"):
+        clips.plan_clip(renderer, np.random.default_rng(3), set(), None)

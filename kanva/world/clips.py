@@ -29,6 +29,9 @@ CLIP_FRAMES = (8, 16)  # frames per clip, inclusive
 CLIP_FPS = 4  # frame rate of the mp4 (2-4 s clips)
 MOTIONS = ("move", "enter", "leave", "cross", "appear")
 MOVER_PROB = 0.5  # chance of a second mover
+# A scene whose priors are all present or held out, or with no room left for a mover, gives no moving object:
+# the clip then draws a new base plan from the same generator (deterministic), and fails only after this many.
+PLAN_ATTEMPTS = 20
 MIN_TRAVEL = 0.3  # a `move` covers at least this fraction of the side
 
 
@@ -60,6 +63,14 @@ def _path(rng: np.random.Generator, o: PlacedObject, frames: int, size: int) -> 
 
 def plan_clip(renderer: WorldRenderer, rng: np.random.Generator, forbidden: set[Pair], pair):
     """The base plan (static objects), the movers with their motions and x paths, and the frame count."""
+    for _ in range(PLAN_ATTEMPTS):
+        base, movers, frames = _plan_once(renderer, rng, forbidden, pair)
+        if movers:
+            return base, movers, frames
+    raise KanvaError(f"a {base.scene} clip got no moving object in {PLAN_ATTEMPTS} plans; lower size_range")
+
+
+def _plan_once(renderer: WorldRenderer, rng: np.random.Generator, forbidden: set[Pair], pair):
     cfg, size = renderer.cfg, renderer.size
     base = renderer.planner.plan(rng, forbidden, pair)
     for k, o in enumerate(sorted(base.objects, key=lambda o: o.order)):
@@ -83,8 +94,6 @@ def plan_clip(renderer: WorldRenderer, rng: np.random.Generator, forbidden: set[
         present.add(category)
         motion, xs = _path(rng, o, frames, size)
         movers.append((o, motion, xs))
-    if not movers:
-        raise KanvaError(f"a {base.scene} clip got no moving object; lower size_range")
     return base, movers, frames
 
 
