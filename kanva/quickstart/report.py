@@ -284,7 +284,7 @@ def _benchmark_sections(r: dict, names: dict, arms: list[str], label: dict, out:
         for s, row in t["subtasks"].items():
             md.append(f"| {s} | {row['questions']} | " + " | ".join(_fmt_ci(row[m], row[f'{m}_ci']) for m in models)
                       + "".join(f" | {_fmt_ci(row['deltas'][k]['delta'], row['deltas'][k]['ci'])}" for k in keys) + " |")
-        md += [f"| **perception** | | " + " | ".join(_fmt_ci(t["perception"][m], t["perception_ci"][m]) for m in models)
+        md += ["| **perception** | | " + " | ".join(_fmt_ci(t["perception"][m], t["perception_ci"][m]) for m in models)
                + "".join(f" | {_fmt_ci(t['perception_deltas'][k]['delta'], t['perception_deltas'][k]['ci'])}"
                          for k in keys) + " |", ""]
         subtasks = list(t["subtasks"])
@@ -363,5 +363,5 @@ def _data_section(q) -> list[str]:
         names = sorted({op for v in ops.values() for op in v})
         md += ["Units kept per operator:", "", "| operator | " + " | ".join(ops) + " |", "|---|" + "---|" * len(ops)]
         md += [f"| {op} | " + " | ".join(str(v.get(op, 0)) for v in ops.values()) + " |" for op in names]
-        md += [f"| **all** | " + " | ".join(str(sum(v.values())) for v in ops.values()) + " |", ""]
+        md += ["| **all** | " + " | ".join(str(sum(v.values())) for v in ops.values()) + " |", ""]
     return md

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from itertools import accumulate
 
-import torch
 
 from kanva.model.processor import collate_vision
 from kanva.train.loss import IGNORE
