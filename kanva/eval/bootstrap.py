@@ -4,6 +4,7 @@ A synthetic benchmark has tens to hundreds of questions per task, so a 10-point 
 be noise: every accuracy the multi-image and video scorers report carries a 95% interval from resampling its
 questions with replacement (`N_BOOT` resamples, a fixed seed, so a score is reproduced exactly). The paired
 interval resamples the same questions for both models, which is what a comparison of two arms needs.
+`percentile_interval` is the one percentile rule: the quickstart's MME-points and POPE-F1 intervals use it too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ N_BOOT = 1000
 LEVEL = 95.0
 
 
-def _bounds(samples: np.ndarray) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The central LEVEL% of bootstrap `samples`: (lower, upper) percentiles."""
     lo = (100 - LEVEL) / 2
     return float(np.percentile(samples, lo)), float(np.percentile(samples, 100 - lo))
 
@@ -27,7 +29,7 @@ def accuracy_ci(correct: Sequence[bool], n_boot: int = N_BOOT, seed: int = 0) ->
     if x.size == 0:
         return float("nan"), float("nan")
     idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    return _bounds(100 * x[idx].mean(axis=1))
+    return percentile_interval(100 * x[idx].mean(axis=1))
 
 
 def paired_delta_ci(a: Sequence[bool], b: Sequence[bool], n_boot: int = N_BOOT, seed: int = 0
@@ -39,4 +41,4 @@ def paired_delta_ci(a: Sequence[bool], b: Sequence[bool], n_boot: int = N_BOOT, 
     if x.size == 0:
         return float("nan"), (float("nan"), float("nan"))
     idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    return float(100 * (x.mean() - y.mean())), _bounds(100 * (x[idx].mean(axis=1) - y[idx].mean(axis=1)))
+    return float(100 * (x.mean() - y.mean())), percentile_interval(100 * (x[idx].mean(axis=1) - y[idx].mean(axis=1)))

@@ -14,6 +14,7 @@ from typing import Any
 
 from kanva.config import from_dict, read_yaml, to_dict
 from kanva.errors import KanvaError
+from kanva.eval.bootstrap import N_BOOT
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.quickstart.arms import DEFAULT_ARMS, parse_arms
 from kanva.train.recipe import DataSource, Stage, check_stage
@@ -73,7 +74,7 @@ class EvalPart:
     pope_per_split: int | None = None  # keep the first N questions of each POPE split (None: all)
     mme_images: int | None = None  # keep the questions of the first N test images per MME subtask (None: all)
     gallery: int = 12  # test images shown in the report with every arm's answers
-    bootstrap: int = 1000  # resamples for confidence intervals
+    bootstrap: int = N_BOOT  # resamples for confidence intervals
 
 
 @dataclass

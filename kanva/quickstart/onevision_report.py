@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from kanva.eval.answers import load_answers
-from kanva.eval.bootstrap import accuracy_ci, paired_delta_ci
+from kanva.eval.bootstrap import N_BOOT, accuracy_ci, paired_delta_ci
 from kanva.eval.report import markdown_page
 from kanva.quickstart.arms import ARMS, HEADLINE
 from kanva.quickstart.report import _fmt_ci, score_models
@@ -65,7 +65,7 @@ def write_report(q) -> dict[str, Path]:
           f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: that model after the "
           "OneVision stage on single-image, multi-image and video data, the multi-image and video data evolved with "
           "(`evolved`) or without (`evolved-noknow`) the knowledge base. Intervals: 95% bootstrap "
-          f"({cfg.eval.bootstrap} resamples for the single-image sets, 1,000 for the multiple-choice sets); "
+          f"({cfg.eval.bootstrap} resamples for the single-image sets, {N_BOOT:,} for the multiple-choice sets); "
           "differences are paired.", "",
           f"## Single-image model vs OneVision model (`{si}` vs `{ov}`)", "",
           f"| benchmark | {si} | {ov} | {ov} - {si} |", "|---|---|---|---|"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kanva.eval.answers import Answer, load_answers
+from kanva.eval.bootstrap import accuracy_ci, percentile_interval
 from kanva.eval.mmbench import extract_choice, load_mmbench, match_mmbench
 from kanva.eval.mme import COGNITION, KANVA_COGNITION, PERCEPTION, load_mme, match_mme, mme_outcomes, points
 from kanva.eval.pope import load_pope, match_pope, pope_metrics, pope_prediction
@@ -61,10 +62,6 @@ def _mme_score(per_image: list[list[bool]]) -> float:
     return points(per_image) if per_image else float("nan")
 
 
-def _ci(samples: np.ndarray) -> tuple[float, float]:
-    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
-
-
 def pair_key(a: str, b: str) -> str:
     return f"{a} - {b}"
 
@@ -84,17 +81,18 @@ def mme_table(units: dict[str, dict], n_boot: int, seed: int, pairs: list[tuple[
             vals = [units[m][s].get(i, [False, False]) for i in images]
             row[m] = _mme_score(vals)
             boots[m] = np.array([_mme_score([vals[j] for j in b]) for b in idx])
-            row[f"{m}_ci"] = _ci(boots[m])
+            row[f"{m}_ci"] = percentile_interval(boots[m])
             if s in PERCEPTION:
                 boot_perc[m] += boots[m]
         for a, b in pairs:
-            row["deltas"][pair_key(a, b)] = {"delta": row[a] - row[b], "ci": _ci(boots[a] - boots[b])}
+            row["deltas"][pair_key(a, b)] = {"delta": row[a] - row[b], "ci": percentile_interval(boots[a] - boots[b])}
         rows[s] = row
     perc = {m: sum(rows[s][m] for s in subtasks if s in PERCEPTION) for m in units}
     perc_max = 200 * sum(s in PERCEPTION for s in subtasks)
-    perc_deltas = {pair_key(a, b): {"delta": perc[a] - perc[b], "ci": _ci(boot_perc[a] - boot_perc[b])}
+    perc_deltas = {pair_key(a, b): {"delta": perc[a] - perc[b], "ci": percentile_interval(boot_perc[a] - boot_perc[b])}
                    for a, b in pairs}
-    return {"subtasks": rows, "perception": perc, "perception_ci": {m: _ci(boot_perc[m]) for m in units},
+    return {"subtasks": rows, "perception": perc,
+            "perception_ci": {m: percentile_interval(boot_perc[m]) for m in units},
             "perception_max": perc_max, "perception_deltas": perc_deltas}
 
 
@@ -118,24 +116,24 @@ def pope_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
             row[m] = {"f1": _f1(lab_m, pred), "accuracy": float(np.mean(lab_m == pred)),
                       "yes_ratio": float(np.mean(pred))}
             b = np.array([_f1(lab_m[i], pred[i]) for i in idx])
-            row[m]["f1_ci"] = _ci(b)
+            row[m]["f1_ci"] = percentile_interval(b)
             mean_boot[m] += b / len(splits)
         out[sp] = row
     means = {m: float(np.mean([out[sp][m]["f1"] for sp in splits])) for m in units}
     yes = {m: float(np.mean([out[sp][m]["yes_ratio"] for sp in splits])) for m in units}
-    return {"splits": out, "mean_f1": means, "mean_f1_ci": {m: _ci(mean_boot[m]) for m in units}, "yes_ratio": yes}
+    return {"splits": out, "mean_f1": means, "mean_f1_ci": {m: percentile_interval(mean_boot[m]) for m in units},
+            "yes_ratio": yes}
 
 
 def mmbench_table(units: dict[str, dict], n_boot: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed + 2)
     ref = units[next(iter(units))]
     groups = sorted(ref)
-    idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
     out = {"questions": len(groups)}
     for m in units:
         circ = np.array([units[m][g][1] for g in groups])
         first = np.array([units[m][g][2] for g in groups])
-        out[m] = {"circular": 100 * float(circ.mean()), "circular_ci": _ci(100 * circ[idx].mean(1)),
+        # the same seed for every model: the same resampled groups, as a paired comparison needs
+        out[m] = {"circular": 100 * float(circ.mean()), "circular_ci": accuracy_ci(circ, n_boot, seed + 2),
                   "circ0": 100 * float(first.mean())}
     cats = sorted({ref[g][0] for g in groups})
     out["categories"] = {
