@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from kanva.errors import KanvaError
-from kanva.model.processor import collate_vision
+from kanva.model.vision_batch import collate_vision
 from kanva.model.video import Video
 
 Row = tuple[list[Image.Image | Video], list[dict[str, Any]]]  # (images and videos in order, messages)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from kanva.errors import KanvaError
-from kanva.model.processor import collate_vision
+from kanva.model.vision_batch import collate_vision
 from kanva.train.loss import IGNORE
 from kanva.train.recipe import Stage
 from kanva.train.sampler import SourceSpan

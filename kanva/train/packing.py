@@ -22,7 +22,7 @@ from __future__ import annotations
 from itertools import accumulate
 
 
-from kanva.model.processor import collate_vision
+from kanva.model.vision_batch import collate_vision
 from kanva.train.loss import IGNORE
 
 
