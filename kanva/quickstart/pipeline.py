@@ -12,8 +12,6 @@ exercises the real code paths and its log doubles as a tutorial. Steps are resum
 from __future__ import annotations
 
 import json
-import math
-import random
 import shlex
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from kanva.config import to_dict
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.quickstart.arms import ARMS, model_name
+from kanva.quickstart.budget import budget_stage
 from kanva.quickstart.config import BudgetStage, QuickstartConfig
 from kanva.quickstart.steps import Step, StepRunner
 from kanva.train.recipe import DataSource, Stage
@@ -281,16 +280,7 @@ class Quickstart:
         return done
 
     def _budget_stage(self, model: str, plan: BudgetStage, mix: list[dict], start: Path) -> Stage:
-        """The stage on this mixture with the step count that gives it `plan.tokens` training tokens (the same
-        budget for every run; the mean length is measured with the run's seed, not the training seed, so an arm
-        takes the same steps at every training seed)."""
-        st = plan.stage
-        per_step = st.batch_size * st.grad_accum
-        mean_len = mean_tokens(start, mix, st.max_length, seed=self.cfg.seed)
-        steps = max(1, math.ceil(plan.tokens / (per_step * mean_len)))
-        print(f"  {model} / {st.name}: {mean_len:.1f} tokens per sample -> {steps} steps of {per_step} samples "
-              f"for a budget of {plan.tokens} tokens", flush=True)
-        return replace(st, steps=steps, data=[DataSource(**m) for m in mix])
+        return budget_stage(model, plan, mix, start, seed=self.cfg.seed)
 
     def train_instruct(self, model: str) -> dict:
         t = self.cfg.train
@@ -378,25 +368,6 @@ def _text_path(path: Path) -> Path:
 
 def _count(path: Path) -> int:
     return len(json.loads(path.read_text()))
-
-
-def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int, n: int = 200) -> float:
-    """Mean encoded length (text + image tokens) over a random sample of the mixture's samples."""
-    from kanva.data.llava import load_llava
-    from kanva.model.processor import KanvaProcessor
-
-    proc = KanvaProcessor.from_pretrained(model_dir)
-    rng = random.Random(seed)
-    lengths = []
-    for src in mixture:
-        samples = load_llava(src["path"])
-        for s in rng.sample(samples, min(n, len(samples))):
-            enc = proc.encode(s, image_root=Path(src.get("image_root") or "."), max_length=max_length,
-                              source=src["path"], pixels=False)  # only the length is needed
-            lengths.append(len(enc.input_ids))
-    if not lengths:
-        raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")
-    return sum(lengths) / len(lengths)
 
 
 def _config(stage: Stage | BudgetStage | None) -> dict | None:
