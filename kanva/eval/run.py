@@ -20,9 +20,10 @@ from typing import Any, Sequence
 
 from kanva.errors import KanvaError
 from kanva.eval.answers import load_answers, read_jsonl
+from kanva.eval.items import limit_items
 from kanva.eval.parallel import merge_parts, part_files, part_path, processes
 from kanva.eval.prompts import check_style
-from kanva.eval.tasks import get_task, limit_items
+from kanva.eval.tasks import get_task
 from kanva.model.fingerprint import model_hash
 
 

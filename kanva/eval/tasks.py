@@ -1,68 +1,18 @@
 """What `kanva eval run` needs from each benchmark: the questions to ask, and how to score a subset.
 
-A `Task` turns loaded data into `RunItem`s (unique id, prompt, image, extra answer fields, and the
-unit that `--limit` must keep whole: an MME image's two questions, an MMBench question's circular
-passes), and restricts data to the items that were run so `--limit` scores what it ran.
+A `Task` turns loaded data into `RunItem`s (kanva/eval/items.py: unique id, prompt, image, extra answer
+fields, and the unit that `--limit` must keep whole: an MME image's two questions, an MMBench question's
+circular passes), and restricts data to the items that were run so `--limit` scores what it ran.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from kanva.errors import KanvaError
-
-
-@dataclass
-class RunItem:
-    uid: str  # the answer's question_id
-    prompt: str
-    image: Callable[[], Any] | None  # () -> PIL.Image, loaded lazily; None for text-only questions
-    fields: dict[str, Any] = field(default_factory=dict)  # category, image: written into the answer row
-    unit: str = ""  # --limit keeps units whole
-    # (processor) -> [images and kanva.model.video.Video, in order]: questions over several images or a
-    # video, read with the model's own processor (a video is sampled to the model's frame count)
-    media: Callable[[Any], list] | None = None
-
-    def load_media(self, proc) -> list:
-        if self.media is not None:
-            return self.media(proc)
-        return [self.image()] if self.image else []
-
-
-def _open_image(path: Path, where: str):
-    from PIL import Image, UnidentifiedImageError
-
-    def load():
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except FileNotFoundError:
-            raise KanvaError(f"{where}: image {path} not found") from None
-        except (UnidentifiedImageError, OSError) as e:
-            raise KanvaError(f"{where}: image {path} cannot be read ({e})") from None
-
-    return load
-
-
-def _b64_image(data: str, where: str):
-    from PIL import Image, UnidentifiedImageError
-
-    def load():
-        try:
-            return Image.open(io.BytesIO(base64.b64decode(data, validate=False))).convert("RGB")
-        except (binascii.Error, UnidentifiedImageError, OSError) as e:
-            raise KanvaError(f"{where}: the base64 image cannot be decoded ({e})") from None
-
-    return load
-
-
-def _first_file(cands: list[Path]) -> Path:
-    return next((c for c in cands if c.is_file()), cands[0])
+from kanva.eval.items import RunItem, b64_image, first_file, open_image
 
 
 @dataclass
@@ -93,7 +43,7 @@ def _mme_items(data, style, image_root):
             RunItem(
                 q.uid,
                 short_answer_prompt(q.question, style),
-                _open_image(_first_file(cands), q.where),
+                open_image(first_file(cands), q.where),
                 {"category": q.subtask, "image": q.image_rel},
                 unit=f"{q.subtask}/{q.image}",
             )
@@ -127,7 +77,7 @@ def _pope_items(data, style, image_root):
         RunItem(
             q.uid,
             short_answer_prompt(q.question, style),
-            _open_image(_first_file([r / q.image for r in roots]), q.where),
+            open_image(first_file([r / q.image for r in roots]), q.where),
             {"category": q.split, "image": q.image},
             unit=q.uid,
         )
@@ -166,7 +116,7 @@ def _mmb_items(data, style, image_root):
         RunItem(
             str(r.index),
             choice_prompt(r.question, r.options, r.hint, style, context_label=False),
-            _b64_image(r.image, r.where),
+            b64_image(r.image, r.where),
             {"category": r.category},
             unit=str(r.group),
         )
@@ -201,7 +151,7 @@ def _sqa_items(data, style, image_root):
     out = []
     for q in data.questions:
         path = image_path(data, q, image_root) if q.image else None
-        out.append(RunItem(q.pid, build_prompt(q, style), _open_image(path, q.where) if path else None, {}, unit=q.pid))
+        out.append(RunItem(q.pid, build_prompt(q, style), open_image(path, q.where) if path else None, {}, unit=q.pid))
     return out
 
 
@@ -225,7 +175,7 @@ def _lb_load(paths, split):
 def _lb_items(data, style, image_root):
     root = Path(image_root) if image_root else data.root / "images"
     return [
-        RunItem(q.qid, q.question, _open_image(root / q.image, q.where), {"category": q.category, "image": q.image}, unit=q.qid)
+        RunItem(q.qid, q.question, open_image(root / q.image, q.where), {"category": q.category, "image": q.image}, unit=q.qid)
         for q in data.questions
     ]
 
@@ -252,7 +202,7 @@ def _vqa_items(data, style, image_root):
     from kanva.eval.vqa import build_prompt
 
     root = Path(image_root) if image_root else data.image_dir
-    return [RunItem(q.qid, build_prompt(data, q), _open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
+    return [RunItem(q.qid, build_prompt(data, q), open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
             for q in data.questions]
 
 
@@ -277,7 +227,7 @@ def _gqa_items(data, style, image_root):
     from kanva.eval.prompts import short_answer_prompt
 
     root = Path(image_root) if image_root else data.image_dir
-    return [RunItem(q.qid, short_answer_prompt(q.question, style), _open_image(root / q.image, q.where),
+    return [RunItem(q.qid, short_answer_prompt(q.question, style), open_image(root / q.image, q.where),
                     {"image": q.image}, unit=q.qid) for q in data.questions]
 
 
@@ -296,7 +246,7 @@ def _mmvet_load(paths, split):
 
 def _mmvet_items(data, style, image_root):
     root = Path(image_root) if image_root else data.root / "images"
-    return [RunItem(q.qid, q.question, _open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
+    return [RunItem(q.qid, q.question, open_image(root / q.image, q.where), {"image": q.image}, unit=q.qid)
             for q in data.questions]
 
 
@@ -321,7 +271,7 @@ def _seed_items(data, style, image_root):
 
     root = Path(image_root) if image_root else image_dir(data)
     return [RunItem(q.qid, choice_prompt(q.question, q.options, None, style, context_label=True),
-                    _open_image(root / q.image, q.where), {"category": q.dimension, "image": q.image}, unit=q.qid)
+                    open_image(root / q.image, q.where), {"category": q.dimension, "image": q.image}, unit=q.qid)
             for q in data.questions]
 
 
@@ -402,27 +352,3 @@ def get_task(name: str) -> Task:
     from kanva.eval.score import check_bench
 
     return TASKS[check_bench(name)]
-
-
-def limit_items(items: list[RunItem], limit: int | None) -> list[RunItem]:
-    """The first `limit` items, extended to the end of the last unit so no unit is cut."""
-    if limit is None or limit >= len(items):
-        return items
-    if limit <= 0:
-        raise KanvaError(f"--limit must be positive, got {limit}")
-    units: list[str] = []
-    seen = set()
-    for it in items:
-        if it.unit not in seen:
-            seen.add(it.unit)
-            units.append(it.unit)
-    keep, n = set(), 0
-    by_unit: dict[str, int] = {}
-    for it in items:
-        by_unit[it.unit] = by_unit.get(it.unit, 0) + 1
-    for u in units:
-        if n >= limit:
-            break
-        keep.add(u)
-        n += by_unit[u]
-    return [it for it in items if it.unit in keep]
