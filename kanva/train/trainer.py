@@ -11,6 +11,7 @@ Per optimizer step every process:
    last good checkpoint intact), clips, steps.
 Checkpoints (checkpoint.py) carry everything needed to continue bit-for-bit: weights, optimizer,
 RNG states and the step (the data order is recomputed from it).
+One file (~400 lines): set-up, the loop and the final save share one accelerator, model and out dir, in this order.
 """
 
 from __future__ import annotations
