@@ -137,6 +137,8 @@ def test_run_mm_vet_answers_then_grades(mmvet, tmp_path):
         Image.new("RGB", (8, 8)).save(mmvet / "images" / f"v1_{i}.png")
 
     class Echo:  # a stand-in generator: the same answer to every question
+        proc = None  # run_benchmark hands it to items that load media through the processor (video); none here
+
         def generate(self, rows, **_):
             return ["stop"] * len(rows)
 

@@ -180,6 +180,8 @@ def test_gqa_cli_upload_and_bad_file(tmp_path):
 class _Echo:
     """A stand-in generator: answers every prompt with a fixed text and records the prompts."""
 
+    proc = None  # run_benchmark hands it to items that load media through the processor (video); none here
+
     def __init__(self, text):
         self.text, self.prompts = text, []
 
