@@ -4,7 +4,7 @@ import time
 import pytest
 
 from kanva.errors import KanvaError
-from kanva.quickstart.steps import Step, StepRunner
+from kanva.quickstart.steps import Step, StepRunner, wall_seconds
 
 
 def _runner(tmp_path, calls, cfg_b=1):
@@ -155,3 +155,11 @@ def test_jobs_cap_the_steps_running_at_once_and_skips_free_the_steps_after_them(
     assert [line.split(":")[0] for line in log[:4]] == ["a", "b", "c", "d"]
     assert "skipped" in log[0] and "started" in log[1] and "skipped" in log[2] and "started" in log[3]
     assert sum("finished" in line for line in log) == 4
+
+
+def test_wall_seconds_spans_overlapping_steps():
+    """Two steps that overlap (`--jobs 2`) count once: first start to last finish, not the sum of their times."""
+    markers = {"a": {"seconds": 10.0, "finished": 110.0}, "b": {"seconds": 30.0, "finished": 125.0},
+               "c": {"seconds": 5.0, "finished": 140.0}}  # a: 100-110, b: 95-125, c: 135-140
+    assert wall_seconds(markers) == 45.0
+    assert wall_seconds({}) == 0.0

@@ -18,6 +18,7 @@ from kanva.eval.report import markdown_page
 from kanva.quickstart.arms import ARMS, HEADLINE
 from kanva.quickstart.report import _fmt_ci, score_models
 from kanva.quickstart.scores import pair_key
+from kanva.quickstart.steps import wall_seconds
 
 BENCH_NAMES = {"muirbench": "multi-image MC (MUIRBench-style)", "mvbench": "video MC (MVBench-style)"}
 
@@ -131,7 +132,7 @@ def write_report(q) -> dict[str, Path]:
 
     markers = {p.stem: json.loads(p.read_text()) for p in sorted((q.out / ".steps").glob("*.json"))}
     total = sum(v["seconds"] for v in markers.values())
-    tg = _targets(seq, single, knowledge, si, ov, total, seed)
+    tg = _targets(seq, single, knowledge, si, ov, wall_seconds(markers), seed)
     results["targets"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in tg]
     results["times"] = {k: v["seconds"] for k, v in markers.items()}
     md += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -163,5 +164,5 @@ def _targets(seq: dict, single: dict, knowledge: dict, si: str, ov: str, seconds
         d = mme["perception_deltas"][pair_key(ov, si)]
         out.append((f"MME perception of {ov} not below {si} beyond the interval", _fmt_ci(d["delta"], d["ci"]),
                     d["ci"][1] >= 0))
-    out.append(("whole run <= 60 min", f"{seconds / 60:.1f} min", seconds <= 3600))
+    out.append(("whole run <= 60 min (wall clock)", f"{seconds / 60:.1f} min wall clock", seconds <= 3600))
     return out

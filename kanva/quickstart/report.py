@@ -17,6 +17,7 @@ from pathlib import Path
 from kanva.eval.report import markdown_page
 from kanva.quickstart.arms import ARMS, HEADLINE
 from kanva.quickstart.figures import bar_chart, gallery, loss_chart
+from kanva.quickstart.steps import wall_seconds
 from kanva.quickstart.scores import (load_model_answers, mme_table, mme_units, mmbench_table, mmbench_units,
                                      pair_key, pope_table, pope_units)
 
@@ -92,7 +93,7 @@ def _fmt_ci(v: float, ci: tuple[float, float], nd: int = 1) -> str:
     return f"{v:.{nd}f} [{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
 
 
-def targets(per_seed: dict, novel: dict, total_seconds: float) -> list[tuple[str, str, bool | None]]:
+def targets(per_seed: dict, novel: dict, wall: float, step_seconds: float) -> list[tuple[str, str, bool | None]]:
     """The issue-24 targets, measured on the run's training seeds (every seed must meet a target)."""
     out = []
     first = next(iter(per_seed.values()))
@@ -126,8 +127,8 @@ def targets(per_seed: dict, novel: dict, total_seconds: float) -> list[tuple[str
         ps = [_summary(r["scores"], r["names"]["evolved"]) for r in per_seed.values()]
         out.append((f"MMBench circular >= {MMBENCH_CIRCULAR:.0f}% (evolved)", "; ".join(f"{p['mmbench']:.1f}" for p in ps),
                     all(p["mmbench"] >= MMBENCH_CIRCULAR for p in ps)))
-    out.append((f"whole run <= {RUN_MINUTES} min", f"{total_seconds / 60:.1f} min of step time",
-                total_seconds <= RUN_MINUTES * 60))
+    out.append((f"whole run <= {RUN_MINUTES} min (wall clock)",
+                f"{wall / 60:.1f} min wall clock ({step_seconds / 60:.1f} min of step time)", wall <= RUN_MINUTES * 60))
     return out
 
 
@@ -152,7 +153,7 @@ def write_report(q) -> dict[str, Path]:
                "test": {s: {k: v for k, v in r["scores"].items() if k != "answers"} for s, r in per_seed.items()},
                "novel": {k: v for k, v in novel.get("scores", {}).items() if k != "answers"},
                "times": times, "cpu_share": {k: v.get("cpu_share") for k, v in markers.items()}}
-    tg = targets(per_seed, novel, sum(times.values()))
+    tg = targets(per_seed, novel, wall_seconds(markers), sum(times.values()))
     results["targets"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in tg]
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
 

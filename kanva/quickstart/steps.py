@@ -178,6 +178,15 @@ class StepRunner:
         return results
 
 
+def wall_seconds(markers: dict[str, dict]) -> float:
+    """Wall clock of the steps whose done-markers are given: the first one's start to the last one's finish. With
+    `--jobs N` steps overlap, so this is less than the sum of their seconds; a run resumed later includes the
+    pause between its sessions."""
+    if not markers:
+        return 0.0
+    return max(m["finished"] for m in markers.values()) - min(m["finished"] - m["seconds"] for m in markers.values())
+
+
 def _first_ready(pending: list[Step], finished: set[str], slot_free: bool) -> Step | None:
     """The first pending step whose inputs have all finished, if a slot is free (steps are listed in
     dependency order, so one a skip makes ready comes after it)."""
