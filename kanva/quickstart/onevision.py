@@ -29,7 +29,7 @@ from pathlib import Path
 from kanva.errors import KanvaError
 from kanva.quickstart.arms import ARMS
 from kanva.quickstart.config import OnevisionQuickstartConfig
-from kanva.quickstart.pipeline import EVOLVE_DIRS, STEP_SUFFIX, Quickstart, _config, _count, _text_path, kanva
+from kanva.quickstart.pipeline import EVOLVE_DIRS, STEP_SUFFIX, Quickstart, stage_config, sample_count, text_path, kanva
 from kanva.quickstart.steps import Step
 
 KINDS = ("set", "clip")  # `kanva data seed|evolve --kind`
@@ -102,13 +102,13 @@ class OnevisionQuickstart(Quickstart):
             s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["vision", *self._seq_steps(a)],
                           help=f"text-only copies of the {a} set and clip mixtures"))
         s.append(Step(f"train_{SI_MODEL}", self.train_single_image, after=["scene_text"],
-                      config={"read": _config(c.train.read)}, help="the single-image stage (reading)",
+                      config={"read": stage_config(c.train.read)}, help="the single-image stage (reading)",
                       outputs=[self.train_dir / SI_MODEL]))
         for a in self.arms:
             m = f"onevision-{a}"
             s.append(Step(f"train_{m}", lambda a=a: self.train_onevision(a),
                           after=[f"train_{SI_MODEL}", "scene_text", f"scene_text_{a}"],
-                          config={"onevision": _config(ov.stage), "share": ov.single_image_share},
+                          config={"onevision": stage_config(ov.stage), "share": ov.single_image_share},
                           help=f"the OneVision stage on single-image + {a} multi-image and video data",
                           outputs=[self.train_dir / m]))
         bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
@@ -147,7 +147,7 @@ class OnevisionQuickstart(Quickstart):
         out = self.sequence_dir(kind, None)
         kanva("data", "seed", "--kind", kind, "--coco", self.world, "--split", "train", "--seed", self.cfg.seed,
               "--out", out)
-        return {"seed": _count(out)}
+        return {"seed": sample_count(out)}
 
     def evolve_sequences(self, kind: str, evolve: str) -> dict:
         """Rule operators only, at their default weights (`data.evolve_config` weighs the single-image ones)."""
@@ -157,13 +157,13 @@ class OnevisionQuickstart(Quickstart):
         if evolve == "noknow":
             args.append("--no-knowledge")
         kanva(*args)
-        return {"evolved": _count(out / "evolved.json")}
+        return {"evolved": sample_count(out / "evolved.json")}
 
     def _scene_text(self, src: Path) -> int:
-        out = _text_path(src)
+        out = text_path(src)
         kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train", "--model",
               self.vision, "--out", out)
-        return _count(out)
+        return sample_count(out)
 
     def single_image_text(self) -> dict:
         return {"single_image": self._scene_text(Path(self.mixture(self.ov.si_arm)[0]["path"]))}
@@ -181,12 +181,12 @@ class OnevisionQuickstart(Quickstart):
         """The arm's set and clip scene text, and the single-image scene text at `single_image_share` of the
         samples (a DataSource ratio is relative to its file's size)."""
         ev = ARMS[arm].evolve
-        seq = [{"path": str(_text_path(self.sequence_dir(k, ev) / "evolved.json"))} for k in KINDS]
+        seq = [{"path": str(text_path(self.sequence_dir(k, ev) / "evolved.json"))} for k in KINDS]
         share = self.ov.single_image_share
         if share == 0:
             return seq
         si = self.text_mixture(self.ov.si_arm)[0]
-        ratio = share / (1 - share) * sum(_count(Path(x["path"])) for x in seq) / _count(Path(si["path"]))
+        ratio = share / (1 - share) * sum(sample_count(Path(x["path"])) for x in seq) / sample_count(Path(si["path"]))
         return [{**si, "ratio": round(ratio, 6)}, *seq]
 
     def train_onevision(self, arm: str) -> dict:

@@ -129,7 +129,7 @@ class Quickstart:
               for k in self.evolve_kinds()],
             *[Step(f"data_report{STEP_SUFFIX[k]}", lambda k=k: self.data_report(k), after=[f"evolve{STEP_SUFFIX[k]}"],
                    help=f"data quality report ({EVOLVE_DIRS[k]})") for k in self.evolve_kinds()],
-            Step("align", self.train_align, after=["vision", "seed"], config=_config(c.train.align),
+            Step("align", self.train_align, after=["vision", "seed"], config=stage_config(c.train.align),
                  help="stage 1, shared by every model (skipped when train.align is empty)",
                  outputs=[self.train_dir / "align"]),
         ]
@@ -141,7 +141,7 @@ class Quickstart:
             a, seed = self.model_arm(m)
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m),
                           after=["align", *self._data_steps(a), f"scene_text_{a}"],
-                          config={"read": _config(c.train.read), "instruct": _config(c.train.instruct),
+                          config={"read": stage_config(c.train.read), "instruct": stage_config(c.train.instruct),
                                   **({"seed": seed} if seed != c.seed else {})},
                           help=f"instruction stages on {ARMS[a].label} (training seed {seed})",
                           outputs=[self.train_dir / m]))
@@ -208,7 +208,7 @@ class Quickstart:
             common += ["--limit", d.limit_images]
         kanva("data", "seed", *common, "--out", self.seed_file, "--types", d.seed_types)
         kanva("data", "seed", *common, "--out", self.align_file, "--types", "align")
-        return {"seed": _count(self.seed_file), "align": _count(self.align_file)}
+        return {"seed": sample_count(self.seed_file), "align": sample_count(self.align_file)}
 
     def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
@@ -220,7 +220,7 @@ class Quickstart:
         if kind == "noknow":
             args.append("--no-knowledge")
         kanva(*args)
-        return {"evolved": _count(out / "evolved.json")}
+        return {"evolved": sample_count(out / "evolved.json")}
 
     def data_report(self, kind: str = "full") -> dict:
         out = self.evolve_dir(kind)
@@ -266,17 +266,17 @@ class Quickstart:
 
     def text_mixture(self, arm: str) -> list[dict]:
         """The arm's mixture with every image written as scene text (made by its scene_text step)."""
-        return [{"path": str(_text_path(Path(m["path"])))} for m in self.mixture(arm)]
+        return [{"path": str(text_path(Path(m["path"])))} for m in self.mixture(arm)]
 
     def make_scene_text(self, arm: str) -> dict:
         if self.cfg.train.read is None:
             return {"skipped": True}
         done = {}
         for src in [m["path"] for m in self.mixture(arm)]:
-            out = _text_path(Path(src))
+            out = text_path(Path(src))
             kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
                   "--model", self.vision, "--out", out)
-            done[str(out)] = _count(out)
+            done[str(out)] = sample_count(out)
         return done
 
     def _budget_stage(self, model: str, plan: BudgetStage, mix: list[dict], start: Path) -> Stage:
@@ -361,15 +361,15 @@ class Quickstart:
         return results
 
 
-def _text_path(path: Path) -> Path:
+def text_path(path: Path) -> Path:
     """Where the scene-text copy of a mixture file goes: beside it, `.text` before the suffix."""
     return path.with_name(f"{path.stem}.text{path.suffix}")
 
 
-def _count(path: Path) -> int:
+def sample_count(path: Path) -> int:
     return len(json.loads(path.read_text()))
 
 
-def _config(stage: Stage | BudgetStage | None) -> dict | None:
+def stage_config(stage: Stage | BudgetStage | None) -> dict | None:
     """A stage template as the JSON its step's fingerprint is made of."""
     return None if stage is None else to_dict(stage)
