@@ -166,3 +166,36 @@ def test_llava_bench_run_with_judge(tiny_model, generator, tmp_path, judge_serve
     assert r["categories"]["conv"] == pytest.approx(100 * 4.5 / 8)
     assert len(calls) == 4
     assert (tmp_path / "lb_reviews" / "reviews_run2.jsonl").is_file()
+
+
+def test_questions_about_one_image_are_batched_together_and_written_in_question_order(synth, tiny_model, generator,
+                                                                                    tmp_path):
+    """MME asks about each image in several subtask files: the run batches an image's questions together (they
+    share its prompt prefix), and the answer file is the unshared run's, rows in question order."""
+    from kanva.eval.tasks import get_task
+    from kanva.infer import Generator
+
+    batches = []
+
+    class Recording(Generator):
+        def generate(self, rows, **kw):
+            batches.append([media[0].tobytes() for media, _ in rows])
+            return super().generate(rows, **kw)
+
+    kw = dict(batch_size=4, max_new_tokens=3, progress=False)
+    shared = run_benchmark("mme", tiny_model, [synth / "mme"], tmp_path / "s.jsonl",
+                           generator=Recording(generator.model, generator.proc), **kw)
+    plain = run_benchmark("mme", tiny_model, [synth / "mme"], tmp_path / "p.jsonl",
+                          generator=Generator(generator.model, generator.proc, share_prefix=False), **kw)
+    assert shared["run"]["share_prefix"] and not plain["run"]["share_prefix"]
+    assert (tmp_path / "s.jsonl").read_text() == (tmp_path / "p.jsonl").read_text()
+    task = get_task("mme")
+    uids = [it.uid for it in task.items(task.load([synth / "mme"], "test"), "llava", None)]
+    assert [a.question_id for a in load_answers(tmp_path / "s.jsonl")] == uids
+    # every image's questions fill consecutive batches, and in item order they would not
+    where = {}
+    for n, batch in enumerate(batches):
+        for image in batch:
+            where.setdefault(image, set()).add(n)
+    assert all(max(ns) - min(ns) + 1 == len(ns) for ns in where.values())
+    assert sum(len(set(b)) for b in batches) < len(uids) * 0.75  # several rows per image in a batch

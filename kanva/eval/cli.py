@@ -89,6 +89,7 @@ def _run(args) -> int:
         reviews_dir=args.reviews_dir,
         results_path=args.results,
         judge_files=_judge_files(args),
+        share_prefix=args.share_prefix,
     )
     run = result["run"]
     if "benchmark" not in run:  # not the main process of a multi-process run: it merges and reports
@@ -185,6 +186,9 @@ def register(subparsers) -> None:
     r.add_argument("--data", type=Path, nargs="+", required=True, help="benchmark data, as for `score`")
     r.add_argument("--out", type=Path, required=True, help="answer file (JSON lines) to write or resume")
     r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--no-share-prefix", dest="share_prefix", action="store_false",
+                   help="prefill every question's prompt whole (default: the questions about one image, batched "
+                   "together, compute its prompt prefix once; the same answers up to float noise)")
     r.add_argument("--limit", type=int, help="only the first N questions (whole MME images / MMBench groups)")
     r.add_argument("--prompt-style", choices=("llava", "lmms-eval"), default="llava")
     r.add_argument("--max-new-tokens", type=int, help="default 128 (1024 for llava-bench), as LLaVA")

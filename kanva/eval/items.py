@@ -1,7 +1,8 @@
 """The questions `kanva eval run` asks: `RunItem` (id, prompt, lazily loaded image or media, answer fields, the
 unit `--limit` keeps whole), the image loaders whose errors name the question and file, and the `--limit` rule.
 
-Every benchmark's task (kanva/eval/tasks.py) builds its items from these; the run (kanva/eval/run.py) limits them.
+Every benchmark's task (kanva/eval/tasks.py) builds its items from these; the run (kanva/eval/run.py) limits them
+and asks the items about one image in the same batches (`by_media`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class RunItem:
     # (processor) -> [images and kanva.model.video.Video, in order]: questions over several images or a
     # video, read with the model's own processor (a video is sampled to the model's frame count)
     media: Callable[[Any], list] | None = None
+    # the item's image(s) or video: `kanva eval run` batches items with the same key together, so that they
+    # compute their common prompt prefix once (kanva/infer/prefix.py); None: the "image" or "video" field
+    media_key: str | None = None
+
+    def batch_key(self) -> str | None:
+        return self.media_key or self.fields.get("image") or self.fields.get("video")
 
     def load_media(self, proc) -> list:
         if self.media is not None:
@@ -86,3 +93,12 @@ def limit_items(items: list[RunItem], limit: int | None) -> list[RunItem]:
         keep.add(u)
         n += by_unit[u]
     return [it for it in items if it.unit in keep]
+
+
+def by_media(items: list[RunItem]) -> list[RunItem]:
+    """`items` with those of the same `batch_key` moved up behind the first of them (otherwise in order): the
+    questions about one image fill consecutive batches and share its prompt prefix."""
+    groups: dict[object, list[RunItem]] = {}
+    for n, it in enumerate(items):
+        groups.setdefault(it.batch_key() or ("alone", n), []).append(it)
+    return [it for group in groups.values() for it in group]

@@ -1,10 +1,11 @@
 """`kanva eval run` on several processes (`accelerate launch -m kanva eval run ...`).
 
-The questions still unanswered are dealt out round robin: process r of W answers questions
-r, r + W, r + 2W, ... of the unanswered list, appending each batch to its own part file
-`ANSWERS.partR` (flushed per batch, like the single-process answer file). When every process is
-done, the main process merges the parts into ANSWERS in question order, after any rows ANSWERS
-already held, and deletes them: with greedy decoding the file is the one a single process writes.
+The questions still unanswered, in the run's batch order (the questions about one image together), are dealt
+out a batch at a time: process r of W answers batches r, r + W, r + 2W, ..., so each batch is the one a single
+process would run, appending it to its own part file `ANSWERS.partR` (flushed per batch, like the single-process
+answer file). When every process is done, the main process merges the parts into ANSWERS in question order, after
+any rows ANSWERS already held, and deletes them: the file is the one a single process writes (which also puts the
+rows of a run in question order at its end, `order_tail`).
 An interrupted run leaves its part files; the next run, on any number of processes, counts their
 answers as done and merges them, so nothing is asked twice and nothing is lost.
 """
@@ -55,24 +56,43 @@ def part_files(out: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(out.name) + 5 :]))
 
 
+def deal(todo: list, batch_size: int, procs: Processes) -> list:
+    """This process's share of `todo`: batches rank, rank + world, ... of `batch_size` items."""
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    return [it for batch in batches[procs.rank :: procs.world] for it in batch]
+
+
+def _lines(data: str) -> list[str]:
+    return [line for line in data.splitlines(keepends=True) if line.strip()]
+
+
+def _write_ordered(out: Path, head: bytes, rows: list[str], order: Sequence[str]) -> None:
+    """Atomically make `out` `head` followed by `rows` in question order (`order`: question ids; rows of other
+    ids keep their place after them)."""
+    rank = {uid: i for i, uid in enumerate(order)}
+    rows = sorted(rows, key=lambda line: rank.get(qid_str(json.loads(line)["question_id"]), len(rank)))
+    tmp = out.with_name(out.name + ".merging")
+    with open(tmp, "wb") as f:
+        f.write(head + "".join(rows).encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+
+
+def order_tail(out: Path, offset: int, order: Sequence[str]) -> None:
+    """Put the rows `out` holds after byte `offset` (what this run appended, batched by image) in question order."""
+    data = out.read_bytes()
+    _write_ordered(out, data[:offset], _lines(data[offset:].decode("utf-8")), order)
+
+
 def merge_parts(out: Path, order: Sequence[str]) -> int:
     """Append the parts' rows to `out` in question order (`order`: question ids), atomically; delete the
     parts. Returns the rows added."""
     parts = part_files(out)
     if not parts:
         return 0
-    rank = {uid: i for i, uid in enumerate(order)}
-    rows = []
-    for p in parts:
-        rows += [line for line in p.read_text(encoding="utf-8").splitlines(keepends=True) if line.strip()]
-    rows.sort(key=lambda line: rank.get(qid_str(json.loads(line)["question_id"]), len(rank)))  # stable: others keep theirs
-    tmp = out.with_name(out.name + ".merging")
-    head = out.read_bytes() if out.is_file() else b""
-    with open(tmp, "wb") as f:
-        f.write(head + "".join(rows).encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    rows = [line for p in parts for line in _lines(p.read_text(encoding="utf-8"))]
+    _write_ordered(out, out.read_bytes() if out.is_file() else b"", rows, order)
     for p in parts:
         p.unlink()
     return len(rows)

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 from kanva.errors import KanvaError
 from kanva.eval.answers import load_answers, read_jsonl
-from kanva.eval.items import limit_items
-from kanva.eval.parallel import merge_parts, part_files, part_path, processes
+from kanva.eval.items import by_media, limit_items
+from kanva.eval.parallel import deal, merge_parts, order_tail, part_files, part_path, processes
 from kanva.eval.prompts import check_style
 from kanva.eval.tasks import get_task
 from kanva.model.fingerprint import model_hash
@@ -86,8 +86,12 @@ def run_benchmark(
     results_path: Path | None = None,
     judge_files: dict | None = None,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> dict:
-    """Generates missing answers into `out`, scores them and writes the results JSON; returns it."""
+    """Generates missing answers into `out`, scores them and writes the results JSON; returns it.
+
+    The questions about one image are asked in the same batches, which compute its prompt prefix once
+    (`share_prefix`, kanva/infer/prefix.py); the rows a run appends are then put back in question order."""
     from tqdm import tqdm
 
     check_style(style)
@@ -112,8 +116,8 @@ def run_benchmark(
         merge_parts(out, [it.uid for it in items])
     procs.barrier()
     done = _previous(out, model, style) if out.is_file() else set()
-    todo = [it for it in items if it.uid not in done]
-    mine = todo[procs.rank :: procs.world]
+    todo = by_media([it for it in items if it.uid not in done])
+    mine = deal(todo, batch_size, procs)
     target = part_path(out, procs.rank) if procs.world > 1 else out
     if procs.world > 1 and device.startswith("cuda") and ":" not in device:
         device = f"cuda:{procs.local_rank}"  # one GPU per process
@@ -123,9 +127,10 @@ def run_benchmark(
         if generator is None:
             from kanva.infer import Generator
 
-            generator = Generator.load(model_dir, device=device)
+            generator = Generator.load(model_dir, device=device, share_prefix=share_prefix)
         bar = tqdm(total=len(mine), desc=f"{bench} answers", unit="q", disable=not progress or not procs.main)
         with open(target, "a", encoding="utf-8") as f:
+            offset = f.tell()
             for start in range(0, len(mine), batch_size):
                 batch = mine[start : start + batch_size]
                 rows = [(it.load_media(generator.proc), [{"role": "user", "content": it.prompt}]) for it in batch]
@@ -140,6 +145,8 @@ def run_benchmark(
                 os.fsync(f.fileno())
                 bar.update(len(batch))
         bar.close()
+        if procs.world == 1:  # a multi-process run's parts are put in order by merge_parts
+            order_tail(target, offset, [it.uid for it in items])
     procs.barrier()
     if not procs.main:  # the main process merges and scores
         return {"run": {"process": procs.rank, "processes": procs.world, "generated": len(mine)}}
@@ -164,6 +171,7 @@ def run_benchmark(
         "batch_size": batch_size,
         "max_new_tokens": max_new,
         "decoding": "greedy",
+        "share_prefix": getattr(generator, "share_prefix", share_prefix),
         "device": device,
         "processes": procs.world,
         "generation_seconds": gen_seconds,  # the main process's share when several processes ran

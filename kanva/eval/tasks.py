@@ -7,6 +7,7 @@ circular passes), and restricts data to the items that were run so `--limit` sco
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -39,13 +40,15 @@ def _mme_items(data, style, image_root):
     out = []
     for q in data.questions:
         cands = [r / rel for r in roots for rel in (q.image_rel, f"images/{q.image}", f"{q.subtask}/images/{q.image}", q.image)]
+        path = first_file(cands)
         out.append(
             RunItem(
                 q.uid,
                 short_answer_prompt(q.question, style),
-                open_image(first_file(cands), q.where),
+                open_image(path, q.where),
                 {"category": q.subtask, "image": q.image_rel},
                 unit=f"{q.subtask}/{q.image}",
+                media_key=str(path),  # one file may serve several subtasks (image_rel names the subtask)
             )
         )
     return out
@@ -119,6 +122,7 @@ def _mmb_items(data, style, image_root):
             b64_image(r.image, r.where),
             {"category": r.category},
             unit=str(r.group),
+            media_key=hashlib.blake2b(r.image.encode(), digest_size=16).hexdigest(),
         )
         for r in data.rows
     ]
@@ -298,7 +302,8 @@ def _muir_items(data, style, image_root):
 
     # MUIRBench's prompt under lmms-eval is this same layout: question, "A. ..." lines, the choice instruction
     return [RunItem(q.qid, choice_prompt(q.question, q.options, None, style, context_label=True), None,
-                    {"category": q.task}, unit=q.qid, media=_muir_media(q, image_root)) for q in data.questions]
+                    {"category": q.task}, unit=q.qid, media=_muir_media(q, image_root),
+                    media_key="\n".join(map(str, q.images))) for q in data.questions]
 
 
 def _mvb_load(paths, split):

@@ -2,7 +2,8 @@
 
 Everything goes through `model.generate` (transformers' KV cache, logits processors, streamers); what is
 ours is turning (images and videos, messages) rows into one left-padded batch with the model's own processor, so
-that `kanva chat`, evaluation and serving all prompt the model exactly the same way.
+that `kanva chat`, evaluation and serving all prompt the model exactly the same way. Rows that share a prompt prefix
+with an image in it (several questions about one image) compute it once (kanva/infer/prefix.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from kanva.errors import KanvaError
+from kanva.infer.prefix import layout, plan_groups, prefix_positions
 from kanva.model.vision_batch import collate_vision
 from kanva.model.video import Video
 
@@ -33,18 +35,30 @@ def cut_at_stop(text: str, stop: list[str] | None) -> str:
 
 
 class Generator:
-    """Generates answers for batches of (images, messages) with one model."""
+    """Generates answers for batches of (images, messages) with one model.
 
-    def __init__(self, model, proc):
+    `share_prefix` (default on): rows of one batch with the same image(s) and the same ids up to them run their
+    common prefix once and decode from a copy of its KV cache (kanva/infer/prefix.py). Greedy and sampled answers
+    are those of the unshared batch up to float noise (the prefix forward draws no random numbers, so a seed draws
+    the same samples); a batch in which no two rows share such a prefix (a single chat or server request) takes the
+    plain path. Off, every row is prefilled whole, as `benchmarks/eval_prefix.py` compares."""
+
+    def __init__(self, model, proc, share_prefix: bool = True):
         self.model = model
         self.proc = proc
+        self.share_prefix = share_prefix
 
     @classmethod
-    def load(cls, model_dir: str | Path, dtype=None, device: str = "cpu") -> Generator:
+    def load(cls, model_dir: str | Path, dtype=None, device: str = "cpu", share_prefix: bool = True) -> Generator:
         from kanva.model import load_model
 
         model, proc = load_model(model_dir, dtype=dtype, device=device)
-        return cls(model, proc)
+        return cls(model, proc, share_prefix=share_prefix)
+
+    def _vision(self, rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The rows' vision inputs as one batch, in the model's dtype, on its device."""
+        return {k: (v.to(self.model.dtype) if v.is_floating_point() else v).to(self.model.device)
+                for k, v in collate_vision(rows).items()}
 
     def _batch(self, encoded: list[Prompt]) -> dict[str, torch.Tensor]:
         """Left-pad encoded rows: every row's last prompt token sits at the same position, so one decoding
@@ -56,12 +70,32 @@ class Generator:
         for i, (ids, _) in enumerate(encoded):
             input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
             attention_mask[i, width - len(ids):] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-        # image (video) features fill <image> (<video>) positions in row-major order: concatenate by row
-        for key, value in collate_vision([vision for _, vision in encoded]).items():
-            batch[key] = value.to(self.model.dtype) if value.is_floating_point() else value
         device = self.model.device
-        return {k: v.to(device) for k, v in batch.items()}
+        # image (video) features fill <image> (<video>) positions in row-major order: concatenate by row
+        return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device),
+                **self._vision([vision for _, vision in encoded])}
+
+    def _shared(self, encoded: list[Prompt]) -> dict[str, Any] | None:
+        """`model.generate` inputs that start from the prefix groups' KV cache (kanva/infer/prefix.py), or None
+        when no two rows share a prefix."""
+        config = self.model.config
+        media = {t for t in (getattr(config, "image_token_id", None), getattr(config, "video_token_id", None))
+                 if t is not None}
+        groups = plan_groups(encoded, media)
+        if groups is None:
+            return None
+        device = self.model.device
+        t = {k: v.to(device) for k, v in layout(encoded, groups, self.proc.tokenizer.pad_token_id).items()}
+        out = self.model(input_ids=t["prefix_ids"], attention_mask=t["prefix_mask"],
+                         position_ids=prefix_positions(t["prefix_mask"]), use_cache=True, logits_to_keep=1,
+                         **self._vision([encoded[g.rows[0]][1] for g in groups]))
+        cache = out.cache
+        cache.batch_select_indices(t["group_of"])  # each row gets its group's prefix (a copy per row)
+        return {"input_ids": t["input_ids"], "attention_mask": t["attention_mask"], "cache": cache}
+
+    def _inputs(self, encoded: list[Prompt]) -> dict[str, Any]:
+        """What `model.generate` is given for these rows (besides the decoding settings)."""
+        return (self.share_prefix and self._shared(encoded)) or self._batch(encoded)
 
     @torch.inference_mode()
     def generate(self, rows: list[Row], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
@@ -85,7 +119,7 @@ class Generator:
             raise KanvaError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         if temperature < GREEDY_BELOW:
             temperature = 0.0
-        batch = self._batch(encoded)
+        batch = self._inputs(encoded)
         kwargs: dict[str, Any] = dict(
             max_new_tokens=max_new_tokens,
             eos_token_id=self.proc.end_of_turn_id,
