@@ -358,3 +358,43 @@ def test_circular_multiple_choice_reaches_the_output_in_every_rotation(world, tm
         assert sorted(g for _, g in rows) == list(LETTERS)  # each letter once: no letter is right by habit
         right = {opts[LETTERS.index(g)] for opts, g in rows}
         assert len(right) == 1  # the same option is the answer in every rotation
+
+
+def test_option_answers_name_the_option_then_its_letter_and_read_back_as_the_letter(world, tmp_path):
+    from kanva.data.metrics import units_of
+    from kanva.data.unit import mc_letter, parse_human
+
+    weights = dict(EvolveConfig().weights, choice=6.0)
+    plain = evolve(world, tmp_path / "letter", seed=2, rounds=2, cfg=cfg_with(mc_circular=True, weights=weights))
+    said = evolve(world, tmp_path / "option", seed=2, rounds=2,
+                  cfg=cfg_with(mc_circular=True, weights=weights, mc_answer="option"))
+    a, b = load_llava(plain), load_llava(said)
+    assert [s["id"] for s in a] == [s["id"] for s in b]  # the same units: only the written answer differs
+    n = 0
+    for x, y in zip(a, b):
+        (hx, gx), (hy, gy) = [(s["conversations"][0]["value"], s["conversations"][1]["value"]) for s in (x, y)]
+        assert hx == hy
+        q, fmt, options = parse_human(hy, gy)
+        if fmt != "mc":
+            assert gx == gy
+            continue
+        n += 1
+        assert gy == f"{options[LETTERS.index(gx)]} ({gx})"
+        assert mc_letter(gy, options) == gx
+    assert n >= 40
+    # read back (as a seed, or by the data report) the answer is the letter again
+    assert [u.answer for u in units_of(b) if u.fmt == "mc"] == [u.answer for u in units_of(a) if u.fmt == "mc"]
+    # and as the input of another evolution run: its seed units hold the letter
+    items = join(b, load_coco(world[0], "train"), "option.json", set())
+    mc = [u for it in items for u in it.units if u.fmt == "mc"]
+    assert len(mc) == n and all(u.answer in LETTERS for u in mc)
+
+
+def test_mc_letter_leaves_other_answers_alone():
+    from kanva.data.unit import mc_letter
+
+    opts = ["red", "blue", "green", "yellow"]
+    assert mc_letter("blue (B)", opts) == "B"
+    assert mc_letter("B", opts) == "B"
+    assert mc_letter("red (B)", opts) == "red (B)"  # the text is not option B's: not read as B
+    assert mc_letter("blue (E)", opts) == "blue (E)"

@@ -100,6 +100,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, help="YAML overriding evolution settings (kanva/data/config.py)")
     p.add_argument("--judge", action="store_true", help="have the LLM judge every LLM-made candidate")
     p.add_argument("--mc-circular", action="store_true", help="emit all 4 rotations of multiple-choice questions")
+    p.add_argument("--mc-answer", choices=["letter", "option"], default=None,
+                   help="how multiple-choice answers are written: the letter ('B', default) or the option's text "
+                        "and its letter ('blue (B)')")
     p.add_argument("--pack", type=int, default=None, help="units per output sample (multi-turn), default 1")
     p.add_argument("--no-knowledge", action="store_true",
                    help="evolve without the knowledge base: every operator that reads it is off (a control arm)")
@@ -246,6 +249,8 @@ def _evolve(args: argparse.Namespace) -> int:
         cfg.judge = True
     if args.mc_circular:
         cfg.mc_circular = True
+    if args.mc_answer is not None:
+        cfg.mc_answer = args.mc_answer
     if args.pack is not None:
         cfg.pack = args.pack
     if args.no_knowledge:

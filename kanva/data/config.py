@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 RULE_OPERATORS = ("count", "exist", "position", "size", "choice", "knowledge", "multihop", "premise", "ocr",
                   "color")
@@ -43,6 +44,8 @@ class EvolveConfig:
     # POPE's three ways to draw an absent object; each existence pair draws one of them.
     exist_strategies: list[str] = field(default_factory=lambda: ["random", "popular", "adversarial"])
     mc_circular: bool = False  # emit all four circular rotations of each multiple-choice question
+    # How multiple-choice answers are written: "letter" ("B") or "option" ("blue (B)"); see kanva.data.unit.
+    mc_answer: Literal["letter", "option"] = "letter"
     focus_bias: float = 0.7  # probability to ask about the parent's objects when they qualify
     min_visible: float = MIN_VISIBLE  # objects less visible than this are not counted or referred to
     max_count: int = MAX_COUNT  # counting questions up to this many instances
@@ -87,4 +90,4 @@ class EvolveConfig:
 
 
 # Settings added after the record format was fixed, with the default that leaves them out of it.
-LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights()}
+LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights(), "mc_answer": "letter"}

@@ -72,10 +72,11 @@ def balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict
     return units, records
 
 
-def to_samples(units: list[Unit], pack: int) -> list[dict]:
-    """One sample per unit, or up to `pack` units of the same image as turns of one conversation."""
+def to_samples(units: list[Unit], pack: int, mc_answer: str = "letter") -> list[dict]:
+    """One sample per unit, or up to `pack` units of the same image as turns of one conversation; multiple-choice
+    answers written as `mc_answer` says (kanva.data.unit.MC_ANSWERS)."""
     if pack <= 1:
-        return [u.to_sample() for u in units]
+        return [u.to_sample(mc_answer) for u in units]
     by_image: dict[int, list[Unit]] = defaultdict(list)
     for u in units:
         by_image[u.image_id].append(u)
@@ -84,7 +85,7 @@ def to_samples(units: list[Unit], pack: int) -> list[dict]:
         group = by_image[iid]
         for k in range(0, len(group), pack):
             chunk = group[k : k + pack]
-            out.append(turns(chunk, f"{chunk[0].id}+{len(chunk)}"))
+            out.append(turns(chunk, f"{chunk[0].id}+{len(chunk)}", mc_answer))
     return out
 
 

@@ -17,7 +17,7 @@ from kanva.data.exclude import image_key
 from kanva.data.image_sources import Lexicon, ungrounded_rec
 from kanva.data.llava import sample_images
 from kanva.data.rng import derive
-from kanva.data.unit import Unit, parse_human
+from kanva.data.unit import Unit, mc_letter, parse_human
 from kanva.data.vocab import mentions
 from kanva.errors import KanvaError
 
@@ -43,6 +43,7 @@ def seed_units(sample: dict, rec: ImageRec) -> list[Unit]:
     for t in range(0, len(conv) - 1, 2):
         answer = conv[t + 1]["value"].strip()
         question, fmt, options = parse_human(conv[t]["value"], answer)
+        answer = mc_letter(answer, options) if fmt == "mc" else answer
         found = [m.category for part in (question, answer) for m in mentions(part) if not m.negated]
         objects = [c for c in dict.fromkeys(found) if c in rec.counts or c in rec.named]
         uid = f"{sample['id']}#{t // 2}"

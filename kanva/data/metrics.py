@@ -17,7 +17,7 @@ from kanva.data.coco import CocoSet
 from kanva.data.llava import sample_images
 from kanva.data.minhash import near_duplicate_flags
 from kanva.data.text import distinct_n, normalize, words
-from kanva.data.unit import LETTERS, parse_human
+from kanva.data.unit import LETTERS, mc_letter, parse_human
 from kanva.data.vocab import mentions
 
 
@@ -60,6 +60,7 @@ def units_of(samples: list[dict], info: dict[tuple[str, str], dict] | None = Non
         for t in range(0, len(conv) - 1, 2):
             answer = conv[t + 1]["value"]
             q, fmt, opts = parse_human(conv[t]["value"], answer)
+            answer = mc_letter(answer, opts) if fmt == "mc" else answer
             qa = QA(str(s["id"]), image, q, answer, fmt)
             meta = (info or {}).get(unit_key(media_of(s), q, opts, answer))
             if meta:

@@ -202,7 +202,7 @@ def finalize_dir(rd: RunDir, cfg: EvolveConfig) -> Path:
             units.append(Unit.from_dict({k: v for k, v in line.items() if k != "kind"}))
     units, records = balance(units, cfg)
     samples = [s for _, s in sorted(seeds, key=lambda x: x[0])] if cfg.keep_seeds else []
-    samples += to_samples(units, cfg.pack)
+    samples += to_samples(units, cfg.pack, cfg.mc_answer)
     path = save_llava(samples, rd.path / "evolved.json")
     rd.commit_final(records, {"samples": len(samples), "units": len(units), "seeds": len(seeds)})
     return path

@@ -26,7 +26,7 @@ from kanva.data.exclude import image_key
 from kanva.data.join import SeedItem
 from kanva.data.llava import sample_images
 from kanva.data.sequences import Clip, ImageSet, load_clips, load_sets
-from kanva.data.unit import Unit, parse_human
+from kanva.data.unit import Unit, mc_letter, parse_human
 from kanva.data.vocab import mentions
 from kanva.errors import KanvaError
 
@@ -125,6 +125,7 @@ def sequence_units(sample: dict, rec: ImageRec, media: str) -> list[Unit]:
     for t in range(0, len(conv) - 1, 2):
         answer = conv[t + 1]["value"].strip()
         question, fmt, options = parse_human(conv[t]["value"], answer)
+        answer = mc_letter(answer, options) if fmt == "mc" else answer
         found = [m.category for part in (question, answer) for m in mentions(part) if not m.negated]
         objects = [c for c in dict.fromkeys(found) if c in rec.counts]
         uid = f"{sample['id']}#{t // 2}"

@@ -23,9 +23,15 @@ from kanva.data.llava import IMAGE_TOKEN, VIDEO_TOKEN
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 LETTERS = ("A", "B", "C", "D")
+# How a multiple-choice answer is written in the gpt turn (EvolveConfig.mc_answer): "letter" is the letter alone
+# ("B"), as LLaVA-1.5's data writes it; "option" is the chosen option's text, then its letter in parentheses
+# ("blue (B)"), so the model names what it sees before it points at a letter. Either form is read back as the
+# letter (`mc_letter`), and MMBench's judge-free extraction reads both.
+MC_ANSWERS = ("letter", "option")
 FORMATS = ("open", "short", "yesno", "mc")
 
 _OPTION = re.compile(r"^([A-Z])\. (.+)$")
+_OPTION_ANSWER = re.compile(r"^(.+) \(([A-Z])\)$")
 _IMAGE_LABEL = re.compile(rf"^Image \d+: {re.escape(IMAGE_TOKEN)}\n", re.M)
 MEDIA = ("images", "video")  # the kinds of multi-media units; None: one image
 
@@ -84,11 +90,17 @@ class Unit:
         opts = " ".join(self.options)
         return f"{self.question} {opts} {self.answer}" if opts else f"{self.question} {self.answer}"
 
-    def to_sample(self) -> dict:
+    def reply(self, mc_answer: str = "letter") -> str:
+        """The gpt turn text: the answer, or for multiple choice the form `mc_answer` names (MC_ANSWERS)."""
+        if self.fmt == "mc" and mc_answer == "option":
+            return f"{self.options[LETTERS.index(self.answer)]} ({self.answer})"
+        return self.answer
+
+    def to_sample(self, mc_answer: str = "letter") -> dict:
         """A one-turn LLaVA sample."""
         return media_sample(self.id, self.image, self.media, [
             {"from": "human", "value": f"{media_prefix(self.image, self.media)}{self.human()}"},
-            {"from": "gpt", "value": self.answer},
+            {"from": "gpt", "value": self.reply(mc_answer)},
         ])
 
     def to_dict(self) -> dict:
@@ -111,14 +123,23 @@ class Unit:
         return cls(**d)
 
 
-def turns(units: list[Unit], sample_id: str) -> dict:
+def turns(units: list[Unit], sample_id: str, mc_answer: str = "letter") -> dict:
     """A multi-turn LLaVA sample from units of the same image (the image tokens go in the first turn)."""
     conv = []
     first = units[0]
     for i, u in enumerate(units):
         q = f"{media_prefix(first.image, first.media)}{u.human()}" if i == 0 else u.human()
-        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": u.answer}]
+        conv += [{"from": "human", "value": q}, {"from": "gpt", "value": u.reply(mc_answer)}]
     return media_sample(sample_id, first.image, first.media, conv)
+
+
+def mc_letter(answer: str, options: list[str]) -> str:
+    """The letter of a multiple-choice answer in either form of MC_ANSWERS ("B" or "blue (B)"); any other
+    answer is returned as it is."""
+    m = _OPTION_ANSWER.match(answer.strip())
+    if m and m.group(2) in LETTERS[: len(options)] and options[LETTERS.index(m.group(2))] == m.group(1).strip():
+        return m.group(2)
+    return answer
 
 
 def parse_human(text: str, answer: str) -> tuple[str, str, list[str]]:
