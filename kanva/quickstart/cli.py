@@ -50,10 +50,15 @@ def _quickstart(args) -> int:
         from kanva.quickstart.onevision import OnevisionQuickstart as Quickstart  # noqa: F811
     q = Quickstart(cfg, args.out or f"runs/quickstart-{name}", arms=arms, seeds=seeds)
     if args.steps:
+        from kanva.quickstart.steps import StepRunner
+
         steps = q.steps()
+        plan = StepRunner(q.out, steps, log=lambda _: None).plan(force=args.force)
         width = max(len(t.name) for t in steps)
+        state = max(len(v) for v in plan.values())
         for s in steps:
-            print(f"{s.name:{width}s}  {s.help}" + (f"  (after: {', '.join(s.after)})" if s.after else ""))
+            print(f"{s.name:{width}s}  {plan[s.name]:{state}s}  {s.help}"
+                  + (f"  (after: {', '.join(s.after)})" if s.after else ""))
         return 0
     if args.only is None:
         print(f"kanva quickstart: config {cfg.source}, output {q.out}, arms {', '.join(arms)}, training seeds "

@@ -75,6 +75,19 @@ class StepRunner:
             return None
         return "forced" if (step.name in force or "all" in force) else ("inputs changed" if prev else "new")
 
+    def plan(self, force: list[str] | None = None) -> dict[str, str]:
+        """What a run would do with each step: "done" (skipped), or why it would run ("new", "inputs
+        changed", "forced"); a step after one that runs runs too (its input gets a new `finished` stamp)."""
+        force_set = set(force or [])
+        self._check(force_set, None)
+        out: dict[str, str] = {}
+        for s in self.steps:
+            why = self._why(s, force_set)
+            if why is None and any(out[d] != "done" for d in s.after):
+                why = "inputs changed"
+            out[s.name] = why or "done"
+        return out
+
     def _check(self, force: set[str], until: str | None, only: str | None = None) -> None:
         unknown = force - set(self.by_name) - {"all"}
         if unknown:
