@@ -128,6 +128,23 @@ def test_rerun_skips_and_force_redoes_one_step(run, capsys):
     assert {k for k in before if before[k] != after[k]} == {"report.json"}
 
 
+def test_steps_lists_each_steps_state(run, capsys):
+    assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--steps"]) == 0
+    rows = [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    assert rows and all(state == "done" for _, state in rows)
+
+
+def test_an_edited_evolve_config_redoes_evolution(tmp_path):
+    evolve_cfg = tmp_path / "evolve.yaml"
+    evolve_cfg.write_text("mc_circular: true\n")
+    cfg = load_quickstart_config("tiny")
+    cfg.data.evolve_config = str(evolve_cfg)
+    before = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
+    evolve_cfg.write_text("mc_circular: true\nmc_answer: option\n")  # same path, new content
+    after = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
+    assert {k for k in before if before[k] != after[k]} == {"evolve", "evolve_noknow"}
+
+
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["quickstart", "--preset", "huge"]) == 2
     assert "no quickstart config for preset 'huge'" in capsys.readouterr().err

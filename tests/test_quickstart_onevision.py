@@ -15,11 +15,12 @@ from kanva.quickstart.config import load_quickstart_config, recipes_dir
 from kanva.quickstart.onevision import OnevisionQuickstart
 from kanva.quickstart.pipeline import Quickstart
 
-# sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of), taken
-# at 7f7edd3, before the OneVision curriculum existed: a change here redoes finished steps of users' runs.
+# sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of): a change
+# here redoes finished steps of users' runs, so it must be meant. Taken after the evolution steps began to
+# fingerprint their evolve config's content (and the quickstart's multiple-choice answers became `option`).
 STEPS_BEFORE_ONEVISION = {
-    "smol": "d1c54e119aba288fa944bb0e51418c60cb56b0fd9e87c769f2f15e00e42fe22c",
-    "tiny": "895d4e36cc7763ce267fb7cf083db536eb3669600719ba1d5bf6c569203132e0",
+    "smol": "5c862173bc7328d949bc29f1a7a76cd8cc31416ae07b53cf1c5174f3b550b0d0",
+    "tiny": "1df95c9fcedd64cc62d5703c50f17bcceeef588d98915374ed4c2928d64c6c3e",
 }
 
 

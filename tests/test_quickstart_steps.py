@@ -163,3 +163,14 @@ def test_wall_seconds_spans_overlapping_steps():
                "c": {"seconds": 5.0, "finished": 140.0}}  # a: 100-110, b: 95-125, c: 135-140
     assert wall_seconds(markers) == 45.0
     assert wall_seconds({}) == 0.0
+
+
+def test_plan_says_what_a_run_would_do(tmp_path):
+    calls = []
+    assert _runner(tmp_path, calls).plan() == {"a": "new", "b": "new", "c": "new"}
+    _runner(tmp_path, calls).run()
+    assert _runner(tmp_path, calls).plan() == {"a": "done", "b": "done", "c": "done"}
+    # c's own marker is current, but it runs after b, which would run again
+    assert _runner(tmp_path, calls, cfg_b=2).plan() == {"a": "done", "b": "inputs changed", "c": "inputs changed"}
+    assert _runner(tmp_path, calls).plan(force=["a"]) == {"a": "forced", "b": "inputs changed", "c": "inputs changed"}
+    assert calls == ["a", "b", "c"]  # planning runs nothing

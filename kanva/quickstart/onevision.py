@@ -26,6 +26,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from kanva.config import load_yaml
+from kanva.data.config import EvolveConfig
 from kanva.errors import KanvaError
 from kanva.quickstart.arms import ARMS
 from kanva.quickstart.config import OnevisionQuickstartConfig
@@ -94,7 +96,8 @@ class OnevisionQuickstart(Quickstart):
             for a in self.arms:
                 ev = ARMS[a].evolve
                 s.append(Step(f"evolve_{kind}s{STEP_SUFFIX[ev]}", lambda k=kind, e=ev: self.evolve_sequences(k, e),
-                              after=[f"seed_{kind}s"], config=data_cfg | {"knowledge": ev == "full"},
+                              after=[f"seed_{kind}s"], config=self.evolve_step_config() | {"knowledge": ev == "full"},
+                              outputs=[self.sequence_dir(kind, ev)],
                               help=f"evolution of the {kind} seeds" + ("" if ev == "full" else " without the KB")))
         s.append(Step("scene_text", self.single_image_text, after=["vision", "evolve"],
                       help="a text-only copy of the single-image mixture"))
@@ -150,10 +153,15 @@ class OnevisionQuickstart(Quickstart):
         return {"seed": sample_count(out)}
 
     def evolve_sequences(self, kind: str, evolve: str) -> dict:
-        """Rule operators only, at their default weights (`data.evolve_config` weighs the single-image ones)."""
+        """Rule operators only, at their default weights (`data.evolve_config` weighs the single-image ones);
+        multiple-choice answers are written as the single-image data writes them (its `mc_answer`), since the
+        OneVision stage replays that data beside these."""
         d, out = self.cfg.data, self.sequence_dir(kind, evolve)
         args = ["data", "evolve", "--kind", kind, "--input", self.sequence_dir(kind, None), "--coco", self.world,
                 "--split", "train", "--out", out, "--rounds", d.rounds, "--llm", "none", "--seed", self.cfg.seed]
+        mc_answer = load_yaml(EvolveConfig, d.evolve_config).mc_answer if d.evolve_config else "letter"
+        if mc_answer != "letter":
+            args += ["--mc-answer", mc_answer]
         if evolve == "noknow":
             args.append("--no-knowledge")
         kanva(*args)

@@ -11,6 +11,7 @@ exercises the real code paths and its log doubles as a tutorial. Steps are resum
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import subprocess
@@ -123,7 +124,8 @@ class Quickstart:
             Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
                  help="seed instructions and align captions from annotations"),
             *[Step(f"evolve{STEP_SUFFIX[k]}", lambda k=k: self.evolve(k), after=["seed"],
-                   config=vars(c.data) | {"seed": c.seed} | ({} if k == "full" else {"knowledge": False}),
+                   config=self.evolve_step_config() | ({} if k == "full" else {"knowledge": False}),
+                   outputs=[self.evolve_dir(k)],
                    help="knowledge-aware evolution (rules + LLM) with elimination" if k == "full" else
                    "the same evolution with every operator that reads the knowledge base off")
               for k in self.evolve_kinds()],
@@ -209,6 +211,13 @@ class Quickstart:
         kanva("data", "seed", *common, "--out", self.seed_file, "--types", d.seed_types)
         kanva("data", "seed", *common, "--out", self.align_file, "--types", "align")
         return {"seed": sample_count(self.seed_file), "align": sample_count(self.align_file)}
+
+    def evolve_step_config(self) -> dict:
+        """What decides an evolution step's output: the data settings and the evolve config's content (its
+        path alone would let an edited file go unnoticed and the step be skipped)."""
+        d = self.cfg.data
+        digest = hashlib.sha256(Path(d.evolve_config).read_bytes()).hexdigest()[:16] if d.evolve_config else None
+        return vars(d) | {"seed": self.cfg.seed, "evolve_config_sha256": digest}
 
     def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
