@@ -1,0 +1,114 @@
+"""Evaluation with and without shared prompt prefixes (kanva/infer/prefix.py), side by side in one run.
+
+    python benchmarks/eval_prefix.py [--model DIR] [--bench DIR] [--benchmark mme] [--images 25] [--batch-size 16]
+                                     [--max-new-tokens N] [--rounds 2] [--threads N] [--device cpu]
+
+Takes every question the benchmark asks about its first `--images` images (a run asks about each image in
+several subtasks or splits; the first N questions of the file would be one subtask's, two per image), in the
+batches `kanva eval run` makes (`by_media`, `--batch-size`), and times `Generator.generate` on them with
+`share_prefix` on and off, alternating (on, off, off, on, ... for `--rounds`) so that load from other work on
+the machine falls on both alike. Images are loaded once, before timing; prompts are encoded inside the timings
+(both sides do it). Prints the questions, questions per image, seconds per side, the ratio and whether every
+answer agrees (greedy: the same up to float noise).
+
+Defaults build what is missing in a temporary folder: the `tiny` preset and a 24-image world test split with its
+synthetic sets. `--bench DIR` is a `kanva eval make-synthetic` output (mme/, pope/, mmbench/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def _prepare(args, tmp: Path) -> tuple[Path, Path]:
+    model = args.model
+    if model is None:
+        from kanva.model import build_preset
+
+        model = build_preset("tiny", tmp / "tiny")
+    bench = args.bench
+    if bench is None:
+        from kanva.eval.synthetic import make_synthetic
+        from kanva.world.config import load_world_config
+        from kanva.world.generate import generate_world
+
+        world = generate_world(tmp / "world", {"test": 24}, seed=0, cfg=load_world_config(None), progress=False)
+        make_synthetic(world, tmp / "bench", seed=0)
+        bench = tmp / "bench"
+    return Path(model), Path(bench)
+
+
+def _data(bench: Path, name: str) -> Path:
+    if name == "mmbench":
+        found = sorted((bench / "mmbench").glob("*.tsv"))
+        if not found:
+            raise SystemExit(f"{bench / 'mmbench'}: no .tsv file")
+        return found[0]
+    return bench / name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, help="model directory (default: build the tiny preset)")
+    ap.add_argument("--bench", type=Path, help="`kanva eval make-synthetic` output (default: make one)")
+    ap.add_argument("--benchmark", default="mme", choices=("mme", "pope", "mmbench"))
+    ap.add_argument("--images", type=int, default=25, help="every question about the first N images")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, help="default: the benchmark's (as kanva eval run)")
+    ap.add_argument("--rounds", type=int, default=2, help="timings per side, alternating")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from kanva.eval.items import by_media
+    from kanva.eval.tasks import get_task
+    from kanva.infer import Generator
+
+    with tempfile.TemporaryDirectory() as d:
+        model_dir, bench = _prepare(args, Path(d))
+        task = get_task(args.benchmark)
+        items = by_media(task.items(task.load([_data(bench, args.benchmark)], "test"), "llava", None))
+        keys = list(dict.fromkeys(it.batch_key() for it in items))[: args.images]
+        items = [it for it in items if it.batch_key() in set(keys)]
+        shared = Generator.load(model_dir, device=args.device)
+        plain = Generator(shared.model, shared.proc, share_prefix=False)
+        rows = [(it.load_media(shared.proc), [{"role": "user", "content": it.prompt}]) for it in items]
+        batches = [rows[i : i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
+        max_new = args.max_new_tokens or task.max_new_tokens
+
+        def run(gen) -> tuple[float, list[str]]:
+            t0 = time.perf_counter()
+            out = [text for batch in batches for text in gen.generate(batch, max_new_tokens=max_new)]
+            return time.perf_counter() - t0, out
+
+        run(shared), run(plain)  # warm up kernels and the allocator, outside the timings
+        seconds = {"shared": 0.0, "plain": 0.0}
+        answers = {}
+        for r in range(args.rounds):
+            order = (("shared", shared), ("plain", plain)) if r % 2 == 0 else (("plain", plain), ("shared", shared))
+            for name, gen in order:
+                s, answers[name] = run(gen)
+                seconds[name] += s
+
+    same = sum(a == b for a, b in zip(answers["shared"], answers["plain"]))
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"model {model_dir}, device {device}, {args.benchmark}: {len(items)} questions about {len(keys)} images "
+          f"({len(items) / len(keys):.1f} per image), batch {args.batch_size}, max_new_tokens {max_new}, greedy, "
+          f"{args.rounds} rounds alternating")
+    print(f"{'side':>7}  {'seconds':>8}  {'q/s':>7}")
+    for name in ("plain", "shared"):
+        print(f"{name:>7}  {seconds[name]:>8.2f}  {args.rounds * len(items) / seconds[name]:>7.2f}")
+    print(f"shared prefix: {seconds['plain'] / seconds['shared']:.2f}x the plain path's speed; "
+          f"same answers {same}/{len(items)}")
+
+
+if __name__ == "__main__":
+    main()
