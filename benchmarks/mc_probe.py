@@ -11,7 +11,9 @@ most likely next token is an option letter at all, the letters picked (a model t
 the options fails every circular group), first-pass and circular accuracy, and circular accuracy per category.
 Per `--data` file (a training mixture): how many samples hold a multiple-choice turn, their stems (the first
 three words) and answer letters, and how many are circular rotations of one question. Used for issue 24's
-diagnosis of MMBench circular 0.0 (docs/quickstart.md#multiple-choice).
+diagnosis of MMBench circular 0.0 (docs/quickstart.md#multiple-choice). The next-token probe fits models trained
+on letter answers (`mc_answer: letter`); a model trained to name the option first (`mc_answer: option`) is
+measured by `kanva eval run mmbench`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def data_table(path: str) -> None:
     from kanva.data.llava import load_llava
-    from kanva.data.unit import parse_human
+    from kanva.data.unit import mc_letter, parse_human
 
     samples = load_llava(path)
     stems, letters, questions = Counter(), Counter(), Counter()
@@ -42,7 +44,7 @@ def data_table(path: str) -> None:
             if fmt == "mc":
                 mc = True
                 stems[" ".join(q.split()[:3])] += 1
-                letters[g["value"].strip()] += 1
+                letters[mc_letter(g["value"].strip(), options)] += 1
                 questions[(s.get("image"), q, tuple(sorted(options)))] += 1
         n_mc += mc
     rotations = sum(n for n in questions.values() if n > 1)
