@@ -157,11 +157,14 @@ def test_jobs_cap_the_steps_running_at_once_and_skips_free_the_steps_after_them(
     assert sum("finished" in line for line in log) == 4
 
 
-def test_wall_seconds_spans_overlapping_steps():
-    """Two steps that overlap (`--jobs 2`) count once: first start to last finish, not the sum of their times."""
+def test_wall_seconds_counts_overlapping_steps_once_and_no_pause():
+    """Two steps that overlap (`--jobs 2`) count once, not the sum of their times; a pause when nothing ran (a run
+    resumed later) does not count."""
     markers = {"a": {"seconds": 10.0, "finished": 110.0}, "b": {"seconds": 30.0, "finished": 125.0},
-               "c": {"seconds": 5.0, "finished": 140.0}}  # a: 100-110, b: 95-125, c: 135-140
-    assert wall_seconds(markers) == 45.0
+               "c": {"seconds": 5.0, "finished": 140.0}}  # a: 100-110 inside b: 95-125; c: 135-140
+    assert wall_seconds(markers) == 35.0
+    markers["d"] = {"seconds": 20.0, "finished": 5140.0}  # resumed much later: 5120-5140
+    assert wall_seconds(markers) == 55.0
     assert wall_seconds({}) == 0.0
 
 

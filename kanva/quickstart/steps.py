@@ -192,12 +192,17 @@ class StepRunner:
 
 
 def wall_seconds(markers: dict[str, dict]) -> float:
-    """Wall clock of the steps whose done-markers are given: the first one's start to the last one's finish. With
-    `--jobs N` steps overlap, so this is less than the sum of their seconds; a run resumed later includes the
-    pause between its sessions."""
-    if not markers:
-        return 0.0
-    return max(m["finished"] for m in markers.values()) - min(m["finished"] - m["seconds"] for m in markers.values())
+    """Wall clock of the steps whose done-markers are given: the length of the union of their [start, finish]
+    intervals. With `--jobs N` steps overlap and count once, so this is less than the sum of their seconds; a pause
+    when no step ran (a run interrupted and resumed in a later session) does not count, nor do the moments
+    between one step's finish and the next one's start."""
+    spans = sorted((m["finished"] - m["seconds"], m["finished"]) for m in markers.values())
+    total, end = 0.0, float("-inf")
+    for start, finish in spans:
+        if finish > end:
+            total += finish - max(start, end)
+            end = finish
+    return total
 
 
 def _first_ready(pending: list[Step], finished: set[str], slot_free: bool) -> Step | None:
