@@ -18,22 +18,23 @@ import time
 from pathlib import Path
 
 
-def _prepare(args, tmp: Path) -> tuple[Path, Path]:
-    model = args.model
+def model_and_synthetic(model: Path | None, synthetic: Path | None, tmp: Path, preset: str = "smol",
+                        test_images: int = 48, world: Path | None = None) -> tuple[Path, Path]:
+    """The model and synthetic benchmark folders to measure on: those given, else built in `tmp` (the `preset`
+    model; synthetic sets from `world`, else from a fresh world of `test_images` test images)."""
     if model is None:
         from kanva.model import build_preset
 
-        model = build_preset("smol", tmp / "smol")
-    synthetic = args.synthetic
+        model = build_preset(preset, tmp / preset)
     if synthetic is None:
         from kanva.eval.synthetic import make_synthetic
 
-        world = args.world
         if world is None:
             from kanva.world.config import load_world_config
             from kanva.world.generate import generate_world
 
-            world = generate_world(tmp / "world", {"test": 48}, seed=0, cfg=load_world_config(None), progress=False)
+            world = generate_world(tmp / "world", {"test": test_images}, seed=0, cfg=load_world_config(None),
+                                   progress=False)
         make_synthetic(world, tmp / "synthetic", seed=0)
         synthetic = tmp / "synthetic"
     return Path(model), Path(synthetic)
@@ -63,7 +64,7 @@ def main() -> None:
     sizes = sorted(set(args.batch_sizes) | {1})
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        model_dir, synthetic = _prepare(args, tmp)
+        model_dir, synthetic = model_and_synthetic(args.model, args.synthetic, tmp, world=args.world)
         gen = Generator.load(model_dir, device=args.device)
         # Warm up kernels and allocator once, outside the timings.
         run_benchmark("mme", model_dir, [synthetic / "mme"], tmp / "warm.jsonl", batch_size=max(sizes), limit=max(sizes),

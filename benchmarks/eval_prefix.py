@@ -24,23 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _prepare(args, tmp: Path) -> tuple[Path, Path]:
-    model = args.model
-    if model is None:
-        from kanva.model import build_preset
-
-        model = build_preset("tiny", tmp / "tiny")
-    bench = args.bench
-    if bench is None:
-        from kanva.eval.synthetic import make_synthetic
-        from kanva.world.config import load_world_config
-        from kanva.world.generate import generate_world
-
-        world = generate_world(tmp / "world", {"test": 24}, seed=0, cfg=load_world_config(None), progress=False)
-        make_synthetic(world, tmp / "bench", seed=0)
-        bench = tmp / "bench"
-    return Path(model), Path(bench)
+from eval_batching import (
+    model_and_synthetic,  # benchmarks/ is the script's folder, first on sys.path
+)
 
 
 def _data(bench: Path, name: str) -> Path:
@@ -73,7 +59,7 @@ def main() -> None:
     from kanva.infer import Generator
 
     with tempfile.TemporaryDirectory() as d:
-        model_dir, bench = _prepare(args, Path(d))
+        model_dir, bench = model_and_synthetic(args.model, args.bench, Path(d), preset="tiny", test_images=24)
         task = get_task(args.benchmark)
         items = by_media(task.items(task.load([_data(bench, args.benchmark)], "test"), "llava", None))
         keys = list(dict.fromkeys(it.batch_key() for it in items))[: args.images]

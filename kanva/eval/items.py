@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -77,21 +78,13 @@ def limit_items(items: list[RunItem], limit: int | None) -> list[RunItem]:
         return items
     if limit <= 0:
         raise KanvaError(f"--limit must be positive, got {limit}")
-    units: list[str] = []
-    seen = set()
-    for it in items:
-        if it.unit not in seen:
-            seen.add(it.unit)
-            units.append(it.unit)
+    sizes = Counter(it.unit for it in items)  # in order of first appearance
     keep, n = set(), 0
-    by_unit: dict[str, int] = {}
-    for it in items:
-        by_unit[it.unit] = by_unit.get(it.unit, 0) + 1
-    for u in units:
+    for u, size in sizes.items():
         if n >= limit:
             break
         keep.add(u)
-        n += by_unit[u]
+        n += size
     return [it for it in items if it.unit in keep]
 
 
