@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json, read_jsonl
 
 
 def image_key(path: str) -> str:
@@ -58,11 +59,7 @@ def read_exclude(path: str | Path) -> set[str]:
     stripped = text.lstrip()
     keys: set[str] = set()
     if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise KanvaError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-        for i, rec in enumerate(data):
+        for i, rec in enumerate(read_json(path, "exclude file")):
             keys.update(image_key(p) for p in _images_of(rec, f"{path}: [{i}]"))
     elif stripped.startswith("{") and isinstance(whole := _json_or_none(text), dict) and "videos" in whole:
         for i, v in enumerate(whole["videos"] if isinstance(whole["videos"], list) else []):
@@ -82,13 +79,7 @@ def read_exclude(path: str | Path) -> set[str]:
                 raise KanvaError(f"{path}: images[{i}].file_name must be a string")
             keys.add(image_key(im["file_name"]))
     elif stripped.startswith("{"):
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KanvaError(f"{path}:{lineno}: invalid JSON line ({e.msg})") from None
+        for lineno, rec in read_jsonl(path):
             keys.update(image_key(p) for p in _images_of(rec, f"{path}:{lineno}"))
     else:
         header = stripped.split("\n", 1)[0].split("\t")
