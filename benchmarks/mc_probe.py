@@ -19,7 +19,6 @@ measured by `kanva eval run mmbench`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections import Counter, defaultdict

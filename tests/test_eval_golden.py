@@ -1,7 +1,6 @@
 """Conformance: LLaVA-1.5-13B's released MME and POPE answers must score exactly the published figures."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,6 @@ answers and first-step logits of the unshared batch, on a tiny LLaVA and a tiny 
 images per row, video)."""
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
