@@ -52,6 +52,21 @@ def test_onevision_configs_load_and_check(tmp_path):
     bad.write_text(open(src).read().replace("sets: {train: 6, test: 4}", "sets: {train: 6}"))
     with pytest.raises(KanvaError, match=r"bad\.yaml\.onevision\.sets: needs train and test"):
         load_quickstart_config(str(bad))
+    bad.write_text(open(src).read().replace("  sets: {train: 6, test: 4}", "  pack: 0\n  sets: {train: 6, test: 4}"))
+    with pytest.raises(KanvaError, match=r"bad\.yaml\.onevision\.pack: questions per sample must be >= 1"):
+        load_quickstart_config(str(bad))
+
+
+def test_onevision_pack_reaches_the_set_and_clip_evolution_only(tmp_path):
+    """`onevision.pack` packs the set and clip questions (their evolve steps' fingerprints say so); the
+    single-image evolution keeps `data.pack`; at 1 the fingerprints are those of runs made before the field."""
+    cfg = load_quickstart_config("onevision-tiny")
+    plain = {s.name: s.config for s in OnevisionQuickstart(cfg, tmp_path / "ov").steps()}
+    cfg.onevision.pack = 4
+    packed = {s.name: s.config for s in OnevisionQuickstart(cfg, tmp_path / "ov").steps()}
+    changed = sorted(n for n in plain if plain[n] != packed[n])
+    assert changed == ["evolve_clips", "evolve_clips_noknow", "evolve_sets", "evolve_sets_noknow"]
+    assert all(packed[n]["sequence_pack"] == 4 and "sequence_pack" not in plain[n] for n in changed)
 
 
 @pytest.fixture(scope="module")

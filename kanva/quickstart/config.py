@@ -105,6 +105,7 @@ class OnevisionPart:
     stage: BudgetStage  # in the YAML a mapping of Stage fields with `tokens`; data filled per arm
     single_image_share: float = 0.5  # of the OneVision stage's samples, the share drawn from single-image data
     si_arm: str = "evolved"  # whose single-image data the single-image stage (and the replay) reads
+    pack: int = 1  # evolved set / clip questions per sample (`kanva data evolve --pack`): turns over one set or clip
 
 
 @dataclass
@@ -206,5 +207,7 @@ def _onevision_part(raw: Any, where: str) -> OnevisionPart:
             raise KanvaError(f"{where}.{name}: needs train and test counts >= 1 (the data and the benchmark), got {counts}")
     if not 0 <= part.single_image_share < 1:
         raise KanvaError(f"{where}.single_image_share: must be in [0, 1), got {part.single_image_share}")
+    if part.pack < 1:
+        raise KanvaError(f"{where}.pack: questions per sample must be >= 1, got {part.pack}")
     parse_arms([part.si_arm], f"{where}.si_arm")
     return part

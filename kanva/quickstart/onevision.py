@@ -90,13 +90,15 @@ class OnevisionQuickstart(Quickstart):
         data_cfg = vars(c.data) | {"seed": c.seed}
         s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
              base["model"], base["vision"], base["seed"], base["evolve"], base["data_report"]]
+        # `pack` enters the fingerprint only when set, so that runs made before it existed stay current
+        evolve_cfg = self.evolve_step_config() | ({"sequence_pack": ov.pack} if ov.pack != 1 else {})
         for kind in KINDS:
             s.append(Step(f"seed_{kind}s", lambda k=kind: self.seed_sequences(k), after=["world"], config=data_cfg,
                           help=f"seed instructions about the world's {kind}s"))
             for a in self.arms:
                 ev = ARMS[a].evolve
                 s.append(Step(f"evolve_{kind}s{STEP_SUFFIX[ev]}", lambda k=kind, e=ev: self.evolve_sequences(k, e),
-                              after=[f"seed_{kind}s"], config=self.evolve_step_config() | {"knowledge": ev == "full"},
+                              after=[f"seed_{kind}s"], config=evolve_cfg | {"knowledge": ev == "full"},
                               outputs=[self.sequence_dir(kind, ev)],
                               help=f"evolution of the {kind} seeds" + ("" if ev == "full" else " without the KB")))
         s.append(Step("scene_text", self.single_image_text, after=["vision", "evolve"],
@@ -158,7 +160,8 @@ class OnevisionQuickstart(Quickstart):
         OneVision stage replays that data beside these."""
         d, out = self.cfg.data, self.sequence_dir(kind, evolve)
         args = ["data", "evolve", "--kind", kind, "--input", self.sequence_dir(kind, None), "--coco", self.world,
-                "--split", "train", "--out", out, "--rounds", d.rounds, "--llm", "none", "--seed", self.cfg.seed]
+                "--split", "train", "--out", out, "--rounds", d.rounds, "--llm", "none", "--seed", self.cfg.seed,
+                "--pack", self.ov.pack]
         mc_answer = load_yaml(EvolveConfig, d.evolve_config).mc_answer if d.evolve_config else "letter"
         if mc_answer != "letter":
             args += ["--mc-answer", mc_answer]
