@@ -145,6 +145,19 @@ def test_an_edited_evolve_config_redoes_evolution(tmp_path):
     assert {k for k in before if before[k] != after[k]} == {"evolve", "evolve_noknow"}
 
 
+def test_an_edited_world_config_redoes_the_world_and_workers_do_not(tmp_path):
+    world_cfg = tmp_path / "world.yaml"
+    world_cfg.write_text(open(load_quickstart_config("smol").world.config).read())
+    cfg = load_quickstart_config("tiny")
+    cfg.world.config = str(world_cfg)
+    before = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
+    cfg.world.workers += 1  # the world is the same at any number of workers
+    assert {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()} == before
+    world_cfg.write_text(world_cfg.read_text() + "\n# same path, new content\n")
+    after = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
+    assert {k for k in before if before[k] != after[k]} == {"world"}
+
+
 def test_unknown_preset_is_a_clear_error(capsys):
     assert main(["quickstart", "--preset", "huge"]) == 2
     assert "no quickstart config for preset 'huge'" in capsys.readouterr().err

@@ -17,10 +17,11 @@ from kanva.quickstart.pipeline import Quickstart
 
 # sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of): a change
 # here redoes finished steps of users' runs, so it must be meant. Taken after the evolution steps began to
-# fingerprint their evolve config's content (and the quickstart's multiple-choice answers became `option`).
+# fingerprint their evolve config's content (and the quickstart's multiple-choice answers became `option`), and
+# the world step its world config's content (not `workers`).
 STEPS_BEFORE_ONEVISION = {
-    "smol": "5c862173bc7328d949bc29f1a7a76cd8cc31416ae07b53cf1c5174f3b550b0d0",
-    "tiny": "1df95c9fcedd64cc62d5703c50f17bcceeef588d98915374ed4c2928d64c6c3e",
+    "smol": "97d9d6b85d8a78c9b13b6dd76ec448cdff119fa7208c8e95382b36dbf9045718",
+    "tiny": "39f3144b1f2d3f0373dacf409e309e7585731d46844c40e23a4771c2556bbec0",
 }
 
 

@@ -115,7 +115,7 @@ class Quickstart:
     def steps(self) -> list[Step]:
         c = self.cfg
         s = [
-            Step("world", self.make_world, config=vars(c.world) | {"seed": c.seed}, help="scenes in COCO format"),
+            Step("world", self.make_world, config=self.world_step_config(), help="scenes in COCO format"),
             Step("model", self.make_model, config={"preset": c.preset, "o": c.model_overrides, "seed": c.seed},
                  help=f"build the {c.preset} preset"),
             Step("vision", self.pretrain_vision, after=["world", "model"],
@@ -213,11 +213,16 @@ class Quickstart:
         return {"seed": sample_count(self.seed_file), "align": sample_count(self.align_file)}
 
     def evolve_step_config(self) -> dict:
-        """What decides an evolution step's output: the data settings and the evolve config's content (its
-        path alone would let an edited file go unnoticed and the step be skipped)."""
+        """What decides an evolution step's output: the data settings and the evolve config's content."""
         d = self.cfg.data
-        digest = hashlib.sha256(Path(d.evolve_config).read_bytes()).hexdigest()[:16] if d.evolve_config else None
-        return vars(d) | {"seed": self.cfg.seed, "evolve_config_sha256": digest}
+        return vars(d) | {"seed": self.cfg.seed, "evolve_config_sha256": content_digest(d.evolve_config)}
+
+    def world_step_config(self) -> dict:
+        """What decides the world: its counts, the seed and the world config's content (`workers` does not:
+        the world is the same at any number of workers)."""
+        w = self.cfg.world
+        return {k: v for k, v in vars(w).items() if k != "workers"} | {
+            "seed": self.cfg.seed, "config_sha256": content_digest(w.config)}
 
     def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
@@ -382,3 +387,9 @@ def sample_count(path: Path) -> int:
 def stage_config(stage: Stage | BudgetStage | None) -> dict | None:
     """A stage template as the JSON its step's fingerprint is made of."""
     return None if stage is None else to_dict(stage)
+
+
+def content_digest(path: str | None) -> str | None:
+    """A config file's content as part of a step's fingerprint: its path alone would let an edited file go
+    unnoticed and the step be skipped."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
