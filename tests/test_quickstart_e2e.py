@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from kanva.cli import main
-from kanva.quickstart.config import load_quickstart_config
+from kanva.quickstart.config import load_quickstart_config, recipes_dir
 from kanva.quickstart.pipeline import Quickstart
+from kanva.quickstart.steps import StepRunner
 
 pytestmark = pytest.mark.slow
 
@@ -143,6 +144,19 @@ def test_an_edited_evolve_config_redoes_evolution(tmp_path):
     evolve_cfg.write_text("mc_circular: true\nmc_answer: option\n")  # same path, new content
     after = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
     assert {k for k in before if before[k] != after[k]} == {"evolve", "evolve_noknow"}
+
+
+def test_a_moved_run_folder_or_checkout_keeps_every_fingerprint(tmp_path):
+    """Step configs hold no checkout path (config files count by content), and paths under OUT count relative to
+    it, so a run folder moved elsewhere, or run from another checkout, is still current."""
+    cfg = load_quickstart_config("tiny")
+    prints = []
+    for out in (tmp_path / "a", tmp_path / "elsewhere" / "b"):
+        q = Quickstart(cfg, out)
+        runner = StepRunner(q.out, q.steps())
+        prints.append([runner.fingerprint(s) for s in runner.steps])
+    assert prints[0] == prints[1]
+    assert str(recipes_dir()) not in json.dumps([s.config for s in q.steps()], default=str)
 
 
 def test_an_edited_world_config_redoes_the_world_and_workers_do_not(tmp_path):

@@ -18,10 +18,10 @@ from kanva.quickstart.pipeline import Quickstart
 # sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of): a change
 # here redoes finished steps of users' runs, so it must be meant. Taken after the evolution steps began to
 # fingerprint their evolve config's content (and the quickstart's multiple-choice answers became `option`), and
-# the world step its world config's content (not `workers`).
+# the world step its world config's content (not `workers`), and config files count by content, not path.
 STEPS_BEFORE_ONEVISION = {
-    "smol": "97d9d6b85d8a78c9b13b6dd76ec448cdff119fa7208c8e95382b36dbf9045718",
-    "tiny": "39f3144b1f2d3f0373dacf409e309e7585731d46844c40e23a4771c2556bbec0",
+    "smol": "b87232bbe4b2d601acd0feb4a42977ae4bd9109273c2f800ea30455bb16396fa",
+    "tiny": "7a90b892b2ce75cdbf4f47d51173916375c243dcbdcd0486f49b66cf72d66443",
 }
 
 

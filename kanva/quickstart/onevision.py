@@ -87,7 +87,7 @@ class OnevisionQuickstart(Quickstart):
     def steps(self) -> list[Step]:
         c, ov = self.cfg, self.ov
         base = {s.name: s for s in super().steps()}
-        data_cfg = vars(c.data) | {"seed": c.seed}
+        data_cfg = self.seed_step_config()
         s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
              base["model"], base["vision"], base["seed"], base["evolve"], base["data_report"]]
         # `pack` enters the fingerprint only when set, so that runs made before it existed stay current

@@ -121,7 +121,7 @@ class Quickstart:
             Step("vision", self.pretrain_vision, after=["world", "model"],
                  config=self.vision_config().fingerprint() if c.vision else None,
                  help="vision encoder on per-patch labels; word-grounded projector", outputs=[self.vision]),
-            Step("seed", self.make_seed, after=["world"], config=vars(c.data) | {"seed": c.seed},
+            Step("seed", self.make_seed, after=["world"], config=self.seed_step_config(),
                  help="seed instructions and align captions from annotations"),
             *[Step(f"evolve{STEP_SUFFIX[k]}", lambda k=k: self.evolve(k), after=["seed"],
                    config=self.evolve_step_config() | ({} if k == "full" else {"knowledge": False}),
@@ -212,17 +212,21 @@ class Quickstart:
         kanva("data", "seed", *common, "--out", self.align_file, "--types", "align")
         return {"seed": sample_count(self.seed_file), "align": sample_count(self.align_file)}
 
+    def seed_step_config(self) -> dict:
+        return without(vars(self.cfg.data), "evolve_config") | {"seed": self.cfg.seed}
+
     def evolve_step_config(self) -> dict:
-        """What decides an evolution step's output: the data settings and the evolve config's content."""
+        """What decides an evolution step's output: the data settings and the evolve config's content (not its
+        path: a moved checkout stays current)."""
         d = self.cfg.data
-        return vars(d) | {"seed": self.cfg.seed, "evolve_config_sha256": content_digest(d.evolve_config)}
+        return without(vars(d), "evolve_config") | {"seed": self.cfg.seed,
+                                                     "evolve_config_sha256": content_digest(d.evolve_config)}
 
     def world_step_config(self) -> dict:
-        """What decides the world: its counts, the seed and the world config's content (`workers` does not:
-        the world is the same at any number of workers)."""
+        """What decides the world: its counts, the seed and the world config's content (not its path, nor
+        `workers`: the world is the same at any number of workers)."""
         w = self.cfg.world
-        return {k: v for k, v in vars(w).items() if k != "workers"} | {
-            "seed": self.cfg.seed, "config_sha256": content_digest(w.config)}
+        return without(vars(w), "workers", "config") | {"seed": self.cfg.seed, "config_sha256": content_digest(w.config)}
 
     def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
@@ -393,3 +397,7 @@ def content_digest(path: str | None) -> str | None:
     """A config file's content as part of a step's fingerprint: its path alone would let an edited file go
     unnoticed and the step be skipped."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+
+
+def without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}

@@ -65,8 +65,10 @@ class StepRunner:
 
     def fingerprint(self, step: Step) -> str:
         # An upstream step that was redone has a new `finished` stamp, so everything after it is redone too.
+        # Paths under OUT are written relative to it, so a run folder that moved stays current.
         parts = {"config": step.config, "after": {d: (self.done(d) or {}).get("finished") for d in step.after}}
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        text = json.dumps(parts, sort_keys=True, default=str).replace(str(self.out), "OUT")
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _why(self, step: Step, force: set[str]) -> str | None:
         """Why `step` must run now (None: its marker is current)."""
