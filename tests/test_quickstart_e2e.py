@@ -159,7 +159,7 @@ def test_a_moved_run_folder_or_checkout_keeps_every_fingerprint(tmp_path):
     assert str(recipes_dir()) not in json.dumps([s.config for s in q.steps()], default=str)
 
 
-def test_an_edited_world_config_redoes_the_world_and_workers_do_not(tmp_path):
+def test_an_edited_world_config_redoes_the_world_and_comments_or_workers_do_not(tmp_path):
     world_cfg = tmp_path / "world.yaml"
     world_cfg.write_text(open(load_quickstart_config("smol").world.config).read())
     cfg = load_quickstart_config("tiny")
@@ -167,7 +167,9 @@ def test_an_edited_world_config_redoes_the_world_and_workers_do_not(tmp_path):
     before = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
     cfg.world.workers += 1  # the world is the same at any number of workers
     assert {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()} == before
-    world_cfg.write_text(world_cfg.read_text() + "\n# same path, new content\n")
+    world_cfg.write_text("# a comment is not a setting\n" + world_cfg.read_text())
+    assert {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()} == before
+    world_cfg.write_text(world_cfg.read_text().replace("max_objects: 6", "max_objects: 5"))  # same path, new world
     after = {s.name: s.config for s in Quickstart(cfg, tmp_path / "out").steps()}
     assert {k for k in before if before[k] != after[k]} == {"world"}
 

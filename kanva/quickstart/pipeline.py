@@ -394,9 +394,12 @@ def stage_config(stage: Stage | BudgetStage | None) -> dict | None:
 
 
 def content_digest(path: str | None) -> str | None:
-    """A config file's content as part of a step's fingerprint: its path alone would let an edited file go
-    unnoticed and the step be skipped."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+    """A YAML config's settings as part of a step's fingerprint: its path alone would let an edited file go
+    unnoticed and the step be skipped; its bytes would redo the step for an edited comment."""
+    if not path:
+        return None
+    settings = json.dumps(yaml.safe_load(Path(path).read_text()), sort_keys=True, default=str)
+    return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
 def without(d: dict, *keys: str) -> dict:
