@@ -6,8 +6,11 @@ task, the knowledge base's fact properties (kanva/knowledge/properties.py). Task
 
 - `moving_direction`: which object moves to the left (right); the distractors do not;
 - `leaving_object` / `appearing_object`: which object leaves the scene / comes into view;
-- `appearance_order`: which of two objects comes into view first (or both at once, or neither: each of the
-  four answers is right about a quarter of the time);
+- `appearance_order`: which of two objects comes into view first (or both at once, or neither). A clip is
+  drawn for "neither" a quarter of the time, for "both" a quarter, and otherwise for an ordered pair if it
+  has one (the comment in `_order` has the rule). Clips of 8-16 frames rarely have an ordered pair, so "neither" and "both"
+  are the gold answer of most questions (44% and 32% on the onevision quickstart's test clips): the task's
+  chance is not a quarter;
 - `count_at_end`: how many of a category are in view at the end;
 - `knowledge_motion` (kind "knowledge"): which way "the animal that eats only plants" moves: the clip holds
   exactly one object with the property, so the question can only be answered by knowing the fact.
@@ -109,8 +112,9 @@ def _order(clip: Clip, absent: list[str], seed: int, src: dict) -> Draft | None:
     pairs = [(a, b) for a in sorted(first) for b in sorted(first) if a < b]
     ordered = [(a, b) for a, b in pairs if first[a] != first[b]]
     together, neither = "Both at the same moment", "Neither of them appears"
-    # each of the four options is right about a quarter of the time: two objects seen from different frames
-    # (either one first), seen from the same frame, or two objects the clip does not have at all
+    # A quarter of the draws ask about two objects the clip does not have ("neither"), the next quarter about two
+    # seen from the same frame ("both") where the clip has such a pair; the rest about two seen from different
+    # frames (either named first), or from the same frame when the clip has no such pair.
     pick = r.random()
     if pick < 0.25 and len(absent) >= 2:
         a, b = r.sample(absent, 2)
