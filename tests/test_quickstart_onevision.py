@@ -60,14 +60,14 @@ def test_onevision_configs_load_and_check(tmp_path):
 
 def test_onevision_pack_reaches_the_set_and_clip_evolution_only(tmp_path):
     """`onevision.pack` packs the set and clip questions (their evolve steps' fingerprints say so); the
-    single-image evolution keeps `data.pack`; at 1 the fingerprints are those of runs made before the field."""
+    single-image evolution keeps `data.pack`."""
     cfg = load_quickstart_config("onevision-tiny")
     plain = {s.name: s.config for s in OnevisionQuickstart(cfg, tmp_path / "ov").steps()}
     cfg.onevision.pack = 4
     packed = {s.name: s.config for s in OnevisionQuickstart(cfg, tmp_path / "ov").steps()}
     changed = sorted(n for n in plain if plain[n] != packed[n])
     assert changed == ["evolve_clips", "evolve_clips_noknow", "evolve_sets", "evolve_sets_noknow"]
-    assert all(packed[n]["sequence_pack"] == 4 and "sequence_pack" not in plain[n] for n in changed)
+    assert all(packed[n]["sequence_pack"] == 4 and plain[n]["sequence_pack"] == 1 for n in changed)
 
 
 @pytest.fixture(scope="module")

@@ -90,8 +90,7 @@ class OnevisionQuickstart(Quickstart):
         data_cfg = self.seed_step_config()
         s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
              base["model"], base["vision"], base["seed"], base["evolve"], base["data_report"]]
-        # `pack` enters the fingerprint only when set, so that runs made before it existed stay current
-        evolve_cfg = self.evolve_step_config() | ({"sequence_pack": ov.pack} if ov.pack != 1 else {})
+        evolve_cfg = self.evolve_step_config() | {"sequence_pack": ov.pack}
         for kind in KINDS:
             s.append(Step(f"seed_{kind}s", lambda k=kind: self.seed_sequences(k), after=["world"], config=data_cfg,
                           help=f"seed instructions about the world's {kind}s"))
