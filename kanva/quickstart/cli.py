@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="smol",
-                   help="smol (default: SmolLM2-135M-Instruct, three arms; about 1.5 h on 2 cores with --jobs 2 (105 min measured before evaluation shared prompt prefixes; about 80 min of both cores since)) "
+                   help="smol (default: SmolLM2-135M-Instruct, three arms; 55-80 min of both cores by machine, with --jobs 2) "
                         "| tiny (about a minute, for tests) | onevision (single-image then OneVision curriculum, "
                         "recipes/onevision-smol.yaml) | onevision-tiny"
                         " | a quickstart YAML (see recipes/quickstart-*.yaml, recipes/onevision-*.yaml)")
