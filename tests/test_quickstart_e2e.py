@@ -10,6 +10,7 @@ import yaml
 from kanva.cli import main
 from kanva.quickstart.config import load_quickstart_config, recipes_dir
 from kanva.quickstart.pipeline import Quickstart
+from kanva.quickstart.report import _fmt_ci
 from kanva.quickstart.steps import StepRunner
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,9 @@ def test_report_has_every_arm_and_intervals(run):
     lo, hi = knowledge["ci"]
     assert lo <= knowledge["delta"] <= hi
     assert "## Headline: what the knowledge base adds" in text and "perception on novel (drop)" in text
+    perception = test["mme"]["perception_deltas"]["evolved - evolved-noknow"]
+    headline_row = next(line for line in text.splitlines() if line.startswith("| 0 |"))
+    assert headline_row.endswith(f"| {_fmt_ci(perception['delta'], perception['ci'])} |")
     assert {t["target"] for t in res["targets"]} >= {"whole run <= 45 min (wall clock)",
                                                      "knowledge: evolved - evolved-noknow >= +30, interval above 0"}
     assert set(test["pope"]["splits"]) == {"random", "popular", "adversarial"}
