@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import yaml
 
-from kanva.config import to_dict
+from kanva.config import read_yaml, to_dict
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.quickstart.arms import ARMS, model_name
@@ -226,7 +226,8 @@ class Quickstart:
         """What decides the world: its counts, the seed and the world config's content (not its path, nor
         `workers`: the world is the same at any number of workers)."""
         w = self.cfg.world
-        return without(vars(w), "workers", "config") | {"seed": self.cfg.seed, "config_sha256": content_digest(w.config)}
+        return without(vars(w), "workers", "config") | {"seed": self.cfg.seed,
+                                                         "config_sha256": content_digest(w.config)}
 
     def evolve(self, kind: str = "full") -> dict:
         d = self.cfg.data
@@ -398,7 +399,7 @@ def content_digest(path: str | None) -> str | None:
     unnoticed and the step be skipped; its bytes would redo the step for an edited comment."""
     if not path:
         return None
-    settings = json.dumps(yaml.safe_load(Path(path).read_text()), sort_keys=True, default=str)
+    settings = json.dumps(read_yaml(path), sort_keys=True, default=str)
     return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
 
