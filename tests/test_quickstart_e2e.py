@@ -10,7 +10,7 @@ import yaml
 from kanva.cli import main
 from kanva.quickstart.config import load_quickstart_config, recipes_dir
 from kanva.quickstart.pipeline import Quickstart
-from kanva.quickstart.report import _fmt_ci
+from kanva.quickstart.report import _fmt_ci, _seed_subtasks_table
 from kanva.quickstart.steps import StepRunner
 
 pytestmark = pytest.mark.slow
@@ -93,6 +93,21 @@ def test_report_has_every_arm_and_intervals(run):
     assert asked == {"random", "popular", "adversarial"}  # every split was asked, not just the last --data
     assert (run / "report" / "report.html").read_text().startswith("<!doctype html>")
     assert list((run / "report" / "gallery").glob("*.png"))
+
+
+def test_subtasks_by_training_seed_give_every_seed(run):
+    # A second seed whose evolved counting differs: the table shows both seeds' figures in the arm's column.
+    test = json.loads((run / "report" / "results.json").read_text())["test"]["0"]
+    names = {a: a for a in ("seed", "evolved-noknow", "evolved")}
+    other = json.loads(json.dumps(test))
+    other["mme"]["subtasks"]["count"]["evolved"] = 12.5
+    label = {a: a.upper() for a in names}
+    md = _seed_subtasks_table({0: {"names": names, "scores": test}, 7: {"names": names, "scores": other}},
+                              list(names), label)
+    assert md[0] == "## MME subtasks by training seed (0 / 7)" and "EVOLVED-NOKNOW" in md[2]
+    row = next(line for line in md if line.startswith("| count |")).split(" | ")
+    assert row[-1] == f"{test['mme']['subtasks']['count']['evolved']:.1f} / 12.5 |"
+    assert len(md) == 4 + len(test["mme"]["subtasks"]) + 1
 
 
 def test_each_model_read_its_own_scene_text_first(run):

@@ -173,6 +173,7 @@ def write_report(q) -> dict[str, Path]:
     md += _arms_table(main, novel, arms, label)
     if len(q.seeds) > 1:
         md += _seeds_table(per_seed, arms, label)
+        md += _seed_subtasks_table(per_seed, arms, label)
     md += _benchmark_sections(main["scores"], main["names"], arms, label, out)
     curves = {"vision (per-patch BCE)": q.vision / "metrics.jsonl",
               "align": q.train_dir / "align" / "align" / "metrics.jsonl",
@@ -272,6 +273,20 @@ def _seeds_table(per_seed: dict, arms: list[str], label: dict) -> list[str]:
         cells.append(_spread([x["pope_f1"] for x in sums], 3) if all("pope_f1" in x for x in sums) else "-")
         cells.append(_spread([x["mmbench"] for x in sums]) if all("mmbench" in x for x in sums) else "-")
         md.append("| " + " | ".join(cells) + " |")
+    return md + [""]
+
+
+def _seed_subtasks_table(per_seed: dict, arms: list[str], label: dict) -> list[str]:
+    """Each MME subtask of each arm at every training seed: a subtask that moves with the seed shows here,
+    where the totals hide it and the per-subtask section below has the first seed only."""
+    runs = list(per_seed.values())
+    if not all("mme" in r["scores"] for r in runs):
+        return []
+    md = [f"## MME subtasks by training seed ({' / '.join(map(str, per_seed))})", "",
+          "| subtask | " + " | ".join(label[a] for a in arms) + " |", "|---|" + "---|" * len(arms)]
+    for s in runs[0]["scores"]["mme"]["subtasks"]:
+        cells = [" / ".join(f"{r['scores']['mme']['subtasks'][s][r['names'][a]]:.1f}" for r in runs) for a in arms]
+        md.append(f"| {s} | " + " | ".join(cells) + " |")
     return md + [""]
 
 
