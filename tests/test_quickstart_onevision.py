@@ -16,10 +16,8 @@ from kanva.quickstart.onevision import OnevisionQuickstart
 from kanva.quickstart.pipeline import Quickstart
 
 # sha256 of the default presets' steps (name, the steps each reads, the config its fingerprint is made of): a change
-# here redoes finished steps of users' runs, so it must be meant. Taken after the evolution steps began to
-# fingerprint their evolve config's content (and the quickstart's multiple-choice answers became `option`), and
-# the world step its world config's content (not `workers`), and config files count by their settings, not path or
-# bytes; smol retaken when the quickstart's count weight went from 3 to 6 (its evolutions are meant to be redone).
+# here redoes finished steps of users' runs (a recipe setting, a fingerprinted field), so it must be meant; retake
+# the digest in the commit that means it and say there why.
 STEPS_BEFORE_ONEVISION = {
     "smol": "20276605acde3650480509d6b30a14d6959833eabb44aa24e6baf04628314a56",
     "tiny": "7a90b892b2ce75cdbf4f47d51173916375c243dcbdcd0486f49b66cf72d66443",
