@@ -24,7 +24,7 @@ def run(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(base)
     try:
-        assert main(["quickstart", "--preset", "tiny", "--out", "tiny"]) == 0
+        assert main(["quickstart", "--preset", "tiny", "--out", "tiny", "--jobs", "1"]) == 0
     finally:
         os.chdir(cwd)
     return base / "tiny"
@@ -141,7 +141,7 @@ def test_without_align_both_runs_start_from_the_vision_model(run, tmp_path):
 
 def test_rerun_skips_and_force_redoes_one_step(run, capsys):
     before = {p.name: p.read_text() for p in (run / ".steps").glob("*.json")}
-    assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--force", "report"]) == 0
+    assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--force", "report", "--jobs", "1"]) == 0
     log = capsys.readouterr().out
     assert "world: done" in log and "train_evolved: done" in log and "report: running (forced)" in log
     after = {p.name: p.read_text() for p in (run / ".steps").glob("*.json")}
@@ -248,6 +248,19 @@ def test_jobs_run_a_step_in_its_own_process_with_its_log(run, capsys):
     assert "train_evolved: done" in log and "report: started (forced)" in log
     assert json.loads((run / ".steps" / "report.json").read_text())["finished"] > before["finished"]
     assert "report: running (forced)" in (run / "logs" / "report.log").read_text()
+
+
+def test_jobs_default_to_two_where_there_are_two_cores(monkeypatch, tmp_path):
+    from kanva.quickstart import pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline.Quickstart, "run", lambda self, **kw: seen.append(kw["jobs"]))
+    for cores, jobs in [(2, 2), (16, 2), (1, 1), (None, 1)]:
+        monkeypatch.setattr("os.cpu_count", lambda c=cores: c)
+        assert main(["quickstart", "--preset", "tiny", "--out", str(tmp_path / "q")]) == 0
+        assert seen.pop() == jobs, cores
+    assert main(["quickstart", "--preset", "tiny", "--out", str(tmp_path / "q"), "--jobs", "1"]) == 0
+    assert seen.pop() == 1
 
 
 def test_arms_and_seeds_choose_the_steps(capsys):

@@ -72,7 +72,7 @@ def test_onevision_pack_reaches_the_set_and_clip_evolution_only(tmp_path):
 @pytest.fixture(scope="module")
 def ov_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs-ov") / "ov"
-    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(out)]) == 0
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(out), "--jobs", "1"]) == 0
     return out
 
 
@@ -109,12 +109,12 @@ def test_rerun_skips_and_redone_steps_reproduce_their_outputs(ov_run, capsys):
     weights = q.final_model("onevision-evolved") / "model.safetensors"
     w0 = weights.read_bytes()
     capsys.readouterr()
-    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run)]) == 0
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--jobs", "1"]) == 0
     log = capsys.readouterr().out
     assert "running" not in log and log.count("skipped") == len(q.steps())
     # redone from scratch (and the steps after it): the set and clip scene text byte for byte, the OneVision
     # stage's weights within float noise
-    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--force", "scene_text_evolved"]) == 0
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--force", "scene_text_evolved", "--jobs", "1"]) == 0
     assert "train_onevision-evolved: running (inputs changed)" in capsys.readouterr().out
     assert [p.read_bytes() for p in data] == before
     from safetensors.torch import load

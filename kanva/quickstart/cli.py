@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="smol",
-                   help="smol (default: SmolLM2-135M-Instruct, three arms; 55-80 min of both cores by machine, with --jobs 2) "
+                   help="smol (default: SmolLM2-135M-Instruct, three arms; 55-80 min of both cores by machine) "
                         "| tiny (about a minute, for tests) | onevision (single-image then OneVision curriculum, "
                         "recipes/onevision-smol.yaml) | onevision-tiny"
                         " | a quickstart YAML (see recipes/quickstart-*.yaml, recipes/onevision-*.yaml)")
@@ -26,8 +26,9 @@ def register(subparsers) -> None:
                    "evolved (default: the config's `arms`, all three)")
     p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2: every arm is trained at each (world, "
                    "data and vision shared) and the report gives mean and spread (default: the config's seed)")
-    p.add_argument("--jobs", type=int, default=1, help="run up to N independent steps at once, each in a process of "
-                   "its own (default 1); a step's output does not depend on N")
+    p.add_argument("--jobs", type=int, default=None, help="run up to N independent steps at once, each in a process "
+                   "of its own, its progress in OUT/logs/STEP.log (default: 2 where the machine has 2 or more cores, "
+                   "else 1); a step's output does not depend on N")
     p.add_argument("--only", metavar="STEP", help=argparse.SUPPRESS)  # one step, its inputs done (what --jobs runs)
     p.set_defaults(func=_quickstart)
 
@@ -40,6 +41,8 @@ def _quickstart(args) -> int:
     from kanva.quickstart.config import load_quickstart_config
     from kanva.quickstart.pipeline import Quickstart
 
+    if args.jobs is None:
+        args.jobs = default_jobs()
     if args.jobs < 1:
         raise KanvaError(f"--jobs {args.jobs}: must be >= 1")
     cfg = load_quickstart_config(args.preset)
@@ -65,3 +68,12 @@ def _quickstart(args) -> int:
               f"{', '.join(map(str, seeds))}")
     q.run(force=args.force, until=args.until, jobs=args.jobs, only=args.only)
     return 0
+
+
+def default_jobs() -> int:
+    """Two steps at once where there are two cores: the arms' reading stages and evaluations are independent, and
+    one step alone leaves part of a 2-core machine idle (its data loading, generation's small matmuls). More than two
+    would only split the same cores further. Each step keeps torch's default threads, so its output is the same."""
+    import os
+
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
