@@ -114,7 +114,8 @@ def test_rerun_skips_and_redone_steps_reproduce_their_outputs(ov_run, capsys):
     assert "running" not in log and log.count("skipped") == len(q.steps())
     # redone from scratch (and the steps after it): the set and clip scene text byte for byte, the OneVision
     # stage's weights within float noise
-    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--force", "scene_text_evolved", "--jobs", "1"]) == 0
+    assert main(["quickstart", "--preset", "onevision-tiny", "--out", str(ov_run), "--force", "scene_text_evolved",
+                 "--jobs", "1"]) == 0
     assert "train_onevision-evolved: running (inputs changed)" in capsys.readouterr().out
     assert [p.read_bytes() for p in data] == before
     from safetensors.torch import load

@@ -71,9 +71,10 @@ def _quickstart(args) -> int:
 
 
 def default_jobs() -> int:
-    """Two steps at once where there are two cores: the arms' reading stages and evaluations are independent, and
-    one step alone leaves part of a 2-core machine idle (its data loading, generation's small matmuls). More than two
-    would only split the same cores further. Each step keeps torch's default threads, so its output is the same."""
+    """Two steps at once where there are two cores: the arms' reading stages and evaluations are independent, and a
+    step alone keeps about three quarters of a 2-core machine busy, two at once all of it (a default run's steps:
+    docs/experiments/2026-12-06-a-default-run-from-a-fresh-clone.md). More would only split the same cores further.
+    Each step keeps torch's default threads, so its output is the same whatever the number."""
     import os
 
     return 2 if (os.cpu_count() or 1) >= 2 else 1
