@@ -270,3 +270,22 @@ def test_arms_and_seeds_choose_the_steps(capsys):
     assert {"train_seed", "train_evolved", "train_seed-s1", "train_evolved-s1", "eval_evolved-s1"} <= set(steps)
     assert main(["quickstart", "--preset", "tiny", "--arms", "evolved,nothing", "--steps"]) == 2
     assert "--arms: unknown arm(s) ['nothing']" in capsys.readouterr().err
+
+
+def test_the_token_budget_weights_each_source_by_the_samples_an_epoch_draws_from_it(tiny_model, tmp_path):
+    from kanva.quickstart.budget import mean_tokens
+
+    def source(name, words, n):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps([{"id": f"{name}{i}", "conversations": [
+            {"from": "human", "value": "word " * words}, {"from": "gpt", "value": "ok"}]} for i in range(n)]))
+        return str(path)
+
+    short, long = source("short", 2, 10), source("long", 40, 10)
+    alone = {p: mean_tokens(tiny_model, [{"path": p}], 384, seed=0) for p in (short, long)}
+    assert alone[long] > alone[short] + 30
+    even = mean_tokens(tiny_model, [{"path": short}, {"path": long}], 384, seed=0)
+    assert even == pytest.approx((alone[short] + alone[long]) / 2)
+    # the long file replayed at a tenth of its size: 10 short draws to 1 long one
+    replay = mean_tokens(tiny_model, [{"path": short}, {"path": long, "ratio": 0.1}], 384, seed=0)
+    assert replay == pytest.approx((10 * alone[short] + alone[long]) / 11)

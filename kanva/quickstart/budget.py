@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from fractions import Fraction
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,19 +32,27 @@ def budget_stage(model: str, plan: BudgetStage, mix: list[dict], start: Path, se
 
 
 def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int, n: int = 200) -> float:
-    """Mean encoded length (text + image tokens) over a random sample of the mixture's samples."""
+    """Mean encoded length (text + image tokens) of the samples the stage draws: each source's mean over a
+    random sample of its samples, weighted by how many samples an epoch draws from it (`round(ratio * size)`,
+    kanva/train/sampler.py), so that a source replayed at a small ratio does not count as much as a whole one.
+    Exact arithmetic: with one source this is that source's mean, to the bit."""
     from kanva.data.llava import load_llava
     from kanva.model.processor import KanvaProcessor
 
     proc = KanvaProcessor.from_pretrained(model_dir)
     rng = random.Random(seed)
-    lengths = []
+    total, draws = Fraction(0), 0
     for src in mixture:
         samples = load_llava(src["path"])
+        lengths = []
         for s in rng.sample(samples, min(n, len(samples))):
             enc = proc.encode(s, image_root=Path(src.get("image_root") or "."), max_length=max_length,
                               source=src["path"], pixels=False)  # only the length is needed
             lengths.append(len(enc.input_ids))
-    if not lengths:
+        w = round(src.get("ratio", 1.0) * len(samples))
+        if lengths and w:
+            total += Fraction(sum(lengths), len(lengths)) * w
+            draws += w
+    if not draws:
         raise KanvaError(f"quickstart: the mixture {[m['path'] for m in mixture]} has no samples")
-    return sum(lengths) / len(lengths)
+    return float(total / draws)
