@@ -1,13 +1,15 @@
 """Where a quickstart run's time goes: per step its wall time, its CPU use (of all the machine's cores), and
 for training steps tokens/s as a share of the float32 matmul peak measured here and now.
 
-    python benchmarks/quickstart_time.py OUT [--peak-seconds 3]
+    python benchmarks/quickstart_time.py OUT [--peak-seconds 3 | --peak GFLOPS]
 
 Reads the step markers (`OUT/.steps/STEP.json`: seconds, cpu_seconds, cpu_share) and the training summaries
 (`OUT/train/MODEL/STAGE/summary.json`: tokens, seconds). A training step's useful work is taken as 6 x the LM's
 parameters per token (forward and backward; the frozen vision tower is not in the reading stage), which is the
 usual estimate, not a count. The peak is torch's float32 matmul (2048 x 2048) on all cores, the best of a few
-seconds of repeats. Prints a markdown table for docs/quickstart.md; run it on a quiet machine.
+seconds of repeats, measured only on a quiet machine: with other work on the cores (load average over 0.5)
+it refuses and asks for `--peak`, a figure measured earlier on the same machine. Prints a markdown table for
+docs/quickstart.md.
 """
 
 from __future__ import annotations
@@ -50,13 +52,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", help="a `kanva quickstart --out` folder")
     ap.add_argument("--peak-seconds", type=float, default=3.0)
+    ap.add_argument("--peak", type=float, help="the float32 matmul peak in GFLOP/s, measured earlier (skips the measurement)")
     args = ap.parse_args()
     out = Path(args.out)
     markers = sorted((out / ".steps").glob("*.json"), key=lambda p: json.loads(p.read_text()).get("finished", 0))
     if not markers:
         print(f"{out}/.steps: no step markers", file=sys.stderr)
         return 2
-    peak = matmul_peak(args.peak_seconds)
+    load = os.getloadavg()[0]
+    if args.peak is None and load > 0.5:
+        print(f"load average {load:.1f}: a matmul peak measured now would share the cores with other work; "
+              f"run on a quiet machine or pass --peak GFLOPS", file=sys.stderr)
+        return 2
+    peak = args.peak or matmul_peak(args.peak_seconds)
     params = None
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s on {os.cpu_count()} cores\n")
     print("| step | seconds | CPU (of all cores) | tokens/s | share of peak |")
