@@ -52,7 +52,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", help="a `kanva quickstart --out` folder")
     ap.add_argument("--peak-seconds", type=float, default=3.0)
-    ap.add_argument("--peak", type=float, help="the float32 matmul peak in GFLOP/s, measured earlier (skips the measurement)")
+    ap.add_argument("--peak", type=float,
+                    help="the float32 matmul peak in GFLOP/s, measured earlier on a quiet machine (not measured now)")
     args = ap.parse_args()
     out = Path(args.out)
     markers = sorted((out / ".steps").glob("*.json"), key=lambda p: json.loads(p.read_text()).get("finished", 0))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from fractions import Fraction
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 from kanva.errors import KanvaError
