@@ -17,7 +17,9 @@ the same run's first stage, so the comparison is one curriculum before and after
 The arms (kanva/quickstart/arms.py) differ only in the multi-image and video data of the OneVision stage:
 evolved with the knowledge base (`evolved`) or with every operator that reads it off (`evolved-noknow`); the
 single-image data (the `si_arm`'s) and everything else are shared, so the knowledge-aware multi-image and video
-tasks compare exactly what the knowledge base adds to those data.
+tasks compare what the knowledge base adds to those data, on top of a single-image model that learnt it from
+its own data. How much of that the noknow arm keeps depends on the single-image replay share
+(docs/experiments/2026-12-06-single-image-replay-in-the-onevision-stage-on-val.md).
 """
 
 from __future__ import annotations
