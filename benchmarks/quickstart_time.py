@@ -60,12 +60,14 @@ def main() -> int:
     if not markers:
         print(f"{out}/.steps: no step markers", file=sys.stderr)
         return 2
-    load = os.getloadavg()[0]
-    if args.peak is None and load > 0.5:
-        print(f"load average {load:.1f}: a matmul peak measured now would share the cores with other work; "
-              f"run on a quiet machine or pass --peak GFLOPS", file=sys.stderr)
-        return 2
-    peak = args.peak or matmul_peak(args.peak_seconds)
+    peak = args.peak
+    if peak is None:
+        load = os.getloadavg()[0]
+        if load > 0.5:
+            print(f"load average {load:.1f}: a matmul peak measured now would share the cores with other work; "
+                  f"run on a quiet machine or pass --peak GFLOPS", file=sys.stderr)
+            return 2
+        peak = matmul_peak(args.peak_seconds)
     params = None
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s on {os.cpu_count()} cores\n")
     print("| step | seconds | CPU (of all cores) | tokens/s | share of peak |")

@@ -16,6 +16,7 @@ from pathlib import Path
 from kanva.errors import KanvaError
 from kanva.quickstart.config import BudgetStage
 from kanva.train.recipe import DataSource, Stage
+from kanva.train.sampler import draws_per_epoch
 
 
 def budget_stage(model: str, plan: BudgetStage, mix: list[dict], start: Path, seed: int) -> Stage:
@@ -33,9 +34,9 @@ def budget_stage(model: str, plan: BudgetStage, mix: list[dict], start: Path, se
 
 def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int, n: int = 200) -> float:
     """Mean encoded length (text + image tokens) of the samples the stage draws: each source's mean over a
-    random sample of its samples, weighted by how many samples an epoch draws from it (`round(ratio * size)`,
-    kanva/train/sampler.py), so that a source replayed at a small ratio does not count as much as a whole one.
-    Exact arithmetic: with one source this is that source's mean, to the bit."""
+    random sample of its samples, weighted by how many samples an epoch draws from it (`draws_per_epoch`, the
+    sampler's rule), so that a source replayed at a small ratio does not count as much as a whole one. Exact
+    arithmetic: with one source this is that source's mean, to the bit."""
     from kanva.data.llava import load_llava
     from kanva.model.processor import KanvaProcessor
 
@@ -49,7 +50,7 @@ def mean_tokens(model_dir: Path, mixture: list[dict], max_length: int, seed: int
             enc = proc.encode(s, image_root=Path(src.get("image_root") or "."), max_length=max_length,
                               source=src["path"], pixels=False)  # only the length is needed
             lengths.append(len(enc.input_ids))
-        w = round(src.get("ratio", 1.0) * len(samples))
+        w = draws_per_epoch(DataSource(**src).ratio, len(samples))
         if lengths and w:
             total += Fraction(sum(lengths), len(lengths)) * w
             draws += w

@@ -28,6 +28,11 @@ import random
 from dataclasses import dataclass
 
 
+def draws_per_epoch(ratio: float, size: int) -> int:
+    """How many samples an epoch takes from a source of `size` samples at `ratio`."""
+    return round(ratio * size)
+
+
 @dataclass(frozen=True)
 class SourceSpan:
     """Samples `start .. start + size - 1` of the flat sample list come from one mixture source."""
@@ -74,7 +79,7 @@ class BatchPlan:
 
     @staticmethod
     def _take(s: SourceSpan) -> int:
-        return round(s.ratio * s.size)
+        return draws_per_epoch(s.ratio, s.size)
 
     def _rng(self, epoch: int, salt: int) -> random.Random:
         # Seeded from integers only (no hash randomisation): identical on every process and run.
