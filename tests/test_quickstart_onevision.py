@@ -69,6 +69,30 @@ def test_onevision_pack_reaches_the_set_and_clip_evolution_only(tmp_path):
     assert all(packed[n]["sequence_pack"] == 4 and plain[n]["sequence_pack"] == 1 for n in changed)
 
 
+def test_per_arm_curricula_give_each_arm_its_own_single_image_model_and_replay(tmp_path, monkeypatch):
+    """`onevision.per_arm_single_image`: the noknow arm's OneVision stage starts from a single-image model of its
+    own (trained on knowledge-free single-image data, made by its own evolve step) and replays those data; the
+    report's single-image model stays the si_arm's, and only it is evaluated."""
+    cfgs = [load_quickstart_config("onevision-tiny") for _ in range(2)]
+    for cfg, per_arm in zip(cfgs, (False, True)):
+        cfg.onevision.per_arm_single_image = per_arm
+    shared, q = (OnevisionQuickstart(cfg, tmp_path / "ov") for cfg in cfgs)
+    after = {s.name: s.after for s in q.steps()}
+    assert q.models() == shared.models() == ["single-image", "onevision-evolved-noknow", "onevision-evolved"]
+    assert q.si_models() == ["single-image", "single-image-evolved-noknow"] and shared.si_models() == ["single-image"]
+    assert "evolve_noknow" in after and "evolve_noknow" not in {s.name for s in shared.steps()}
+    assert "evolve_noknow" in after["scene_text"] and after["train_single-image-evolved-noknow"] == ["scene_text"]
+    assert "eval_single-image-evolved-noknow" not in after
+    assert after["train_onevision-evolved-noknow"][0] == "train_single-image-evolved-noknow"
+    assert after["train_onevision-evolved"][0] == "train_single-image"
+    monkeypatch.setattr("kanva.quickstart.onevision.sample_count", lambda path: 10)  # no data files made here
+    for qq, arm, data in ((q, "evolved-noknow", "evolved-noknow"), (shared, "evolved-noknow", "evolved"),
+                          (q, "evolved", "evolved")):
+        replay = qq.onevision_mixture(arm)[0]["path"]
+        assert replay == str(tmp_path / "ov" / "data" / data / "evolved.text.json"), (arm, replay)
+    assert q.final_model("single-image-evolved-noknow") == tmp_path / "ov/train/single-image-evolved-noknow/read/final"
+
+
 @pytest.fixture(scope="module")
 def ov_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs-ov") / "ov"

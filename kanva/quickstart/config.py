@@ -105,6 +105,9 @@ class OnevisionPart:
     stage: BudgetStage  # in the YAML a mapping of Stage fields with `tokens`; data filled per arm
     single_image_share: float = 0.5  # of the OneVision stage's samples, the share drawn from single-image data
     si_arm: str = "evolved"  # whose single-image data the single-image stage (and the replay) reads
+    # Per arm: each arm's OneVision stage starts from a single-image model trained on that arm's own single-image
+    # data and replays it, so the arms differ in their whole curriculum; shared: one single-image model (si_arm's).
+    per_arm_single_image: bool = False
     pack: int = 1  # evolved set / clip questions per sample (`kanva data evolve --pack`): turns over one set or clip
 
 

@@ -14,12 +14,15 @@ image, several images and a video, and the scene text follows it token for token
 So the OneVision stage is a reading stage too, over the scene text of its mixture; the single-image model is
 the same run's first stage, so the comparison is one curriculum before and after its OneVision stage.
 
-The arms (kanva/quickstart/arms.py) differ only in the multi-image and video data of the OneVision stage:
-evolved with the knowledge base (`evolved`) or with every operator that reads it off (`evolved-noknow`); the
-single-image data (the `si_arm`'s) and everything else are shared, so the knowledge-aware multi-image and video
-tasks compare what the knowledge base adds to those data, on top of a single-image model that learnt it from
-its own data. How much of that the noknow arm keeps depends on the single-image replay share
-(docs/experiments/2026-12-06-single-image-replay-in-the-onevision-stage-on-val.md).
+The arms (kanva/quickstart/arms.py) are evolved with the knowledge base (`evolved`) or with every operator
+that reads it off (`evolved-noknow`). With `onevision.per_arm_single_image` each arm's whole curriculum is its
+own: its single-image model reads the arm's single-image data, and its OneVision stage starts from that model and
+replays those data, so the knowledge-aware multi-image and video tasks compare the knowledge base against none
+at every stage. Without it the arms share one single-image model (the `si_arm`'s data) and differ only in the
+OneVision stage's set and clip data; then the noknow arm starts from a model that learnt the knowledge base, and
+what it keeps of it depends on the replay share
+(docs/experiments/2026-12-06-single-image-replay-in-the-onevision-stage-on-val.md). The report's single-image
+model is always the `si_arm`'s.
 """
 
 from __future__ import annotations
@@ -68,9 +71,22 @@ class OnevisionQuickstart(Quickstart):
         raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
 
     def final_model(self, name: str) -> Path:
-        if name == SI_MODEL:
-            return self.train_dir / SI_MODEL / "read" / "final"
+        if name in self.si_models():
+            return self.train_dir / name / "read" / "final"
         return self.train_dir / name / "onevision" / "final"
+
+    def si_data_arm(self, arm: str) -> str:
+        """Whose single-image data the arm's curriculum reads: its own, or the shared si_arm's."""
+        return arm if self.ov.per_arm_single_image else self.ov.si_arm
+
+    def si_model(self, arm: str) -> str:
+        """The single-image model the arm's OneVision stage starts from (`single-image` reads the si_arm's data)."""
+        a = self.si_data_arm(arm)
+        return SI_MODEL if a == self.ov.si_arm else f"{SI_MODEL}-{a}"
+
+    def si_models(self) -> list[str]:
+        """Every single-image model the run trains: the report's (`single-image`) first; only it is evaluated."""
+        return list(dict.fromkeys([SI_MODEL, *(self.si_model(a) for a in self.arms)]))
 
     def sequence_dir(self, kind: str, evolve: str | None) -> Path:
         """data/<sets|clips>/seed.json, or the folder of one kind of evolution of them."""
@@ -90,8 +106,10 @@ class OnevisionQuickstart(Quickstart):
         c, ov = self.cfg, self.ov
         base = {s.name: s for s in super().steps()}
         data_cfg = self.seed_step_config()
+        reports = [f"data_report{STEP_SUFFIX[k]}" for k in self.evolve_kinds()]
         s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
-             base["model"], base["vision"], base["seed"], base["evolve"], base["data_report"]]
+             base["model"], base["vision"], base["seed"],
+             *(base[f"evolve{STEP_SUFFIX[k]}"] for k in self.evolve_kinds()), *(base[r] for r in reports)]
         evolve_cfg = self.evolve_step_config() | {"sequence_pack": ov.pack}
         for kind in KINDS:
             s.append(Step(f"seed_{kind}s", lambda k=kind: self.seed_sequences(k), after=["world"], config=data_cfg,
@@ -102,18 +120,21 @@ class OnevisionQuickstart(Quickstart):
                               after=[f"seed_{kind}s"], config=evolve_cfg | {"knowledge": ev == "full"},
                               outputs=[self.sequence_dir(kind, ev)],
                               help=f"evolution of the {kind} seeds" + ("" if ev == "full" else " without the KB")))
-        s.append(Step("scene_text", self.single_image_text, after=["vision", "evolve"],
-                      help="a text-only copy of the single-image mixture"))
+        s.append(Step("scene_text", self.single_image_text,
+                      after=["vision", *(f"evolve{STEP_SUFFIX[k]}" for k in self.evolve_kinds())],
+                      help="text-only copies of the single-image mixtures"))
         for a in self.arms:
             s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["vision", *self._seq_steps(a)],
                           help=f"text-only copies of the {a} set and clip mixtures"))
-        s.append(Step(f"train_{SI_MODEL}", self.train_single_image, after=["scene_text"],
-                      config={"read": stage_config(c.train.read)}, help="the single-image stage (reading)",
-                      outputs=[self.train_dir / SI_MODEL]))
+        for m in self.si_models():
+            s.append(Step(f"train_{m}", lambda m=m: self.train_single_image(m), after=["scene_text"],
+                          config={"read": stage_config(c.train.read)},
+                          help=f"the single-image stage (reading) on {ARMS[self._si_arm_of(m)].label} data",
+                          outputs=[self.train_dir / m]))
         for a in self.arms:
             m = f"onevision-{a}"
             s.append(Step(f"train_{m}", lambda a=a: self.train_onevision(a),
-                          after=[f"train_{SI_MODEL}", "scene_text", f"scene_text_{a}"],
+                          after=[f"train_{self.si_model(a)}", "scene_text", f"scene_text_{a}"],
                           config={"onevision": stage_config(ov.stage), "share": ov.single_image_share},
                           help=f"the OneVision stage on single-image + {a} multi-image and video data",
                           outputs=[self.train_dir / m]))
@@ -127,12 +148,17 @@ class OnevisionQuickstart(Quickstart):
             s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench", "bench_sequences"],
                           config=vars(c.eval),
                           help=f"every benchmark on the {m} model", outputs=[self.eval_dir / m]))
-        s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in self.models()] + ["data_report"],
+        s.append(Step("report", self.make_report, after=[f"eval_{m}" for m in self.models()] + reports,
                       config={"arms": self.arms, "onevision": True}, help="markdown + HTML report"))
         return s
 
     def evolve_kinds(self) -> list[str]:
-        return ["full"]  # the single-image data: the si_arm's (evolved); the arms differ in set and clip data
+        """The single-image evolutions the run reads: the si_arm's, and every arm's with per-arm curricula."""
+        used = {ARMS[self.si_data_arm(a)].evolve for a in [self.ov.si_arm, *self.arms]}
+        return [k for k in EVOLVE_DIRS if k in used]
+
+    def _si_arm_of(self, si_model: str) -> str:
+        return next(self.si_data_arm(a) for a in [self.ov.si_arm, *self.arms] if self.si_model(a) == si_model)
 
     def _seq_steps(self, arm: str) -> list[str]:
         return [f"evolve_{k}s{STEP_SUFFIX[ARMS[arm].evolve]}" for k in KINDS]
@@ -178,31 +204,33 @@ class OnevisionQuickstart(Quickstart):
         return sample_count(out)
 
     def single_image_text(self) -> dict:
-        return {"single_image": self._scene_text(Path(self.mixture(self.ov.si_arm)[0]["path"]))}
+        arms = dict.fromkeys(self._si_arm_of(m) for m in self.si_models())
+        return {f"single_image/{a}" if a != self.ov.si_arm else "single_image":
+                self._scene_text(Path(self.mixture(a)[0]["path"])) for a in arms}
 
     def sequence_text(self, arm: str) -> dict:
         ev = ARMS[arm].evolve
         return {k: self._scene_text(self.sequence_dir(k, ev) / "evolved.json") for k in KINDS}
 
-    def train_single_image(self) -> dict:
+    def train_single_image(self, model: str = SI_MODEL) -> dict:
         start = self.instruct_start()
-        stage = self._budget_stage(SI_MODEL, self.cfg.train.read, self.text_mixture(self.ov.si_arm), start)
-        return {"steps": stage.steps, **self._run_recipe(SI_MODEL, start, stage)}
+        stage = self._budget_stage(model, self.cfg.train.read, self.text_mixture(self._si_arm_of(model)), start)
+        return {"steps": stage.steps, **self._run_recipe(model, start, stage)}
 
     def onevision_mixture(self, arm: str) -> list[dict]:
-        """The arm's set and clip scene text, and the single-image scene text at `single_image_share` of the
-        samples (a DataSource ratio is relative to its file's size)."""
+        """The arm's set and clip scene text, and its curriculum's single-image scene text at `single_image_share`
+        of the samples (a DataSource ratio is relative to its file's size)."""
         ev = ARMS[arm].evolve
         seq = [{"path": str(text_path(self.sequence_dir(k, ev) / "evolved.json"))} for k in KINDS]
         share = self.ov.single_image_share
         if share == 0:
             return seq
-        si = self.text_mixture(self.ov.si_arm)[0]
+        si = self.text_mixture(self.si_data_arm(arm))[0]
         ratio = share / (1 - share) * sum(sample_count(Path(x["path"])) for x in seq) / sample_count(Path(si["path"]))
         return [{**si, "ratio": round(ratio, 6)}, *seq]
 
     def train_onevision(self, arm: str) -> dict:
-        m, start = f"onevision-{arm}", self.final_model(SI_MODEL)
+        m, start = f"onevision-{arm}", self.final_model(self.si_model(arm))
         stage = self._budget_stage(m, self.ov.stage, self.onevision_mixture(arm), start)
         return {"steps": stage.steps, **self._run_recipe(m, start, stage)}
 
