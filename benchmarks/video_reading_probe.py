@@ -84,7 +84,7 @@ def main() -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--labels", required=True, help="a OneVision model folder whose label space writes the words")
     ap.add_argument("--model", help="also ask MODEL every question over the exact words")
-    ap.add_argument("--out", help="the answers of --model (default: next to nothing; a temporary file)")
+    ap.add_argument("--out", help="where to write the answers of --model (default: a temporary file)")
     a = ap.parse_args()
 
     from kanva.data.sequences import load_clips

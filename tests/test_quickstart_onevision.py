@@ -110,6 +110,12 @@ def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
     # the OneVision models start from the single-image model: their recipe names it
     recipe = (ov_run / "recipes" / "onevision-evolved.yaml").read_text()
     assert str(q.final_model("single-image")) in recipe
+    # per arm (the tiny preset's setting): the noknow arm's starts from its own, trained on knowledge-free data
+    noknow = (ov_run / "recipes" / "onevision-evolved-noknow.yaml").read_text()
+    assert str(q.final_model("single-image-evolved-noknow")) in noknow
+    assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in noknow
+    assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in (
+        ov_run / "recipes" / "single-image-evolved-noknow.yaml").read_text()
     res = json.loads((ov_run / "report" / "results.json").read_text())
     for bench in ("muirbench", "mvbench"):
         overall = res["sequences"][bench]["overall"]
