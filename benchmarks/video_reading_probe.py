@@ -24,9 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
 def _columns(frames: list[list[str | None]], word: str, side: int) -> list[tuple[int, float]]:
     """(frame, mean column) of the word's blocks, in the frames that show it."""
     out = []
@@ -55,8 +52,9 @@ def readable(q: dict, frames: list[list[str | None]], side: int) -> list[str]:
     if task == "appearing_object":
         return [c for c in cands if c not in shown[0] and any(c in s for s in shown[1:])]
     if task == "count_at_end":
-        n = frames[-1].count(facts["category"])
-        return [c for c in cands if n < len(NUMBERS) and c == NUMBERS[n]]
+        from kanva.words import number_word
+
+        return [c for c in cands if c == number_word(frames[-1].count(facts["category"]))]
     if task == "appearance_order":
         (a, ta), (b, tb) = [(c, next((t for t, s in enumerate(shown) if c in s), None)) for c in facts["first_seen"]]
         if ta is None and tb is None:
@@ -88,13 +86,14 @@ def main() -> int:
     a = ap.parse_args()
 
     from kanva.data.sequences import load_clips
+    from kanva.grounding.frames import pooled_side
     from kanva.grounding.labels import load_label_space, read_label_file
     from kanva.grounding.layout import OnevisionLayout
     from kanva.grounding.scene_text import clip_cells, sampled_frames
 
     space, size, patch = load_label_space(a.labels)
     layout = OnevisionLayout.of(a.labels, read_label_file(a.labels))
-    side = size // patch // 2
+    side = pooled_side(size // patch)
     videos = clip_cells(load_clips(a.world, a.split), space, size // patch)
     sampled = {name: sampled_frames(f, layout) for name, f in videos.items()}
     words = {name: [[None if w == space.background else w for w in f] for f in fr] for name, fr in sampled.items()}

@@ -84,9 +84,10 @@ class OnevisionQuickstart(Quickstart):
         a = self.si_data_arm(arm)
         return SI_MODEL if a == self.ov.si_arm else f"{SI_MODEL}-{a}"
 
-    def si_models(self) -> list[str]:
-        """Every single-image model the run trains: the report's (`single-image`) first; only it is evaluated."""
-        return list(dict.fromkeys([SI_MODEL, *(self.si_model(a) for a in self.arms)]))
+    def si_models(self) -> dict[str, str]:
+        """Every single-image model the run trains -> whose single-image data it reads; the report's
+        (`single-image`) first, and only it is evaluated."""
+        return {self.si_model(a): self.si_data_arm(a) for a in [self.ov.si_arm, *self.arms]}
 
     def sequence_dir(self, kind: str, evolve: str | None) -> Path:
         """data/<sets|clips>/seed.json, or the folder of one kind of evolution of them."""
@@ -126,10 +127,10 @@ class OnevisionQuickstart(Quickstart):
         for a in self.arms:
             s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["vision", *self._seq_steps(a)],
                           help=f"text-only copies of the {a} set and clip mixtures"))
-        for m in self.si_models():
+        for m, data_arm in self.si_models().items():
             s.append(Step(f"train_{m}", lambda m=m: self.train_single_image(m), after=["scene_text"],
                           config={"read": stage_config(c.train.read)},
-                          help=f"the single-image stage (reading) on {ARMS[self._si_arm_of(m)].label} data",
+                          help=f"the single-image stage (reading) on {ARMS[data_arm].label} data",
                           outputs=[self.train_dir / m]))
         for a in self.arms:
             m = f"onevision-{a}"
@@ -154,11 +155,8 @@ class OnevisionQuickstart(Quickstart):
 
     def evolve_kinds(self) -> list[str]:
         """The single-image evolutions the run reads: the si_arm's, and every arm's with per-arm curricula."""
-        used = {ARMS[self.si_data_arm(a)].evolve for a in [self.ov.si_arm, *self.arms]}
+        used = {ARMS[a].evolve for a in self.si_models().values()}
         return [k for k in EVOLVE_DIRS if k in used]
-
-    def _si_arm_of(self, si_model: str) -> str:
-        return next(self.si_data_arm(a) for a in [self.ov.si_arm, *self.arms] if self.si_model(a) == si_model)
 
     def _seq_steps(self, arm: str) -> list[str]:
         return [f"evolve_{k}s{STEP_SUFFIX[ARMS[arm].evolve]}" for k in KINDS]
@@ -204,9 +202,8 @@ class OnevisionQuickstart(Quickstart):
         return sample_count(out)
 
     def single_image_text(self) -> dict:
-        arms = dict.fromkeys(self._si_arm_of(m) for m in self.si_models())
         return {f"single_image/{a}" if a != self.ov.si_arm else "single_image":
-                self._scene_text(Path(self.mixture(a)[0]["path"])) for a in arms}
+                self._scene_text(Path(self.mixture(a)[0]["path"])) for a in self.si_models().values()}
 
     def sequence_text(self, arm: str) -> dict:
         ev = ARMS[arm].evolve
@@ -214,7 +211,7 @@ class OnevisionQuickstart(Quickstart):
 
     def train_single_image(self, model: str = SI_MODEL) -> dict:
         start = self.instruct_start()
-        stage = self._budget_stage(model, self.cfg.train.read, self.text_mixture(self._si_arm_of(model)), start)
+        stage = self._budget_stage(model, self.cfg.train.read, self.text_mixture(self.si_models()[model]), start)
         return {"steps": stage.steps, **self._run_recipe(model, start, stage)}
 
     def onevision_mixture(self, arm: str) -> list[dict]:

@@ -61,15 +61,18 @@ def write_report(q) -> dict[str, Path]:
     results: dict = {"models": models, "single_image": {k: v for k, v in single.items() if k != "answers"},
                      "sequences": {}}
 
+    if q.ov.per_arm_single_image:
+        others = ", ".join(f"`{m}`" for m in list(q.si_models())[1:])
+        ov_is = (f"the arm's own single-image model (the same stage on the arm's single-image data; {others} trained, "
+                 "not evaluated) after the OneVision stage on the arm's single-image, multi-image and video data, all "
+                 "evolved with ")
+    else:
+        ov_is = ("that model after the OneVision stage on single-image, multi-image and video data, the multi-image "
+                 "and video data evolved with ")
     md = ["# Kanva OneVision curriculum report", "",
           f"Config `{cfg.source}`, preset `{cfg.preset}`, seed {seed}. `{si}`: the single-image stage (reading over "
-          f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: "
-          + ("the arm's own single-image model (the same stage on the arm's single-image data; "
-             + ", ".join(f"`{m}`" for m in q.si_models()[1:]) + " trained, not evaluated) after the OneVision "
-             "stage on the arm's single-image, multi-image and video data, all evolved with "
-             if q.ov.per_arm_single_image else "that model after the OneVision stage on single-image, multi-image "
-             "and video data, the multi-image and video data evolved with ")
-          + "(`evolved`) or without (`evolved-noknow`) the knowledge base. Intervals: 95% bootstrap "
+          f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: {ov_is}"
+          "(`evolved`) or without (`evolved-noknow`) the knowledge base. Intervals: 95% bootstrap "
           f"({cfg.eval.bootstrap} resamples for the single-image sets, {N_BOOT:,} for the multiple-choice sets); "
           "differences are paired.", "",
           f"## Single-image model vs OneVision model (`{si}` vs `{ov}`)", "",
