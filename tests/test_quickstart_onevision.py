@@ -55,6 +55,10 @@ def test_onevision_configs_load_and_check(tmp_path):
     bad.write_text(open(src).read().replace("  sets: {train: 6, test: 4}", "  pack: 0\n  sets: {train: 6, test: 4}"))
     with pytest.raises(KanvaError, match=r"bad\.yaml\.onevision\.pack: questions per sample must be >= 1"):
         load_quickstart_config(str(bad))
+    for arm, msg in (("evolved-knowless", "unknown arm"), ("seed", "the replay is evolved single-image data")):
+        bad.write_text(open(src).read().replace("replay_arm: evolved-noknow", f"replay_arm: {arm}"))
+        with pytest.raises(KanvaError, match=rf"bad\.yaml\.onevision\.replay_arm: .*{msg}"):
+            load_quickstart_config(str(bad))
 
 
 def test_onevision_pack_reaches_the_set_and_clip_evolution_only(tmp_path):
@@ -75,7 +79,7 @@ def test_per_arm_curricula_give_each_arm_its_own_single_image_model_and_replay(t
     report's single-image model stays the si_arm's, and only it is evaluated."""
     cfgs = [load_quickstart_config("onevision-tiny") for _ in range(2)]
     for cfg, per_arm in zip(cfgs, (False, True)):
-        cfg.onevision.per_arm_single_image = per_arm
+        cfg.onevision.per_arm_single_image, cfg.onevision.replay_arm = per_arm, None
     shared, q = (OnevisionQuickstart(cfg, tmp_path / "ov") for cfg in cfgs)
     after = {s.name: s.after for s in q.steps()}
     assert q.models() == shared.models() == ["single-image", "onevision-evolved-noknow", "onevision-evolved"]
@@ -92,6 +96,30 @@ def test_per_arm_curricula_give_each_arm_its_own_single_image_model_and_replay(t
         replay = qq.onevision_mixture(arm)[0]["path"]
         assert replay == str(tmp_path / "ov" / "data" / data / "evolved.text.json"), (arm, replay)
     assert q.final_model("single-image-evolved-noknow") == tmp_path / "ov/train/single-image-evolved-noknow/read/final"
+
+
+def test_replay_arm_sets_whose_single_image_data_every_onevision_stage_replays(tmp_path, monkeypatch):
+    """`onevision.replay_arm`: both arms' OneVision stages replay that arm's single-image data (made and written
+    as scene text even when no single-image model reads it), while each still starts from its own single-image
+    model; the stages' fingerprints name it, and without it they are those of before."""
+    monkeypatch.setattr("kanva.quickstart.onevision.sample_count", lambda path: 10)  # no data files made here
+    noknow_text = str(tmp_path / "ov" / "data" / "evolved-noknow" / "evolved.text.json")
+    for per_arm in (False, True):
+        cfg = load_quickstart_config("onevision-tiny")
+        cfg.onevision.per_arm_single_image = per_arm
+        cfg.onevision.replay_arm = None
+        own = {s.name: s for s in OnevisionQuickstart(cfg, tmp_path / "ov").steps()}
+        cfg.onevision.replay_arm = "evolved-noknow"
+        q = OnevisionQuickstart(cfg, tmp_path / "ov")
+        steps = {s.name: s for s in q.steps()}
+        assert "evolve_noknow" in steps and "evolve_noknow" in steps["scene_text"].after
+        assert set(q.si_models()) == ({"single-image", "single-image-evolved-noknow"} if per_arm else {"single-image"})
+        for arm in q.arms:
+            assert q.onevision_mixture(arm)[0]["path"] == noknow_text, (per_arm, arm)
+            assert steps[f"train_onevision-{arm}"].after[0] == f"train_{q.si_model(arm)}"
+            step, before = steps[f"train_onevision-{arm}"].config, own[f"train_onevision-{arm}"].config
+            assert step == before | {"replay": "evolved-noknow"} and "replay" not in before
+    assert q.onevision_mixture("evolved")[1]["path"].endswith("data/sets/evolved/evolved.text.json")  # its own sets
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +143,10 @@ def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
     noknow = (ov_run / "recipes" / "onevision-evolved-noknow.yaml").read_text()
     assert str(q.final_model("single-image-evolved-noknow")) in noknow
     assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in noknow
+    # and the evolved arm's replays the knowledge-free single-image data too (replay_arm), beside its own sets
+    assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in recipe
+    assert str(ov_run / "data" / "evolved" / "evolved.text.json") not in recipe
+    assert str(ov_run / "data" / "sets" / "evolved" / "evolved.text.json") in recipe
     assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in (
         ov_run / "recipes" / "single-image-evolved-noknow.yaml").read_text()
     res = json.loads((ov_run / "report" / "results.json").read_text())

@@ -104,10 +104,12 @@ class OnevisionPart:
     clips: dict[str, int]  # clips per split (`--clips`)
     stage: BudgetStage  # in the YAML a mapping of Stage fields with `tokens`; data filled per arm
     single_image_share: float = 0.5  # of the OneVision stage's samples, the share drawn from single-image data
-    si_arm: str = "evolved"  # whose single-image data the single-image stage (and the replay) reads
+    si_arm: str = "evolved"  # whose single-image data the report's single-image model (and the replay) reads
     # Per arm: each arm's OneVision stage starts from a single-image model trained on that arm's own single-image
     # data and replays it, so the arms differ in their whole curriculum; shared: one single-image model (si_arm's).
     per_arm_single_image: bool = False
+    # Whose single-image data every arm's OneVision stage replays; null: the data its single-image model read.
+    replay_arm: str | None = None
     pack: int = 1  # evolved set / clip questions per sample (`kanva data evolve --pack`): turns over one set or clip
 
 
@@ -213,4 +215,9 @@ def _onevision_part(raw: Any, where: str) -> OnevisionPart:
     if part.pack < 1:
         raise KanvaError(f"{where}.pack: questions per sample must be >= 1, got {part.pack}")
     parse_arms([part.si_arm], f"{where}.si_arm")
+    if part.replay_arm is not None:
+        parse_arms([part.replay_arm], f"{where}.replay_arm")
+        if part.replay_arm == "seed":
+            raise KanvaError(f"{where}.replay_arm: the replay is evolved single-image data (evolved or evolved-noknow), "
+                             "got seed")
     return part

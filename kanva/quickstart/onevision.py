@@ -84,6 +84,10 @@ class OnevisionQuickstart(Quickstart):
         a = self.si_data_arm(arm)
         return SI_MODEL if a == self.ov.si_arm else f"{SI_MODEL}-{a}"
 
+    def replay_arm(self, arm: str) -> str:
+        """Whose single-image data the arm's OneVision stage replays: `onevision.replay_arm`, else its curriculum's."""
+        return self.ov.replay_arm or self.si_data_arm(arm)
+
     def si_models(self) -> dict[str, str]:
         """Every single-image model the run trains -> whose single-image data it reads; the report's
         (`single-image`) first, and only it is evaluated."""
@@ -136,7 +140,8 @@ class OnevisionQuickstart(Quickstart):
             m = f"onevision-{a}"
             s.append(Step(f"train_{m}", lambda a=a: self.train_onevision(a),
                           after=[f"train_{self.si_model(a)}", "scene_text", f"scene_text_{a}"],
-                          config={"onevision": stage_config(ov.stage), "share": ov.single_image_share},
+                          config={"onevision": stage_config(ov.stage), "share": ov.single_image_share}
+                          | ({"replay": ov.replay_arm} if ov.replay_arm else {}),
                           help=f"the OneVision stage on single-image + {a} multi-image and video data",
                           outputs=[self.train_dir / m]))
         bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
@@ -155,8 +160,12 @@ class OnevisionQuickstart(Quickstart):
 
     def evolve_kinds(self) -> list[str]:
         """The single-image evolutions the run reads: the si_arm's, and every arm's with per-arm curricula."""
-        used = {ARMS[a].evolve for a in self.si_models().values()}
+        used = {ARMS[a].evolve for a in self.si_data_arms()}
         return [k for k in EVOLVE_DIRS if k in used]
+
+    def si_data_arms(self) -> list[str]:
+        """Every arm whose single-image data the run reads: for a single-image model or for a replay."""
+        return list(dict.fromkeys([*self.si_models().values(), *(self.replay_arm(a) for a in self.arms)]))
 
     def _seq_steps(self, arm: str) -> list[str]:
         return [f"evolve_{k}s{STEP_SUFFIX[ARMS[arm].evolve]}" for k in KINDS]
@@ -203,7 +212,7 @@ class OnevisionQuickstart(Quickstart):
 
     def single_image_text(self) -> dict:
         return {f"single_image/{a}" if a != self.ov.si_arm else "single_image":
-                self._scene_text(Path(self.mixture(a)[0]["path"])) for a in self.si_models().values()}
+                self._scene_text(Path(self.mixture(a)[0]["path"])) for a in self.si_data_arms()}
 
     def sequence_text(self, arm: str) -> dict:
         ev = ARMS[arm].evolve
@@ -215,14 +224,14 @@ class OnevisionQuickstart(Quickstart):
         return {"steps": stage.steps, **self._run_recipe(model, start, stage)}
 
     def onevision_mixture(self, arm: str) -> list[dict]:
-        """The arm's set and clip scene text, and its curriculum's single-image scene text at `single_image_share`
-        of the samples (a DataSource ratio is relative to its file's size)."""
+        """The arm's set and clip scene text, and the single-image scene text of its replay arm at
+        `single_image_share` of the samples (a DataSource ratio is relative to its file's size)."""
         ev = ARMS[arm].evolve
         seq = [{"path": str(text_path(self.sequence_dir(k, ev) / "evolved.json"))} for k in KINDS]
         share = self.ov.single_image_share
         if share == 0:
             return seq
-        si = self.text_mixture(self.si_data_arm(arm))[0]
+        si = self.text_mixture(self.replay_arm(arm))[0]
         ratio = share / (1 - share) * sum(sample_count(Path(x["path"])) for x in seq) / sample_count(Path(si["path"]))
         return [{**si, "ratio": round(ratio, 6)}, *seq]
 

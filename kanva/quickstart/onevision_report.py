@@ -61,18 +61,21 @@ def write_report(q) -> dict[str, Path]:
     results: dict = {"models": models, "single_image": {k: v for k, v in single.items() if k != "answers"},
                      "sequences": {}}
 
+    arms = "(`evolved`) or without (`evolved-noknow`) the knowledge base"
     if q.ov.per_arm_single_image:
         others = ", ".join(f"`{m}`" for m in list(q.si_models())[1:])
         ov_is = (f"the arm's own single-image model (the same stage on the arm's single-image data; {others} trained, "
-                 "not evaluated) after the OneVision stage on the arm's single-image, multi-image and video data, all "
-                 "evolved with ")
+                 "not evaluated) after the OneVision stage on " + ("the arm's multi-image and video data" if
+                 q.ov.replay_arm else "the arm's single-image, multi-image and video data, all") + f" evolved with {arms}")
     else:
-        ov_is = ("that model after the OneVision stage on single-image, multi-image and video data, the multi-image "
-                 "and video data evolved with ")
+        ov_is = ("that model after the OneVision stage on " + ("" if q.ov.replay_arm else "single-image, ") +
+                 f"multi-image and video data, the multi-image and video data evolved with {arms}")
+    if q.ov.replay_arm:
+        ov_is += f", with {ARMS[q.ov.replay_arm].label} single-image data replayed in both arms"
     md = ["# Kanva OneVision curriculum report", "",
           f"Config `{cfg.source}`, preset `{cfg.preset}`, seed {seed}. `{si}`: the single-image stage (reading over "
-          f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: {ov_is}"
-          "(`evolved`) or without (`evolved-noknow`) the knowledge base. Intervals: 95% bootstrap "
+          f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: {ov_is}. "
+          "Intervals: 95% bootstrap "
           f"({cfg.eval.bootstrap} resamples for the single-image sets, {N_BOOT:,} for the multiple-choice sets); "
           "differences are paired.", "",
           f"## Single-image model vs OneVision model (`{si}` vs `{ov}`)", "",
