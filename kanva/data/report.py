@@ -216,7 +216,7 @@ def side_by_side(summary: dict) -> list[tuple[str, str, str]]:
          f"{e['categories']['covered']} of {e['categories']['of']}"),
         ("CHAIR_i (hallucinated mentions)", s["chair"]["chair_i"], e["chair"]["chair_i"]),
         ("CHAIR_s (answers with one)", s["chair"]["chair_s"], e["chair"]["chair_s"]),
-        ("knowledge-use share", s["knowledge_share"], e["knowledge_share"]),
+        ("knowledge-use share (the evolved column with its seed units)", s["knowledge_share"], e["knowledge_share"]),
     ]
     return [(k, _fmt(a), _fmt(b)) for k, a, b in rows]
 

@@ -65,8 +65,10 @@ def write_report(q) -> dict[str, Path]:
     if q.ov.per_arm_single_image:
         others = ", ".join(f"`{m}`" for m in list(q.si_models())[1:])
         ov_is = (f"the arm's own single-image model (the same stage on the arm's single-image data; {others} trained, "
-                 "not evaluated) after the OneVision stage on " + ("the arm's multi-image and video data" if
-                 q.ov.replay_arm else "the arm's single-image, multi-image and video data, all") + f" evolved with {arms}")
+                 "not evaluated) after the OneVision stage on "
+                 + ("the arm's multi-image and video data" if q.ov.replay_arm
+                    else "the arm's single-image, multi-image and video data, all")
+                 + f" evolved with {arms}")
     else:
         ov_is = ("that model after the OneVision stage on " + ("" if q.ov.replay_arm else "single-image, ") +
                  f"multi-image and video data, the multi-image and video data evolved with {arms}")

@@ -362,7 +362,7 @@ def _data_section(q) -> list[str]:
     rows = [("samples", lambda d: d.get("samples")), ("question-answer units", lambda d: d.get("units")),
             ("images", lambda d: d.get("images")),
             ("yes share of yes/no answers", lambda d: (d.get("yes_no") or {}).get("yes_ratio")),
-            ("units using KB knowledge", lambda d: d.get("knowledge_share")),
+            ("units using KB knowledge (seed units included)", lambda d: d.get("knowledge_share")),
             ("near-duplicate rate", lambda d: d.get("near_duplicate_rate")),
             ("distinct answer bigrams", lambda d: (d.get("distinct") or {}).get("answer_2")),
             ("mean question words", lambda d: (d.get("question_words") or {}).get("mean")),
