@@ -104,7 +104,7 @@ class OnevisionPart:
     clips: dict[str, int]  # clips per split (`--clips`)
     stage: BudgetStage  # in the YAML a mapping of Stage fields with `tokens`; data filled per arm
     single_image_share: float = 0.5  # of the OneVision stage's samples, the share drawn from single-image data
-    si_arm: str = "evolved"  # whose single-image data the report's single-image model (and the replay) reads
+    si_arm: str = "evolved"  # whose single-image data the report's single-image model reads (shared: every arm's)
     # Per arm: each arm's OneVision stage starts from a single-image model trained on that arm's own single-image
     # data and replays it, so the arms differ in their whole curriculum; shared: one single-image model (si_arm's).
     per_arm_single_image: bool = False

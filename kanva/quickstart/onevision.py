@@ -21,8 +21,10 @@ replays those data, so the knowledge-aware multi-image and video tasks compare t
 at every stage. Without it the arms share one single-image model (the `si_arm`'s data) and differ only in the
 OneVision stage's set and clip data; then the noknow arm starts from a model that learnt the knowledge base, and
 what it keeps of it depends on the replay share
-(docs/experiments/2026-12-06-single-image-replay-in-the-onevision-stage-on-val.md). The report's single-image
-model is always the `si_arm`'s.
+(docs/experiments/2026-12-06-single-image-replay-in-the-onevision-stage-on-val.md). `onevision.replay_arm` makes
+every arm's OneVision stage replay one arm's single-image data instead (the presets: the knowledge-free ones,
+docs/experiments/2026-12-07-what-the-onevision-stage-replays-on-val.md). The report's single-image model is
+always the `si_arm`'s.
 """
 
 from __future__ import annotations
