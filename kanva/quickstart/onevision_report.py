@@ -61,17 +61,17 @@ def write_report(q) -> dict[str, Path]:
     results: dict = {"models": models, "single_image": {k: v for k, v in single.items() if k != "answers"},
                      "sequences": {}}
 
-    arms = "(`evolved`) or without (`evolved-noknow`) the knowledge base"
-    if q.ov.per_arm_single_image:
-        others = ", ".join(f"`{m}`" for m in list(q.si_models())[1:])
-        ov_is = (f"the arm's own single-image model (the same stage on the arm's single-image data; {others} trained, "
-                 "not evaluated) after the OneVision stage on "
-                 + ("the arm's multi-image and video data" if q.ov.replay_arm
-                    else "the arm's single-image, multi-image and video data, all")
-                 + f" evolved with {arms}")
-    else:
-        ov_is = ("that model after the OneVision stage on " + ("" if q.ov.replay_arm else "single-image, ") +
-                 f"multi-image and video data, the multi-image and video data evolved with {arms}")
+    others = ", ".join(f"`{m}`" for m in list(q.si_models())[1:])
+    model = (f"the arm's own single-image model (the same stage on the arm's single-image data; {others} trained, "
+             "not evaluated)" if q.ov.per_arm_single_image else "that model")
+    data = {  # (per-arm curricula, one replay arm) -> what the OneVision stage reads
+        (True, False): "the arm's single-image, multi-image and video data, all",
+        (True, True): "the arm's multi-image and video data",
+        (False, False): "single-image, multi-image and video data, the multi-image and video data",
+        (False, True): "multi-image and video data, the multi-image and video data",
+    }[q.ov.per_arm_single_image, bool(q.ov.replay_arm)]
+    ov_is = (f"{model} after the OneVision stage on {data} evolved with (`evolved`) or without (`evolved-noknow`) "
+             "the knowledge base")
     if q.ov.replay_arm:
         ov_is += f", with {ARMS[q.ov.replay_arm].label} single-image data replayed in both arms"
     md = ["# Kanva OneVision curriculum report", "",
