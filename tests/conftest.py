@@ -59,4 +59,4 @@ def sequence_world(tmp_path_factory) -> Path:
     from kanva.world.generate import generate_world
 
     return generate_world(tmp_path_factory.mktemp("seqw") / "world", {"train": 3}, seed=3, cfg=load_world_config(),
-                          size=64, workers=1, progress=False, sets={"train": 10}, clips={"train": 8})
+                          size=64, workers=1, progress=False, sets={"train": 10}, clips={"train": 12})

@@ -203,6 +203,23 @@ def appearance_order(clip: Clip, min_visible: float = MIN_VISIBLE) -> list[tuple
     return sorted(out)
 
 
+def order_question(first: dict[str, int], pick: float, absent_ok: bool) -> tuple[str, list[tuple[str, str]]] | None:
+    """Which appearance-order question to ask of the objects first seen at `first` (category -> frame), as
+    ("neither" | "same" | "ordered", the pairs to draw it from), `pick` a uniform draw; None when the clip has no
+    two objects to order. A quarter ask about two objects the clip does not have (`absent_ok`: it has two such
+    candidates), the next quarter about two first seen in the same frame where there is such a pair, the rest
+    about two first seen in different frames (or the same frame when no pair differs). A clip with nothing to
+    order asks nothing: asked "neither" instead, such clips would make it most of the answers."""
+    pairs = [(a, b) for a in sorted(first) for b in sorted(first) if a < b]
+    if not pairs:
+        return None
+    if pick < 0.25 and absent_ok:
+        return "neither", []
+    same = [(a, b) for a, b in pairs if first[a] == first[b]]
+    ordered = [(a, b) for a, b in pairs if first[a] != first[b]]
+    return ("same", same) if (pick < 0.5 and same) or not ordered else ("ordered", ordered)
+
+
 def _touches_edge(clip: Clip, b: tuple[float, float, float, float], tol: float = 1.0) -> bool:
     x, y, w, h = b
     return x <= tol or y <= tol or x + w >= clip.width - tol or y + h >= clip.height - tol

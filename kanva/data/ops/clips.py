@@ -166,22 +166,20 @@ class ClipOrder(Operator):
         return [Draft(q, a, "short", "clip.order", objects=[a, b], slots={"first": a, "later": b})]
 
     def _pair_mc(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        """Two objects with one track each: one first, both at once, or (two absent objects) neither."""
+        """Two objects with one track each: one first, both at once, or (two absent objects) neither, in the
+        shares of sequence_facts.order_question."""
         singles, first = single_tracks(ctx), _first_by_category(ctx)
-        seen = sorted(c for c in singles if c in first)
-        kind = rng.choice(("ordered", "same", "neither"))
-        pairs = [(a, b) for a in seen for b in seen if a < b and (first[a] == first[b]) == (kind == "same")]
+        absent = ctx.adversarial[:6]
+        asked = F.order_question({c: first[c] for c in singles if c in first}, rng.random(), len(absent) >= 2)
+        if asked is None:
+            return []
+        kind, pool = asked
         if kind == "neither":
-            absent = ctx.adversarial[:6]
-            if len(absent) < 2:
-                return []
             a, b = rng.sample(absent, 2)
             right = NEITHER
-        elif pairs:
-            a, b = rng.choice(pairs)
-            right = SAME if kind == "same" else (a if first[a] < first[b] else b)
         else:
-            return []
+            a, b = rng.choice(pool)
+            right = SAME if kind == "same" else (a if first[a] < first[b] else b)
         if rng.random() < 0.5:
             a, b = b, a
         options = [a, b, SAME, NEITHER]

@@ -109,21 +109,15 @@ def _order(clip: Clip, absent: list[str], seed: int, src: dict) -> Draft | None:
     single = [c for c in _cats(clip) if sum(t.category == c for t in clip.tracks) == 1]
     index = {clip.tracks[i].category: i for i in range(len(clip.tracks)) if clip.tracks[i].category in single}
     first = {c: f for c, i in index.items() if (f := sf.first_seen(clip, i, VISIBLE)) is not None}
-    pairs = [(a, b) for a in sorted(first) for b in sorted(first) if a < b]
-    if not pairs:
-        return None  # nothing to order: were "neither" asked here, it would be far more than a quarter of the task
-    ordered = [(a, b) for a, b in pairs if first[a] != first[b]]
+    asked = sf.order_question(first, r.random(), len(absent) >= 2)
+    if asked is None:
+        return None
     together, neither = "Both at the same moment", "Neither of them appears"
-    # A quarter of the questions ask about two objects the clip does not have ("neither"), the next quarter about
-    # two seen from the same frame ("both") where the clip has such a pair; the rest about two seen from different
-    # frames (either named first), or from the same frame when the clip has no such pair.
-    pick = r.random()
-    if pick < 0.25 and len(absent) >= 2:
+    kind, pool = asked
+    if kind == "neither":
         a, b = r.sample(absent, 2)
         right, facts = neither, {"first_seen": {a: None, b: None}}
     else:
-        same = [(a, b) for a, b in pairs if first[a] == first[b]]
-        pool = same if (pick < 0.5 and same) or not ordered else ordered  # never empty: pairs is not
         a, b = r.choice(pool)
         if r.random() < 0.5:
             a, b = b, a  # either object may be named first
