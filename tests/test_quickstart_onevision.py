@@ -122,6 +122,21 @@ def test_replay_arm_sets_whose_single_image_data_every_onevision_stage_replays(t
     assert q.onevision_mixture("evolved")[1]["path"].endswith("data/sets/evolved/evolved.text.json")  # its own sets
 
 
+def test_only_the_compared_models_answer_the_single_image_benchmarks(tmp_path):
+    """The report sets the single-image model beside the knowledge-evolved OneVision model on single-image
+    benchmarks; the other arm's OneVision model answers only the multi-image and video ones, and its eval step's
+    fingerprint says so while the compared models' stay as they were."""
+    cfg = load_quickstart_config("onevision-tiny")
+    q = OnevisionQuickstart(cfg, tmp_path / "ov")
+    steps = {s.name: s for s in q.steps()}
+    assert q.single_image_benchmarked() == ["single-image", "onevision-evolved"]
+    for m in q.models():
+        config = steps[f"eval_{m}"].config
+        assert config == (vars(cfg.eval) if m in q.single_image_benchmarked() else vars(cfg.eval) | {"single_image": False})
+    only = OnevisionQuickstart(cfg, tmp_path / "ov1", arms=["evolved-noknow"])
+    assert only.single_image_benchmarked() == ["single-image", "onevision-evolved-noknow"]
+
+
 @pytest.fixture(scope="module")
 def ov_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("qs-ov") / "ov"
@@ -132,10 +147,12 @@ def ov_run(tmp_path_factory):
 @pytest.mark.slow
 def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
     q = OnevisionQuickstart(load_quickstart_config("onevision-tiny"), ov_run)
+    assert q.single_image_benchmarked() == ["single-image", "onevision-evolved"]
     for m in q.models():
         assert (q.final_model(m) / "config.json").is_file()
         for bench in ("mme", "pope", "mmbench", "muirbench", "mvbench"):
-            assert q.answers(m, bench).with_suffix(".results.json").is_file(), (m, bench)
+            asked = bench.endswith("bench") and bench != "mmbench" or m in q.single_image_benchmarked()
+            assert q.answers(m, bench).with_suffix(".results.json").is_file() == asked, (m, bench)
     # the OneVision models start from the single-image model: their recipe names it
     recipe = (ov_run / "recipes" / "onevision-evolved.yaml").read_text()
     assert str(q.final_model("single-image")) in recipe

@@ -53,10 +53,8 @@ def write_report(q) -> dict[str, Path]:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     models = q.models()
-    si, ov = models[0], f"onevision-{HEADLINE[0]}" if HEADLINE[0] in q.arms else models[-1]
-    pairs = [(ov, si)] + ([(f"onevision-{HEADLINE[0]}", f"onevision-{HEADLINE[1]}")]
-                          if all(a in q.arms for a in HEADLINE) else [])
-    single = score_models(q, {m: m for m in models}, "test", pairs=pairs)
+    si, ov = models[0], q.headline_model()
+    single = score_models(q, {m: m for m in q.single_image_benchmarked()}, "test", pairs=[(ov, si)])
     seq = {b: {m: sequence_outcomes(q, m, b) for m in models} for b in BENCH_NAMES}
     results: dict = {"models": models, "single_image": {k: v for k, v in single.items() if k != "answers"},
                      "sequences": {}}
@@ -74,6 +72,9 @@ def write_report(q) -> dict[str, Path]:
              "the knowledge base")
     if q.ov.replay_arm:
         ov_is += f", with {ARMS[q.ov.replay_arm].label} single-image data replayed in both arms"
+    seq_only = [m for m in models if m not in q.single_image_benchmarked()]
+    if seq_only:
+        ov_is += f" ({', '.join(f'`{m}`' for m in seq_only)} answers only the multi-image and video benchmarks)"
     md = ["# Kanva OneVision curriculum report", "",
           f"Config `{cfg.source}`, preset `{cfg.preset}`, seed {seed}. `{si}`: the single-image stage (reading over "
           f"the scene text of {ARMS[q.ov.si_arm].label} single-image data); `onevision-ARM`: {ov_is}. "
