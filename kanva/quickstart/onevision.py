@@ -72,7 +72,7 @@ class OnevisionQuickstart(Quickstart):
     def single_image_benchmarked(self) -> list[str]:
         """The models that answer the single-image benchmarks: the two the report compares on them. The other
         OneVision models answer only the multi-image and video benchmarks, where the knowledge difference is read;
-        their single-image answers would be a quarter of the run's evaluation time that no table shows."""
+        their single-image answers would be a fifth of the run's evaluation time that no table shows."""
         return [SI_MODEL, self.headline_model()]
 
     def model_arm(self, model: str) -> tuple[str, int]:
