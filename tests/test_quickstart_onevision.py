@@ -173,8 +173,15 @@ def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
         for acc, (lo, hi) in overall.values():
             assert 0 <= lo <= acc <= hi <= 100
         assert res["knowledge"][bench]["questions"] > 0
+    # the MME yes-share, counted here from the answer files by the official parsing
+    from kanva.eval.mme import parse_yes_no
+
+    for m in q.single_image_benchmarked():
+        texts = [json.loads(x)["text"] for x in q.answers(m, "mme").read_text().splitlines()]
+        assert res["single_image"]["mme_yes_share"][m] == sum(parse_yes_no(t) == "yes" for t in texts) / len(texts)
     md = (ov_run / "report" / "report.md").read_text()
     si_vs_ov = md.split("## Single-image model vs OneVision model")[1].split("##")[0]
+    assert "yes-share) |" in si_vs_ov
     for row in ("MME-format perception", "POPE mean F1", "MMBench circular", "multi-image MC", "video MC"):
         assert f"| {row}" in si_vs_ov, row
     assert "onevision-evolved - onevision-evolved-noknow" in md

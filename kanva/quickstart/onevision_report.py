@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kanva.eval.answers import load_answers
 from kanva.eval.bootstrap import N_BOOT, accuracy_ci, paired_delta_ci
+from kanva.eval.mme import parse_yes_no
 from kanva.eval.report import markdown_page
 from kanva.quickstart.arms import ARMS, HEADLINE
 from kanva.quickstart.report import _fmt_ci, score_models
@@ -34,6 +35,11 @@ def sequence_outcomes(q, model: str, bench: str) -> tuple[list[str], list[str], 
     path = q.answers(model, bench)
     _, _, right, _ = outcomes(data, load_answers(path) if path.is_file() else [])
     return [x.task for x in data.questions], [x.kind for x in data.questions], right
+
+
+def yes_share(answers: list) -> float:
+    """The share of answers that MME's official parsing reads as "yes" (nan without answers)."""
+    return sum(parse_yes_no(a.text) == "yes" for a in answers) / len(answers) if answers else float("nan")
 
 
 def _acc(right: list[bool], seed: int) -> tuple[float, tuple[float, float]]:
@@ -86,9 +92,14 @@ def write_report(q) -> dict[str, Path]:
     mme = single.get("mme")
     if mme:
         d = mme["perception_deltas"][pair_key(ov, si)]
-        md.append(f"| MME-format perception (of {mme['perception_max']}) | "
-                  f"{_fmt_ci(mme['perception'][si], mme['perception_ci'][si])} | "
-                  f"{_fmt_ci(mme['perception'][ov], mme['perception_ci'][ov])} | {_fmt_ci(d['delta'], d['ci'])} |")
+        # the share of "yes" answers shows a model that answers one word to every question (the OneVision stage
+        # can tip a single-image model into that), as POPE's yes-ratio does
+        yes = {m: yes_share(single["answers"][m]["mme"]) for m in (si, ov)}
+        results["single_image"]["mme_yes_share"] = yes
+        md.append(f"| MME-format perception (of {mme['perception_max']}; yes-share) | "
+                  f"{_fmt_ci(mme['perception'][si], mme['perception_ci'][si])} ({yes[si]:.2f}) | "
+                  f"{_fmt_ci(mme['perception'][ov], mme['perception_ci'][ov])} ({yes[ov]:.2f}) | "
+                  f"{_fmt_ci(d['delta'], d['ci'])} |")
     if "pope" in single:
         p = single["pope"]
         md.append(f"| POPE mean F1 (yes-ratio) | {_fmt_ci(p['mean_f1'][si], p['mean_f1_ci'][si], 3)} "
