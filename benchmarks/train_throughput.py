@@ -6,6 +6,10 @@ same model, data and global batch, side by side.
 `padded`: random batches padded to the longest sample; `grouped`: length-grouped batches (Kanva's
 default); `packed`: the same length-grouped micro-batches as one padding-free row with position ids
 restarting per sample (`packing: true`): the same samples per step as `grouped`, so the same loss.
+`lm`: `grouped` with the LM alone trained (the reading stages' trainable set); `lm-frozen`: `lm` with the LM's
+embeddings and first N decoder layers frozen (`lm_frozen_layers`, N from --lm-frozen-layers), so backward stops at
+layer N. MFU counts every loop's FLOPs by the full-backward formula below, so for `lm-frozen` it reads as speed
+against a full step, not as a share of the work done.
 
 All loops train the `smol` preset's projector + LM (the `instruct` stage; vision tower frozen) on the
 toy instruction set, encoded by the same `KanvaProcessor.encode`. The Trainer gets a standard
@@ -59,16 +63,18 @@ class FlopModel:
         return 6 * self.body * tokens + 6 * self.head * supervised
 
 
-def kanva_run(model_dir: Path, data: Path, args, out: Path, group: bool = True, packing: bool = False) -> dict:
+def kanva_run(model_dir: Path, data: Path, args, out: Path, group: bool = True, packing: bool = False,
+              lm_only: bool = False, frozen: bool = False) -> dict:
     from kanva.train.metrics import read_metrics
     from kanva.train.recipe import recipe_from_dict
     from kanva.train.trainer import run_recipe
 
+    trained = ["lm"] if lm_only else ["projector", "lm"]
     stage = {
-        "name": "instruct", "trainable": ["projector", "lm"], "lr": {"projector": 2e-5, "lm": 2e-5},
+        "name": "instruct", "trainable": trained, "lr": {m: 2e-5 for m in trained},
         "data": [{"path": str(data)}], "steps": args.warmup + args.steps, "batch_size": args.batch_size,
         "grad_accum": args.grad_accum, "max_length": args.max_length, "warmup_ratio": 0.1,
-        "group_by_length": group, "packing": packing,
+        "group_by_length": group, "packing": packing, "lm_frozen_layers": args.lm_frozen_layers if frozen else 0,
     }  # fmt: skip
     recipe = recipe_from_dict({"model": {"path": str(model_dir)}, "seed": 0, "stages": [stage]}, source="bench")
     run_recipe(recipe, out)
@@ -154,6 +160,8 @@ LOOPS = {
     "padded": ("kanva padded", kanva_run, {"group": False}),
     "grouped": ("kanva grouped", kanva_run, {"group": True}),
     "packed": ("kanva packed", kanva_run, {"group": True, "packing": True}),
+    "lm": ("kanva lm only", kanva_run, {"lm_only": True}),
+    "lm-frozen": ("kanva lm, frozen", kanva_run, {"lm_only": True, "frozen": True}),
 }
 
 
@@ -176,7 +184,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=96, help="toy images (instruction samples)")
     ap.add_argument("--loops", default="trainer,padded,grouped,packed",
                     help="comma-separated, side by side: trainer (HF Trainer), padded (random batches padded to the "
-                         "longest), grouped (length-grouped), packed (length-grouped, one padding-free row)")
+                         "longest), grouped (length-grouped), packed (length-grouped, one padding-free row), lm "
+                         "(grouped, the LM alone trained), lm-frozen (lm with --lm-frozen-layers frozen)")
+    ap.add_argument("--lm-frozen-layers", type=int, default=15, help="for the lm-frozen loop (SmolLM2-135M has 30)")
     ap.add_argument("--model-dir", help="a built smol model (default: build it into a temp dir)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args()

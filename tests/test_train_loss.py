@@ -15,9 +15,9 @@ def setup(tiny_encoded):
     return model_dir, Collator(pad)(encs)
 
 
-def _stage(trainable, lr):
+def _stage(trainable, lr, **extra):
     d = {"model": {"preset": "tiny"}, "stages": [{"name": "s", "trainable": trainable, "lr": lr,
-         "data": [{"path": "x"}], "steps": 1}]}  # fmt: skip
+         "data": [{"path": "x"}], "steps": 1, **extra}]}  # fmt: skip
     return recipe_from_dict(d).stages[0]
 
 
@@ -52,6 +52,34 @@ def test_frozen_vision_tower_gets_no_grad_and_builds_no_graph(setup):
     assert all(p.grad is None for p in model.model.language_model.parameters())
     assert all(p.grad is not None for p in groups["projector"])
     assert [g["module"] for g in param_groups(groups, _stage(["projector"], {"projector": 1e-3}))] == ["projector"] * 2
+
+
+def test_lm_frozen_layers_stops_backward_at_the_first_trained_layer(setup):
+    from kanva.errors import KanvaError
+    from kanva.model import load_model
+
+    model_dir, batch = setup
+    model, _ = load_model(model_dir)
+    lm = model.model.language_model
+    n = len(lm.layers) - 1
+    groups = set_trainable(model, _stage(["lm"], {"lm": 1e-3}, lm_frozen_layers=n), [])
+    seen = {}
+    hook = lm.layers[n - 1].register_forward_hook(lambda m, i, o: seen.update(
+        grad_fn=(o[0] if isinstance(o, tuple) else o).grad_fn))
+    loss_sum, count = SupervisedLoss(model.train())(**batch)
+    (loss_sum / count).backward()
+    hook.remove()
+    assert "grad_fn" in seen and seen["grad_fn"] is None  # nothing below layer n is in the graph
+    frozen = [*lm.embed_tokens.parameters(), *(p for layer in lm.layers[:n] for p in layer.parameters())]
+    assert all(p.grad is None and not p.requires_grad for p in frozen)
+    top = list(lm.layers[n].parameters())
+    assert all(p.grad is not None for p in top)
+    ids = {id(p) for p in groups["lm"]}
+    assert all(id(p) in ids for p in top) and not any(id(p) in ids for p in frozen)
+    with pytest.raises(KanvaError, match="all .* decoder layers"):
+        set_trainable(model, _stage(["lm"], {"lm": 1e-3}, lm_frozen_layers=n + 1), [])
+    with pytest.raises(KanvaError, match="lm_frozen_layers: set, but `lm` is not in trainable"):
+        _stage(["projector"], {"projector": 1e-3}, lm_frozen_layers=1)
 
 
 def test_lora_targets_only_the_language_model(setup):

@@ -4,6 +4,11 @@
 `model.language_model` plus `lm_head`, `lm_lora` the LoRA adapters peft injects into the LM's
 linear layers. Everything not trainable gets `requires_grad=False`: a frozen vision tower whose
 inputs need no gradient then builds no autograd graph and stores no activations.
+
+The same holds inside the LM: with a stage's `lm_frozen_layers: N`, the input embeddings and the first N
+decoder layers are frozen, so backward stops at layer N (the image tokens come from frozen modules too) and a
+step costs the forward of the whole LM plus the backward of its top layers only. The embeddings staying put also
+keeps the words a word-grounded projector maps patches to (kanva/grounding/projector.py) the words the LM reads.
 """
 
 from __future__ import annotations
@@ -47,13 +52,27 @@ def add_lora(llava: nn.Module, spec: LoraSpec):
         raise KanvaError(f"lora.target_modules {spec.target_modules}: {e}") from None
 
 
+def frozen_lm_params(llava: nn.Module, n_layers: int) -> set[int]:
+    """ids of the parameters `lm_frozen_layers: n_layers` keeps frozen: the LM's input embeddings (with an
+    `lm_head` tied to them) and its first n decoder layers."""
+    lm = llava.model.language_model
+    layers = getattr(lm, "layers", None)
+    if layers is None:
+        raise KanvaError(f"lm_frozen_layers: {type(lm).__name__} has no `layers` list of decoder layers")
+    if n_layers >= len(layers):
+        raise KanvaError(f"lm_frozen_layers: {n_layers} would freeze all {len(layers)} decoder layers of the LM; "
+                         f"use fewer, or leave `lm` out of trainable")
+    frozen = [*lm.get_input_embeddings().parameters(), *(p for layer in layers[:n_layers] for p in layer.parameters())]
+    return {id(p) for p in frozen}
+
+
 def set_trainable(llava: nn.Module, stage: Stage, lora_params: list[nn.Parameter]) -> dict[str, list[nn.Parameter]]:
     """Freeze everything, then unfreeze the stage's modules. Returns the trainable params per group."""
     for p in llava.parameters():
         p.requires_grad_(False)
     parts = module_parts(llava)
     groups: dict[str, list[nn.Parameter]] = {}
-    seen: set[int] = set()
+    seen: set[int] = frozen_lm_params(llava, stage.lm_frozen_layers) if stage.lm_frozen_layers else set()
     for name in stage.trainable:
         params = lora_params if name == "lm_lora" else [
             p for m in parts[name] for p in (m.parameters() if isinstance(m, nn.Module) else [m])]

@@ -84,6 +84,8 @@ class Stage:
     save_every: int = 0  # optimizer steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 2  # older checkpoints are deleted once a newer one is written
     lora: LoraSpec | None = None  # required when `lm_lora` is trainable
+    # With `lm` trainable: the LM's input embeddings and its first N decoder layers stay frozen (modules.py).
+    lm_frozen_layers: int = 0
     group_by_length: bool = True  # batch samples of similar length together (little padding)
     group_by_modality: bool = False  # with group_by_length: image and text-only samples in separate batches
     # Pack each micro-batch into one row without padding, position_ids restarting per sample (packing.py).
@@ -148,6 +150,10 @@ def check_stage(stage: Stage, where: str) -> None:
             raise KanvaError(f"{where}.gradient_checkpointing[{i}]: {m!r} is not one of {list(CHECKPOINTABLE)}")
     if stage.lora is not None and (stage.lora.r < 1 or not stage.lora.target_modules):
         raise KanvaError(f"{where}.lora: r must be >= 1 and target_modules non-empty")
+    if stage.lm_frozen_layers < 0:
+        raise KanvaError(f"{where}.lm_frozen_layers: must be >= 0, got {stage.lm_frozen_layers}")
+    if stage.lm_frozen_layers and "lm" not in stage.trainable:
+        raise KanvaError(f"{where}.lm_frozen_layers: set, but `lm` is not in trainable {stage.trainable}")
     if (stage.steps is None) == (stage.epochs is None):
         raise KanvaError(f"{where}: set exactly one of `steps` or `epochs`")
     if stage.steps is not None and stage.steps < 1:
