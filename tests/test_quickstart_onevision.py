@@ -33,6 +33,13 @@ def test_default_quickstart_steps_and_configs_unchanged():
         assert got == digest, f"{preset}: its steps or their configs changed"
 
 
+def test_a_stage_field_at_its_old_default_is_not_fingerprinted():
+    from kanva.quickstart.pipeline import stage_config
+
+    assert "lm_frozen_layers" not in stage_config(load_quickstart_config("smol").train.read)["stage"]
+    assert stage_config(load_quickstart_config("onevision").train.read)["stage"]["lm_frozen_layers"] == 15
+
+
 # ---- the OneVision curriculum ------------------------------------------------------------------------------
 
 

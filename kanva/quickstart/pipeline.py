@@ -389,9 +389,21 @@ def sample_count(path: Path) -> int:
     return len(json.loads(path.read_text()))
 
 
+# Stage fields added after runs existed, each with the default that trains as before: fingerprinted only when set,
+# so that adding a field to Stage redoes no finished step of a run that does not use it.
+UNFINGERPRINTED_DEFAULTS = {"lm_frozen_layers": 0}
+
+
 def stage_config(stage: Stage | BudgetStage | None) -> dict | None:
     """A stage template as the JSON its step's fingerprint is made of."""
-    return None if stage is None else to_dict(stage)
+    if stage is None:
+        return None
+    d = to_dict(stage)
+    fields = d["stage"] if isinstance(stage, BudgetStage) else d
+    for k, default in UNFINGERPRINTED_DEFAULTS.items():
+        if fields.get(k) == default:
+            del fields[k]
+    return d
 
 
 def content_digest(path: str | None) -> str | None:
