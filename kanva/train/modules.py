@@ -52,15 +52,16 @@ def add_lora(llava: nn.Module, spec: LoraSpec):
         raise KanvaError(f"lora.target_modules {spec.target_modules}: {e}") from None
 
 
-def frozen_lm_params(llava: nn.Module, n_layers: int) -> set[int]:
-    """ids of the parameters `lm_frozen_layers: n_layers` keeps frozen: the LM's input embeddings (with an
+def frozen_lm_params(llava: nn.Module, stage: Stage) -> set[int]:
+    """ids of the parameters the stage's `lm_frozen_layers: n` keeps frozen: the LM's input embeddings (with an
     `lm_head` tied to them) and its first n decoder layers."""
+    n_layers, where = stage.lm_frozen_layers, f"stage {stage.name!r}: lm_frozen_layers"
     lm = llava.model.language_model
     layers = getattr(lm, "layers", None)
     if layers is None:
-        raise KanvaError(f"lm_frozen_layers: {type(lm).__name__} has no `layers` list of decoder layers")
+        raise KanvaError(f"{where}: {type(lm).__name__} has no `layers` list of decoder layers")
     if n_layers >= len(layers):
-        raise KanvaError(f"lm_frozen_layers: {n_layers} would freeze all {len(layers)} decoder layers of the LM; "
+        raise KanvaError(f"{where}: {n_layers} would freeze all {len(layers)} decoder layers of the LM; "
                          f"use fewer, or leave `lm` out of trainable")
     frozen = [*lm.get_input_embeddings().parameters(), *(p for layer in layers[:n_layers] for p in layer.parameters())]
     return {id(p) for p in frozen}
@@ -72,7 +73,7 @@ def set_trainable(llava: nn.Module, stage: Stage, lora_params: list[nn.Parameter
         p.requires_grad_(False)
     parts = module_parts(llava)
     groups: dict[str, list[nn.Parameter]] = {}
-    seen: set[int] = frozen_lm_params(llava, stage.lm_frozen_layers) if stage.lm_frozen_layers else set()
+    seen: set[int] = frozen_lm_params(llava, stage) if stage.lm_frozen_layers else set()
     for name in stage.trainable:
         params = lora_params if name == "lm_lora" else [
             p for m in parts[name] for p in (m.parameters() if isinstance(m, nn.Module) else [m])]
