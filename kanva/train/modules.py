@@ -73,6 +73,8 @@ def set_trainable(llava: nn.Module, stage: Stage, lora_params: list[nn.Parameter
         p.requires_grad_(False)
     parts = module_parts(llava)
     groups: dict[str, list[nn.Parameter]] = {}
+    # Parameters already placed in a group, or kept out of every group: the frozen part of the LM starts here, so
+    # the `lm` group below skips it as it skips a tied head it has already met.
     seen: set[int] = frozen_lm_params(llava, stage) if stage.lm_frozen_layers else set()
     for name in stage.trainable:
         params = lora_params if name == "lm_lora" else [
