@@ -11,8 +11,11 @@ Per task of an MVBench-style set made by `kanva eval make-synthetic` from world 
   column;
 - `model on words` (with --model): the model asked each question over those exact words as text (as the
   OneVision stage's scene text writes a clip) instead of the frames, so its gap to `kanva eval run mvbench` on
-  the frames is the encoder's, and its gap to `words` is the reading's.
-Used for docs/experiments/2026-12-06-what-limits-video-multiple-choice.md.
+  the frames is the encoder's, and its gap to `words` is the reading's. With `--frame-separator WORD` the words
+  have WORD between frames, a layout LlavaOnevision never gives a video (one newline after all frames): for a
+  model trained on scene text written that way, it measures whether frame boundaries are what the reading lacks.
+Used for docs/experiments/2026-12-06-what-limits-video-multiple-choice.md and
+docs/experiments/2026-12-07-what-the-onevision-stage-draws-on-val.md.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ def main() -> int:
     ap.add_argument("--labels", required=True, help="a OneVision model folder whose label space writes the words")
     ap.add_argument("--model", help="also ask MODEL every question over the exact words")
     ap.add_argument("--out", help="where to write the answers of --model (default: a temporary file)")
+    ap.add_argument("--frame-separator", metavar="WORD", help="with --model: WORD between the frames' words (a "
+                    "diagnostic layout no OneVision model gets from a video; for a model trained on it)")
     a = ap.parse_args()
 
     from kanva.data.sequences import load_clips
@@ -112,7 +117,12 @@ def main() -> int:
         from kanva.eval.run import run_benchmark
         from kanva.infer import Generator
 
-        text = {name: " ".join(layout.video(fr)) for name, fr in sampled.items()}
+        def as_text(frames: list[list[str]]) -> str:
+            if not a.frame_separator:
+                return " ".join(layout.video(frames))
+            return f" {a.frame_separator} ".join(" ".join(cells) for cells in frames) + " " + layout.newline
+
+        text = {name: as_text(fr) for name, fr in sampled.items()}
 
         class OnWords:
             """A Generator that replaces each question's video with its clip's exact words, as text."""
