@@ -227,9 +227,9 @@ def main() -> None:
                      1 - r["tokens"] / r["positions"], fl / 1e9, fl / peak, r["loss"] / args.rounds))  # fmt: skip
     threads = torch.get_num_threads()
     gb = args.batch_size * args.grad_accum
-    print(f"\nsmol preset (SmolLM2-135M + 4-layer SigLIP), projector + LM trained (lm loops: the LM alone), global batch {gb} "
-          f"({args.batch_size} x {args.grad_accum} accum), {args.steps} timed steps x {args.rounds} round(s) after "
-          f"{args.warmup} warmup, {threads} threads, float32 matmul peak {peak / 1e9:.1f} GFLOP/s, "
+    print(f"\nsmol preset (SmolLM2-135M + 4-layer SigLIP), projector + LM trained (lm loops: the LM alone), "
+          f"global batch {gb} ({args.batch_size} x {args.grad_accum} accum), {args.steps} timed steps x "
+          f"{args.rounds} round(s) after {args.warmup} warmup, {threads} threads, float32 matmul peak {peak / 1e9:.1f} GFLOP/s, "
           f"{per_image} image tokens/image, max_length {args.max_length}")  # fmt: skip
     head = ("loop", "tokens/s", "tok/CPU-s", "s/step", "padding", "GFLOP/s", "MFU", "loss", "vs first", "vs (CPU)")
     print("| " + " | ".join(f"{h:>14}" for h in head) + " |")

@@ -89,6 +89,8 @@ def main() -> int:
     ap.add_argument("--frame-separator", metavar="WORD", help="with --model: WORD between the frames' words (a "
                     "diagnostic layout no OneVision model gets from a video; for a model trained on it)")
     a = ap.parse_args()
+    if a.frame_separator and not a.model:
+        ap.error("--frame-separator changes only the words --model is asked over; give --model too")
 
     from kanva.data.sequences import load_clips
     from kanva.grounding.frames import pooled_side
