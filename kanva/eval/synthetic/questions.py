@@ -77,7 +77,7 @@ def _clear_counts(scene: Scene) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _left_pairs(scene: Scene) -> list[tuple[str, str]]:
+def left_pairs(scene: Scene) -> list[tuple[str, str]]:
     """(a, b): single-instance, clearly visible categories with a wholly left of b."""
     single = [c for c in scene.shown if len(scene.instances(c)) == 1]
     pairs = []
@@ -132,7 +132,7 @@ def yes_no(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: int
             return many.format(n=number_word(m), p=plural(c)) if m > 1 else one.format(c=c)  # "two dogs", "one dog"
 
         out["count"] = (claim(n), claim(wrong))
-    pairs = _left_pairs(scene)
+    pairs = left_pairs(scene)
     if pairs:
         r = _rng(seed, scene, "position")
         a, b = r.choice(pairs)
@@ -192,7 +192,7 @@ def choices(scene: Scene, world: WorldSplit, kx: KnowledgeIndex | None, seed: in
         c, col = r.choice(colored)
         out.append(_mc(r, col, [x for x in world.colors if x != col], 4, _wording(seed, scene, "mc-color", MC_COLOR).format(c=c),
                        "attribute_recognition", "fine-grained_single_instance"))
-    pairs = _left_pairs(scene)
+    pairs = left_pairs(scene)
     if pairs:
         r = _rng(seed, scene, "mc-position")
         a, b = r.choice(pairs)

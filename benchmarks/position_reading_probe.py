@@ -1,0 +1,164 @@
+"""Can the LM learn left/right from scene text, and in what layout? A text-only fine-tune on position questions.
+
+    python benchmarks/position_reading_probe.py --world OUT/world --labels OUT/models/vision --model OUT/models/base
+        [--layout raster|side] [--question pair|single] [--n 800] [--epochs 3] [--held 200] [--seed 0]
+
+Every perception subtask but position is learnt in the reading stage; left/right stays at chance whatever its
+share (docs/experiments/2026-11-26-left-right-and-a-cheaper-reading-stage.md). This separates the layout from
+the amount: it trains the model's LM on N position questions alone, over the exact scene text of train images
+(kanva/grounding/scene_text.py), with the smol recipe's reading-stage optimizer (lr, batch, warmup and cosine
+schedule of recipes/quickstart-smol.yaml's `train.read`), and reports accuracy and AUC of the first-token
+"Yes" - "No" logit on `--held` other train images four times during training.
+- `--layout raster`: the scene text as the encoder writes it (an object's column is its index modulo the grid);
+  `side`: each single-instance object's word followed by the half of the image its box centre lies in ("bus left").
+- `--question pair`: the benchmark's relation ("Is the bus on the left of the umbrella?", MME's wordings, pairs
+  drawn as `kanva eval make-synthetic` draws them, yes and no balanced); `single`: one object's half ("Is the
+  bus on the left side of the image?"), a one-word lookup like colour.
+Unseen train images, not val: a probe of what can be learnt, not a recipe choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from image_use_probe import auc  # noqa: E402  (benchmarks/ is on the path when run as a script)
+
+
+def side_of(obj, width: int) -> str:
+    return "left" if obj.bbox[0] + obj.bbox[2] / 2 < width / 2 else "right"
+
+
+def scene_words(cells: list[str], scene, layout: str, categories: set[str]) -> str:
+    if layout == "raster":
+        return " ".join(cells)
+    # Single-instance objects only (the ones position questions ask about): two dogs have no one side.
+    sides = {o.category: side_of(o, scene.width) for o in scene.objects if len(scene.instances(o.category)) == 1}
+    out = []
+    for cell in cells:
+        out.append(cell)
+        out += [sides[w] for w in cell.split() if w in categories and w in sides]
+    return " ".join(out)
+
+
+def questions(scenes, cells, layout, question, n, rng, categories):
+    from kanva.eval.synthetic.questions import POSITION, left_pairs
+
+    out = []
+    for s in scenes:
+        a, b = rng.choice(left_pairs(s))
+        yes = rng.random() < 0.5
+        q = rng.choice(POSITION).format(a=a, b=b) if yes else rng.choice(POSITION).format(a=b, b=a)
+        if question == "single":
+            obj = s.instances(rng.choice((a, b)))[0]
+            side = side_of(obj, s.width) if yes else {"left": "right", "right": "left"}[side_of(obj, s.width)]
+            q = f"Is the {obj.category} on the {side} side of the image?"
+        out.append((scene_words(cells[s.file_name], s, layout, categories), q, yes))
+        if len(out) == n:
+            break
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--world", required=True)
+    ap.add_argument("--labels", required=True, help="vision-pretrained model dir with patch_labels.json")
+    ap.add_argument("--model", required=True, help="a built or trained Kanva model (its LM is fine-tuned)")
+    ap.add_argument("--layout", choices=("raster", "side"), default="raster")
+    ap.add_argument("--question", choices=("pair", "single"), default="pair")
+    ap.add_argument("--n", type=int, default=800)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--held", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    from kanva.data.coco import load_coco
+    from kanva.eval.prompts import short_answer_prompt
+    from kanva.eval.synthetic.questions import left_pairs
+    from kanva.eval.synthetic.scenes import load_world_split
+    from kanva.grounding.labels import load_label_space
+    from kanva.grounding.scene_text import scene_cells
+    from kanva.quickstart.config import load_quickstart_config
+
+    read = load_quickstart_config("smol").train.read.stage
+    torch.manual_seed(args.seed)
+    space, size, patch = load_label_space(args.labels)
+    categories = {space.reads[i] for i, k in enumerate(space.kinds) if k == "category"}
+    cells = scene_cells(load_coco(args.world, "train", captions=False), space, size, patch)
+    scenes = [s for s in load_world_split(Path(args.world), "train").scenes if left_pairs(s)]
+    random.Random(7).shuffle(scenes)
+    held = questions(scenes[: args.held], cells, args.layout, args.question, args.held, random.Random(99), categories)
+    train = questions(scenes[args.held:], cells, args.layout, args.question, args.n, random.Random(args.seed),
+                      categories)
+    print(f"{len(train)} training questions ({sum(y for *_, y in train)} yes), {len(held)} held out; e.g. "
+          f"{train[0][1]!r} over {train[0][0]!r}", flush=True)
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32)
+    yes_id, no_id = tok.encode("Yes")[0], tok.encode("No")[0]
+
+    def prompt(scene: str, q: str) -> str:
+        msgs = [{"role": "user", "content": scene + "\n" + short_answer_prompt(q, "llava")}]
+        return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+
+    @torch.no_grad()
+    def evaluate() -> str:
+        model.eval()
+        margins = []
+        for scene, q, _ in held:
+            logits = model(input_ids=tok(prompt(scene, q), return_tensors="pt").input_ids).logits[0, -1]
+            margins.append(float(logits[yes_id] - logits[no_id]))
+        labels = [y for *_, y in held]
+        acc = sum((m > 0) == y for m, y in zip(margins, labels)) / len(labels)
+        return f"acc {acc:.3f} AUC {auc(margins, labels):.3f} yes-share {sum(m > 0 for m in margins) / len(margins):.2f}"
+
+    print(f"before training: {evaluate()}", flush=True)
+    params = [p for name, p in model.named_parameters() if "language_model" in name or "lm_head" in name]
+    keep = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad = id(p) in keep
+    opt = torch.optim.AdamW(params, lr=read.lr["lm"], weight_decay=read.weight_decay)
+    order = [x for e in range(args.epochs) for x in random.Random(args.seed + e).sample(train, len(train))]
+    bs = read.batch_size
+    steps = math.ceil(len(order) / bs)
+    warm = max(1, int(read.warmup_ratio * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    t0 = time.time()
+    for step in range(steps):
+        model.train()
+        batch = order[step * bs:(step + 1) * bs]
+        heads = [tok(prompt(s, q)).input_ids for s, q, _ in batch]
+        full = [h + tok(("Yes" if y else "No") + tok.eos_token).input_ids for h, (*_, y) in zip(heads, batch)]
+        width = max(map(len, full))
+        ids = torch.full((len(full), width), tok.pad_token_id or 0)
+        labels = torch.full((len(full), width), -100)
+        mask = torch.zeros((len(full), width), dtype=torch.long)
+        for i, (h, f) in enumerate(zip(heads, full)):
+            ids[i, :len(f)] = torch.tensor(f)
+            labels[i, len(h):len(f)] = torch.tensor(f[len(h):])
+            mask[i, :len(f)] = 1
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, read.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        if (step + 1) % max(1, steps // 4) == 0 or step == steps - 1:
+            print(f"step {step + 1}/{steps} ({(step + 1) * bs} questions, {time.time() - t0:.0f} s): {evaluate()}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
