@@ -135,6 +135,7 @@ def main() -> int:
     warm = max(1, int(read.warmup_ratio * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
                                               0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    marks = {round(steps * k / 4) for k in range(1, 5)}
     t0 = time.time()
     for step in range(steps):
         model.train()
@@ -154,7 +155,7 @@ def main() -> int:
         opt.step()
         sched.step()
         opt.zero_grad()
-        if (step + 1) % max(1, steps // 4) == 0 or step == steps - 1:
+        if step + 1 in marks:
             print(f"step {step + 1}/{steps} ({(step + 1) * bs} questions, {time.time() - t0:.0f} s): {evaluate()}",
                   flush=True)
     return 0
