@@ -6,8 +6,8 @@
 Every perception subtask but position is learnt in the reading stage; left/right stays at chance whatever its
 share (docs/experiments/2026-11-26-left-right-and-a-cheaper-reading-stage.md). This separates the layout from
 the amount: it trains the model's LM on N position questions alone, over the exact scene text of train images
-(kanva/grounding/scene_text.py), with the smol recipe's reading-stage optimizer (lr, batch, warmup and cosine
-schedule of recipes/quickstart-smol.yaml's `train.read`), and reports accuracy and AUC of the first-token
+(kanva/grounding/scene_text.py), as recipes/quickstart-smol.yaml's `train.read` stage trains (its trainable set,
+lr, batch, warmup and cosine schedule, and samples encoded by the model's processor), and reports accuracy and AUC of the first-token
 "Yes" - "No" logit on `--held` other train images four times during training.
 - `--layout raster`: the scene text as the encoder writes it (an object's column is its index modulo the grid);
   `side`: each single-instance object's word followed by the half of the image its box centre lies in ("bus left").
@@ -50,7 +50,7 @@ def scene_words(cells: list[str], scene, layout: str, categories: set[str]) -> s
 
 
 def questions(scenes, cells, layout, question, n, rng, categories):
-    from kanva.eval.synthetic.questions import POSITION, left_pairs
+    from kanva.eval.synthetic.questions import POSITION, left_pairs  # (kanva is imported lazily: --help stays fast)
 
     out = []
     for s in scenes:
@@ -81,7 +81,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
-    from transformers import AutoModelForImageTextToText, AutoTokenizer
+    from transformers import AutoModelForImageTextToText
 
     from kanva.data.coco import load_coco
     from kanva.eval.prompts import short_answer_prompt
@@ -89,7 +89,11 @@ def main() -> int:
     from kanva.eval.synthetic.scenes import load_world_split
     from kanva.grounding.labels import load_label_space
     from kanva.grounding.scene_text import scene_cells
+    from kanva.model.processor import KanvaProcessor
     from kanva.quickstart.config import load_quickstart_config
+    from kanva.train.data import Collator
+    from kanva.train.modules import param_groups, set_trainable
+    from kanva.train.schedule import lr_factor
 
     read = load_quickstart_config("smol").train.read.stage
     torch.manual_seed(args.seed)
@@ -104,53 +108,44 @@ def main() -> int:
     print(f"{len(train)} training questions ({sum(y for *_, y in train)} yes), {len(held)} held out; e.g. "
           f"{train[0][1]!r} over {train[0][0]!r}", flush=True)
 
-    tok = AutoTokenizer.from_pretrained(args.model)
+    proc = KanvaProcessor.from_pretrained(args.model)
+    tok = proc.tokenizer
     model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32)
     yes_id, no_id = tok.encode("Yes")[0], tok.encode("No")[0]
 
-    def prompt(scene: str, q: str) -> str:
-        msgs = [{"role": "user", "content": scene + "\n" + short_answer_prompt(q, "llava")}]
-        return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    def ask(scene: str, q: str) -> str:
+        return scene + "\n" + short_answer_prompt(q, "llava")
 
     @torch.no_grad()
     def evaluate() -> str:
         model.eval()
         margins = []
         for scene, q, _ in held:
-            logits = model(input_ids=tok(prompt(scene, q), return_tensors="pt").input_ids).logits[0, -1]
+            ids, _ = proc.encode_prompt([], [{"role": "user", "content": ask(scene, q)}])
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
             margins.append(float(logits[yes_id] - logits[no_id]))
         labels = [y for *_, y in held]
         acc = sum((m > 0) == y for m, y in zip(margins, labels)) / len(labels)
         return f"acc {acc:.3f} AUC {auc(margins, labels):.3f} yes-share {sum(m > 0 for m in margins) / len(margins):.2f}"
 
     print(f"before training: {evaluate()}", flush=True)
-    params = [p for name, p in model.named_parameters() if "language_model" in name or "lm_head" in name]
-    keep = {id(p) for p in params}
-    for p in model.parameters():
-        p.requires_grad = id(p) in keep
-    opt = torch.optim.AdamW(params, lr=read.lr["lm"], weight_decay=read.weight_decay)
+    # The reading stage's trainable set, AdamW groups, schedule and sample encoding (kanva/train).
+    groups = set_trainable(model, read, [])
+    params = [p for ps in groups.values() for p in ps]
+    opt = torch.optim.AdamW(param_groups(groups, read))
+    collate = Collator(tok.pad_token_id)
     order = [x for e in range(args.epochs) for x in random.Random(args.seed + e).sample(train, len(train))]
     bs = read.batch_size
     steps = math.ceil(len(order) / bs)
-    warm = max(1, int(read.warmup_ratio * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
-                                              0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, read.warmup_ratio, read.schedule))
     marks = {round(steps * k / 4) for k in range(1, 5)}
     t0 = time.time()
     for step in range(steps):
         model.train()
-        batch = order[step * bs:(step + 1) * bs]
-        heads = [tok(prompt(s, q)).input_ids for s, q, _ in batch]
-        full = [h + tok(("Yes" if y else "No") + tok.eos_token).input_ids for h, (*_, y) in zip(heads, batch)]
-        width = max(map(len, full))
-        ids = torch.full((len(full), width), tok.pad_token_id or 0)
-        labels = torch.full((len(full), width), -100)
-        mask = torch.zeros((len(full), width), dtype=torch.long)
-        for i, (h, f) in enumerate(zip(heads, full)):
-            ids[i, :len(f)] = torch.tensor(f)
-            labels[i, len(h):len(f)] = torch.tensor(f[len(h):])
-            mask[i, :len(f)] = 1
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        batch = collate([proc.encode({"id": str(i), "conversations": [
+            {"from": "human", "value": ask(s, q)}, {"from": "gpt", "value": "Yes" if y else "No"}]})
+            for i, (s, q, y) in enumerate(order[step * bs:(step + 1) * bs])])
+        model(**batch).loss.backward()
         torch.nn.utils.clip_grad_norm_(params, read.max_grad_norm)
         opt.step()
         sched.step()
