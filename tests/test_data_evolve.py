@@ -398,3 +398,39 @@ def test_mc_letter_leaves_other_answers_alone():
     assert mc_letter("B", opts) == "B"
     assert mc_letter("red (B)", opts) == "red (B)"  # the text is not option B's: not read as B
     assert mc_letter("blue (E)", opts) == "blue (E)"
+
+
+def test_follow_up_turns_go_after_their_unit_balanced_and_reproducible(world, tmp_path):
+    cfg = cfg_with(follow_up="position")
+    out = evolve(world, tmp_path / "f", cfg=cfg, seed=1)
+    assert out.read_bytes() == evolve(world, tmp_path / "f2", cfg=cfg, seed=1).read_bytes()
+    recs = records(tmp_path / "f")
+    follows = {r["id"]: r for r in recs if r.get("stage") == "follow_up"}
+    assert follows and all(r["operator"] == "position.follow_up" for r in follows.values())
+    dropped = {r["id"] for r in recs if r.get("stage") == "finalize" and r.get("status") == "rejected"}
+    by_id = {s["id"]: s for s in load_llava(out)}
+    two = 0
+    for fid, r in follows.items():
+        parent = r["parent"]
+        assert not parent.endswith("+f") and fid == f"{parent}+f"
+        s = by_id.get(parent)
+        if parent in dropped:  # the follow-up leaves with its unit
+            assert s is None
+            continue
+        if fid in dropped:
+            assert s is not None and len(s["conversations"]) == 2
+            continue
+        conv = s["conversations"]
+        assert len(conv) == 4 and "<image>" not in conv[2]["value"] and "<image>" in conv[0]["value"]
+        assert conv[2]["value"] == f"{r['question']}\nAnswer the question using a single word or phrase."
+        assert conv[3]["value"] == r["answer"]
+        two += 1
+    assert two > 0
+    answers = Counter(by_id[r["parent"]]["conversations"][3]["value"] for fid, r in follows.items()
+                      if fid not in dropped and r["parent"] not in dropped)
+    assert answers["Yes"] == answers["No"] > 0  # balanced among themselves
+    # The units they follow are the same as without follow-ups (nothing else in the run changes).
+    plain = {s["id"]: s["conversations"][:2] for s in load_llava(evolve(world, tmp_path / "n", seed=1))}
+    assert {k: s["conversations"][:2] for k, s in by_id.items()} == plain
+    with pytest.raises(KanvaError, match="follow_up 'count'"):
+        evolve(world, tmp_path / "bad", cfg=cfg_with(follow_up="count"))

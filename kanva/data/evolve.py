@@ -30,6 +30,7 @@ from kanva.data.ops.llm import Job, judge_job, llm_operators, parse_verdict
 from kanva.data.rng import derive
 from kanva.data.text import normalize
 from kanva.data.unit import Unit
+from kanva.errors import KanvaError
 
 
 @dataclass
@@ -76,9 +77,20 @@ class Evolver:
         ops: list[Operator] = rule_operators() + (llm_operators() if backend is not None else [])
         self.ops = [(op, cfg.weights.get(op.name, 0.0)) for op in ops]
         self.ops = [(op, w) for op, w in self.ops if w > 0]
+        self.follow = self._follow_up_operator(cfg.follow_up)
         self.hasher = MinHasher(cfg.minhash_perms)
         self.shared: dict = {}  # dataset-level memo shared by every image's Context
         self.config_digest = cfg.digest()
+
+    @staticmethod
+    def _follow_up_operator(name: str | None) -> Operator | None:
+        if name is None:
+            return None
+        ops = {op.name: op for op in rule_operators() if op.follow_up is not None}
+        if name not in ops:
+            raise KanvaError(f"evolve config: follow_up {name!r} is not an operator with a follow-up question; "
+                             f"known: {sorted(ops)}")
+        return ops[name]
 
     # -- drawing -------------------------------------------------------------------------------------------
     def _draw(self, ctx: Context, parent: Unit, rng: random.Random) -> tuple[str, list[Draft] | Job] | None:
@@ -149,7 +161,34 @@ class Evolver:
             for p in pending:
                 self._decide(p)
                 records += self._records(p)
+        if self.follow is not None:
+            for st in states:
+                records += self._follow_ups(st)
         return records, states
+
+    def _follow_ups(self, st: ImageState) -> list[dict]:
+        """One follow-up question (EvolveConfig.follow_up) per kept unit of another operator, where it applies:
+        a unit `<id>+f` of operator `<name>.follow_up` (its own row in the report) whose `params.follows` names
+        the unit it goes after (finalize.to_samples). Its RNG derives from the seed and the unit it follows, so it
+        does not depend on the other units."""
+        op, out = self.follow, []
+        name = f"{op.name}.follow_up"
+        for parent in [u for u in st.kept if u.operator != op.name]:
+            drafts = op.follow_up(st.ctx, parent, random.Random(derive(self.seed, parent.image_id, parent.id, "follow_up")))
+            if not drafts:
+                continue
+            d = drafts[0]
+            u = Unit(id=f"{parent.id}+f", image=parent.image, image_id=parent.image_id, question=d.question,
+                     answer=d.answer, fmt=d.fmt, options=d.options, lineage=parent.lineage, parent=parent.id,
+                     round=parent.round, operator=name, template=d.template, objects=d.objects,
+                     absent=d.absent, slots=d.slots, params={**d.params, "follows": parent.id}, media=parent.media)
+            st.kept.append(u)
+            out.append({"id": u.id, "stage": "follow_up", "image": u.image, "image_id": u.image_id,
+                        "lineage": u.lineage, "parent": parent.id, "round": u.round, "operator": name,
+                        "seed": self.seed, "config": self.config_digest, "template": u.template, "fmt": u.fmt,
+                        "question": u.question, "answer": u.answer, "objects": u.objects, "slots": u.slots,
+                        "params": u.params, "status": "kept", "reason": None})
+        return out
 
     def _run_jobs(self, pending: list[Pending]) -> None:
         jobs = [p for p in pending if p.job is not None]

@@ -8,6 +8,9 @@ a sharded run merged equals an unsharded run, byte for byte.
 2. Yes:no balance: drop the excess of the majority answer among yes/no units.
 3. Letter balance: multiple-choice answers are spread exactly uniformly over A-D by rotating options
    (a rotation keeps the options' circular order; circular-evaluation groups already cover every letter).
+
+Follow-up turns (EvolveConfig.follow_up: units with `params.follows`) stand apart: they go after the unit
+they follow, so they leave with it, and they are balanced yes:no among themselves, never counted in 1 or 2.
 """
 
 from __future__ import annotations
@@ -42,6 +45,27 @@ def _drop(units: list[Unit], n: int, reason: str, records: list[dict]) -> set[st
 
 def balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict]]:
     units = sorted(units, key=lambda u: (u.image_id, u.id))
+    follows = [u for u in units if "follows" in u.params]
+    units, records = _balance(units=[u for u in units if "follows" not in u.params], cfg=cfg)
+    kept = {u.id for u in units}
+    orphans = [u for u in follows if u.params["follows"] not in kept]
+    records += [{"stage": "finalize", "id": u.id, "status": "rejected", "reason": "follows_dropped"}
+                for u in orphans]
+    follows = [u for u in follows if u.params["follows"] in kept]
+    if cfg.balance_yes_no:
+        gone = _balance_yes_no(follows, records)
+        follows = [u for u in follows if u.id not in gone]
+    return sorted(units + follows, key=lambda u: (u.image_id, u.id)), records
+
+
+def _balance_yes_no(units: list[Unit], records: list[dict]) -> set[str]:
+    yes = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("yes")]
+    no = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("no")]
+    more = yes if len(yes) > len(no) else no
+    return _drop(more, abs(len(yes) - len(no)), "balance_yes_no", records)
+
+
+def _balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict]]:
     records: list[dict] = []
     if units and cfg.max_template_share < 1.0:
         limit = max(1, int(cfg.max_template_share * len(units)))
@@ -53,10 +77,7 @@ def balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict
             gone |= _drop(by_t[t], len(by_t[t]) - limit, "cap_template_share", records)
         units = [u for u in units if u.id not in gone]
     if cfg.balance_yes_no:
-        yes = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("yes")]
-        no = [u for u in units if u.fmt == "yesno" and u.answer.lower().startswith("no")]
-        more = yes if len(yes) > len(no) else no
-        gone = _drop(more, abs(len(yes) - len(no)), "balance_yes_no", records)
+        gone = _balance_yes_no(units, records)
         units = [u for u in units if u.id not in gone]
     if cfg.balance_letters:
         mc = [u for u in units if u.fmt == "mc" and "rotation" not in u.params and len(u.options) == 4]
@@ -73,10 +94,17 @@ def balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dict
 
 
 def to_samples(units: list[Unit], pack: int, mc_answer: str = "letter") -> list[dict]:
-    """One sample per unit, or up to `pack` units of the same image as turns of one conversation; multiple-choice
-    answers written as `mc_answer` says (kanva.data.unit.MC_ANSWERS)."""
+    """One sample per unit, or up to `pack` units of the same image as turns of one conversation, each unit's
+    follow-up turn right after it; multiple-choice answers written as `mc_answer` says (kanva.data.unit.MC_ANSWERS)."""
+    after = {u.params["follows"]: u for u in units if "follows" in u.params}
+    units = [u for u in units if "follows" not in u.params]
+
+    def sample(chunk: list[Unit], sid: str) -> dict:
+        withf = [x for u in chunk for x in (u, after.get(u.id)) if x is not None]
+        return chunk[0].to_sample(mc_answer) if len(withf) == 1 else turns(withf, sid, mc_answer)
+
     if pack <= 1:
-        return [u.to_sample(mc_answer) for u in units]
+        return [sample([u], u.id) for u in units]
     by_image: dict[int, list[Unit]] = defaultdict(list)
     for u in units:
         by_image[u.image_id].append(u)
@@ -85,7 +113,7 @@ def to_samples(units: list[Unit], pack: int, mc_answer: str = "letter") -> list[
         group = by_image[iid]
         for k in range(0, len(group), pack):
             chunk = group[k : k + pack]
-            out.append(turns(chunk, f"{chunk[0].id}+{len(chunk)}", mc_answer))
+            out.append(sample(chunk, f"{chunk[0].id}+{len(chunk)}"))
     return out
 
 

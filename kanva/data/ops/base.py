@@ -204,3 +204,7 @@ class Operator:
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    # The one-answer question this operator asks as a second turn of another unit's sample
+    # (EvolveConfig.follow_up), or None when it has none.
+    follow_up = None

@@ -46,6 +46,9 @@ class Position(Operator):
             return []
         return [(1.0, self._yesno), (0.6, self._which), (0.4, self._where)]
 
+    def follow_up(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
+        return self._yesno(ctx, parent, rng) if ctx.pairs else []
+
     def _yesno(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
         a, b, rels = _pick_pair(ctx, parent, rng, ctx.pairs)
         rel = rng.choice(rels)
