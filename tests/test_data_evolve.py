@@ -401,36 +401,39 @@ def test_mc_letter_leaves_other_answers_alone():
 
 
 def test_follow_up_turns_go_after_their_unit_balanced_and_reproducible(world, tmp_path):
-    cfg = cfg_with(follow_up="position")
+    cfg = cfg_with(follow_up="position", follow_up_turns=3)
     out = evolve(world, tmp_path / "f", cfg=cfg, seed=1)
     assert out.read_bytes() == evolve(world, tmp_path / "f2", cfg=cfg, seed=1).read_bytes()
     recs = records(tmp_path / "f")
     follows = {r["id"]: r for r in recs if r.get("stage") == "follow_up"}
     assert follows and all(r["operator"] == "position.follow_up" for r in follows.values())
     dropped = {r["id"] for r in recs if r.get("stage") == "finalize" and r.get("status") == "rejected"}
-    by_id = {s["id"]: s for s in load_llava(out)}
-    two = 0
+    by_parent: dict[str, list[dict]] = {}
     for fid, r in follows.items():
-        parent = r["parent"]
-        assert not parent.endswith("+f") and fid == f"{parent}+f"
+        assert not r["parent"].endswith(tuple(f"+f{k}" for k in (1, 2, 3))) and fid.startswith(r["parent"] + "+f")
+        by_parent.setdefault(r["parent"], []).append(r)
+    assert max(len(v) for v in by_parent.values()) == 3
+    by_id = {s["id"]: s for s in load_llava(out)}
+    answers: Counter = Counter()
+    for parent, rs in by_parent.items():
         s = by_id.get(parent)
-        if parent in dropped:  # the follow-up leaves with its unit
+        if parent in dropped:  # the follow-ups leave with their unit
             assert s is None
             continue
-        if fid in dropped:
-            assert s is not None and len(s["conversations"]) == 2
-            continue
+        kept = [r for r in sorted(rs, key=lambda r: r["id"]) if r["id"] not in dropped]
         conv = s["conversations"]
-        assert len(conv) == 4 and "<image>" not in conv[2]["value"] and "<image>" in conv[0]["value"]
-        assert conv[2]["value"] == f"{r['question']}\nAnswer the question using a single word or phrase."
-        assert conv[3]["value"] == r["answer"]
-        two += 1
-    assert two > 0
-    answers = Counter(by_id[r["parent"]]["conversations"][3]["value"] for fid, r in follows.items()
-                      if fid not in dropped and r["parent"] not in dropped)
+        assert len(conv) == 2 + 2 * len(kept) and "<image>" in conv[0]["value"]
+        questions = [conv[k]["value"] for k in range(0, len(conv), 2)]
+        assert len(set(questions)) == len(questions)  # never the same question twice in a sample
+        for k, r in enumerate(kept):
+            assert conv[2 + 2 * k]["value"] == f"{r['question']}\nAnswer the question using a single word or phrase."
+            assert conv[3 + 2 * k]["value"] == r["answer"]
+            answers[r["answer"]] += 1
     assert answers["Yes"] == answers["No"] > 0  # balanced among themselves
     # The units they follow are the same as without follow-ups (nothing else in the run changes).
     plain = {s["id"]: s["conversations"][:2] for s in load_llava(evolve(world, tmp_path / "n", seed=1))}
     assert {k: s["conversations"][:2] for k, s in by_id.items()} == plain
     with pytest.raises(KanvaError, match="follow_up 'count'"):
         evolve(world, tmp_path / "bad", cfg=cfg_with(follow_up="count"))
+    with pytest.raises(KanvaError, match="follow_up_turns"):
+        evolve(world, tmp_path / "bad2", cfg=cfg_with(follow_up="position", follow_up_turns=0))

@@ -70,12 +70,13 @@ class EvolveConfig:
     balance_letters: bool = True
     keep_seeds: bool = True  # the input samples go to the output too
     pack: int = 1  # evolved units per output sample (turns of one conversation, same image)
-    # An operator (one with a `follow_up` question: position) that asks one more question, as a second turn, in
-    # the sample of every evolved unit of another operator whose image it applies to. A relation read from the
-    # place of a word in the scene needs many more questions than a one-word lookup, and a second turn costs a
-    # tenth of a sample (docs/quickstart.md#left-and-right). The follow-up turns are balanced yes:no among
-    # themselves and never count against a template's share, a cap or the dedup of the units they follow.
+    # An operator (one with a `follow_up` question: position) that asks `follow_up_turns` more questions, as
+    # turns after the unit's own, in the sample of every evolved unit of another operator whose image it applies
+    # to. A relation read from where a word stands in the scene needs many more questions than a one-word lookup,
+    # and a turn costs a tenth of a sample (docs/quickstart.md#left-and-right). Follow-up turns are balanced
+    # yes:no among themselves and never count against a template's share, a cap or the dedup of other units.
     follow_up: str | None = None
+    follow_up_turns: int = 1
     judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
     llm_max_tokens: int = 160
     llm_temperature: float = 0.0
@@ -97,4 +98,4 @@ class EvolveConfig:
 
 # Settings added after the record format was fixed, with the default that leaves them out of it.
 LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights(), "mc_answer": "letter",
-                  "follow_up": None}
+                  "follow_up": None, "follow_up_turns": 1}

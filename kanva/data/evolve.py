@@ -77,15 +77,17 @@ class Evolver:
         ops: list[Operator] = rule_operators() + (llm_operators() if backend is not None else [])
         self.ops = [(op, cfg.weights.get(op.name, 0.0)) for op in ops]
         self.ops = [(op, w) for op, w in self.ops if w > 0]
-        self.follow = self._follow_up_operator(cfg.follow_up)
+        self.follow = self._follow_up_operator(cfg.follow_up, cfg.follow_up_turns)
         self.hasher = MinHasher(cfg.minhash_perms)
         self.shared: dict = {}  # dataset-level memo shared by every image's Context
         self.config_digest = cfg.digest()
 
     @staticmethod
-    def _follow_up_operator(name: str | None) -> Operator | None:
+    def _follow_up_operator(name: str | None, turns: int) -> Operator | None:
         if name is None:
             return None
+        if turns < 1:
+            raise KanvaError(f"evolve config: follow_up_turns must be at least 1, got {turns}")
         ops = {op.name: op for op in rule_operators() if op.follow_up is not None}
         if name not in ops:
             raise KanvaError(f"evolve config: follow_up {name!r} is not an operator with a follow-up question; "
@@ -167,27 +169,37 @@ class Evolver:
         return records, states
 
     def _follow_ups(self, st: ImageState) -> list[dict]:
-        """One follow-up question (EvolveConfig.follow_up) per kept unit of another operator, where it applies:
-        a unit `<id>+f` of operator `<name>.follow_up` (its own row in the report) whose `params.follows` names
-        the unit it goes after (finalize.to_samples). Its RNG derives from the seed and the unit it follows, so it
-        does not depend on the other units."""
+        """Up to `follow_up_turns` follow-up questions (EvolveConfig.follow_up) per kept unit of another operator,
+        where it applies: units `<id>+f1`, `<id>+f2`, ... of operator `<name>.follow_up` (their own row in the
+        report) whose `params.follows` names the unit they go after (finalize.to_samples); a question is not asked
+        twice in one sample. Their RNG derives from the seed and the unit they follow, so they do not depend on
+        the other units."""
         op, out = self.follow, []
         name = f"{op.name}.follow_up"
         for parent in [u for u in st.kept if u.operator != op.name]:
-            drafts = op.follow_up(st.ctx, parent, random.Random(derive(self.seed, parent.image_id, parent.id, "follow_up")))
-            if not drafts:
-                continue
-            d = drafts[0]
-            u = Unit(id=f"{parent.id}+f", image=parent.image, image_id=parent.image_id, question=d.question,
-                     answer=d.answer, fmt=d.fmt, options=d.options, lineage=parent.lineage, parent=parent.id,
-                     round=parent.round, operator=name, template=d.template, objects=d.objects,
-                     absent=d.absent, slots=d.slots, params={**d.params, "follows": parent.id}, media=parent.media)
-            st.kept.append(u)
-            out.append({"id": u.id, "stage": "follow_up", "image": u.image, "image_id": u.image_id,
-                        "lineage": u.lineage, "parent": parent.id, "round": u.round, "operator": name,
-                        "seed": self.seed, "config": self.config_digest, "template": u.template, "fmt": u.fmt,
-                        "question": u.question, "answer": u.answer, "objects": u.objects, "slots": u.slots,
-                        "params": u.params, "status": "kept", "reason": None})
+            rng = random.Random(derive(self.seed, parent.image_id, parent.id, "follow_up"))
+            asked = {normalize(parent.question)}
+            for _ in range(2 * self.cfg.follow_up_turns):  # a repeated draw is drawn again, a few times at most
+                if len(asked) > self.cfg.follow_up_turns:
+                    break
+                drafts = op.follow_up(st.ctx, parent, rng)
+                if not drafts:
+                    break
+                d = drafts[0]
+                if normalize(d.question) in asked:
+                    continue
+                asked.add(normalize(d.question))
+                u = Unit(id=f"{parent.id}+f{len(asked) - 1}", image=parent.image, image_id=parent.image_id,
+                         question=d.question, answer=d.answer, fmt=d.fmt, options=d.options, lineage=parent.lineage,
+                         parent=parent.id, round=parent.round, operator=name, template=d.template,
+                         objects=d.objects, absent=d.absent, slots=d.slots, params={**d.params, "follows": parent.id},
+                         media=parent.media)
+                st.kept.append(u)
+                out.append({"id": u.id, "stage": "follow_up", "image": u.image, "image_id": u.image_id,
+                            "lineage": u.lineage, "parent": parent.id, "round": u.round, "operator": name,
+                            "seed": self.seed, "config": self.config_digest, "template": u.template, "fmt": u.fmt,
+                            "question": u.question, "answer": u.answer, "objects": u.objects, "slots": u.slots,
+                            "params": u.params, "status": "kept", "reason": None})
         return out
 
     def _run_jobs(self, pending: list[Pending]) -> None:

@@ -95,12 +95,15 @@ def _balance(units: list[Unit], cfg: EvolveConfig) -> tuple[list[Unit], list[dic
 
 def to_samples(units: list[Unit], pack: int, mc_answer: str = "letter") -> list[dict]:
     """One sample per unit, or up to `pack` units of the same image as turns of one conversation, each unit's
-    follow-up turn right after it; multiple-choice answers written as `mc_answer` says (kanva.data.unit.MC_ANSWERS)."""
-    after = {u.params["follows"]: u for u in units if "follows" in u.params}
+    follow-up turns right after it; multiple-choice answers written as `mc_answer` says (kanva.data.unit.MC_ANSWERS)."""
+    after: dict[str, list[Unit]] = defaultdict(list)
+    for u in units:
+        if "follows" in u.params:
+            after[u.params["follows"]].append(u)
     units = [u for u in units if "follows" not in u.params]
 
     def sample(chunk: list[Unit], sid: str) -> dict:
-        withf = [x for u in chunk for x in (u, after.get(u.id)) if x is not None]
+        withf = [x for u in chunk for x in (u, *after.get(u.id, ()))]
         return chunk[0].to_sample(mc_answer) if len(withf) == 1 else turns(withf, sid, mc_answer)
 
     if pack <= 1:
