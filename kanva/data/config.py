@@ -72,9 +72,9 @@ class EvolveConfig:
     pack: int = 1  # evolved units per output sample (turns of one conversation, same image)
     # An operator (one with a `follow_up` question: position) that asks `follow_up_turns` more questions, as
     # turns after the unit's own, in the sample of every evolved unit of another operator whose image it applies
-    # to. A relation read from where a word stands in the scene needs many more questions than a one-word lookup,
-    # and a turn costs a tenth of a sample (docs/quickstart.md#left-and-right). Follow-up turns are balanced
-    # yes:no among themselves and never count against a template's share, a cap or the dedup of other units.
+    # to: more questions of one kind at a tenth of a sample's tokens each. Follow-up turns are balanced yes:no
+    # among themselves and never count against a template's share, a cap or the dedup of other units. Off by
+    # default (docs/experiments/2026-12-07-position-follow-up-turns-on-val.md).
     follow_up: str | None = None
     follow_up_turns: int = 1
     judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
