@@ -131,6 +131,35 @@ def test_count_words_take_cells_of_their_own_under_around():
     assert (s[:, shared.words.index("two")] == s[:, shared.words.index("cow")]).all()
 
 
+def test_side_words_follow_the_number_and_flip_with_the_image():
+    # 4x4 grid. Red cow A over column 0's rows 0-2 (centre row 1, left), red cow B within cell (3, 3) (right),
+    # fork at (2, 2) (its centre on the middle: right).
+    inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 21, "bbox": [0, 0, 16, 48], "color": "red"},
+                            {"id": 2, "image_id": 1, "category_id": 21, "bbox": [48, 48, 16, 16], "color": "red"},
+                            {"id": 3, "image_id": 1, "category_id": 48, "bbox": [24, 32, 16, 16]}]}
+    space = _space(inst, ["category", "color", "count", "side"], color_cells="around", object_cells="center")
+    assert space.words[-2:] == ["left", "right"] and space.kinds[-2:] == ["side", "side"]
+
+    def cells(mirror):
+        t = patch_targets(_coco(inst), space, image_size=32, patch=8, mirror=mirror)[1].reshape(4, 4, -1)
+        assert mirror or t.sum(-1).max() == 1  # one word per token (mirrored, A's colour meets the fork's number)
+        return {w: [tuple(int(x) for x in rc) for rc in np.argwhere(t[..., space.words.index(w)])]
+                for w in ("cow", "fork", "one", "two", "left", "right")}
+
+    # A: number then side after it, past the cell its colour would take (column 1). B, at the row's end: its
+    # words go the other way, past its colour's cell beside it. The fork: "fork one right" along its row.
+    assert cells(False) == {"cow": [(1, 0), (3, 3)], "fork": [(2, 2)], "one": [(2, 3)], "two": [(1, 2), (3, 1)],
+                            "left": [(1, 3)], "right": [(2, 1), (3, 0)]}
+    # Mirrored: A is on the right, B on the left; each object's words keep their places beside it.
+    m = cells(True)
+    assert m["cow"] == [(1, 3), (3, 0)] and (1, 0) in m["right"] and (3, 3) in m["left"]
+    # Under "shared" the side is on the object's own cell.
+    shared = _space(inst, ["category", "side"], object_cells="center")
+    s = patch_targets(_coco(inst), shared, image_size=32, patch=8)[1].reshape(4, 4, -1)
+    assert s[1, 0].tolist() == [1, 0, 1, 0] and s[2, 2].tolist() == [0, 1, 0, 1]
+
+
 def test_count_labels_give_each_object_how_many_of_it_there_are():
     # Two cows and a fork in image 1, one cow in image 2: "two" on both cows, "one" on the others.
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}, {"id": 2, "width": 64, "height": 64}],
@@ -155,7 +184,7 @@ def test_unknown_label_kind_is_an_error():
     with pytest.raises(KanvaError, match="unknown kind"):
         build_label_space(_coco({"categories": [], "images": [], "annotations": []}), ["shape"])
     with pytest.raises(KanvaError, match="unknown kind"):
-        PatchLabelSpace.from_json({"kinds": ["side"], "words": ["left"]})  # a kind no longer made
+        PatchLabelSpace.from_json({"kinds": ["plural"], "words": ["dogs"]})  # a kind no longer made
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +282,7 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     bad.write_text("color_cells: beside\n")
     with pytest.raises(KanvaError, match=f"{bad}: color_cells must be one of"):
         load_pretrain_config(bad)
-    bad.write_text("labels: [category, side]\n")
+    bad.write_text("labels: [category, plural]\n")
     with pytest.raises(KanvaError, match="labels: unknown kind"):
         load_pretrain_config(bad)
     bad.write_text("steps: many\n")

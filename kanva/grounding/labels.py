@@ -1,7 +1,7 @@
 """The label space: which words the encoder learns per patch, and the label file that carries it to scene text.
 
-A label is a (kind, word) pair: a category ("cow"), a recorded colour ("red"), a printed word ("TAXI") or
-how many objects of its category the image holds ("two"). The space also holds every setting that decides
+A label is a (kind, word) pair: a category ("cow"), a recorded colour ("red"), a printed word ("TAXI"),
+how many objects of its category the image holds ("two") or the half of the image it lies in ("left"). The space also holds every setting that decides
 which patches carry which label (`color_cells`, `object_cells`, `min_cover`) and the word of an empty patch
 (`background`): the vision stage saves it as `patch_labels.json` beside the model, and scene text
 (scene_text.py) reads it back, so the text lays its cells out exactly as the encoder learnt them.
@@ -21,12 +21,17 @@ from kanva.words import NUMBER_WORDS, number_word
 LABELS_FILE = "patch_labels.json"
 BACKGROUND = "background"  # the word of a patch with no label (the projector's bias, the scene text's cell)
 
-LABEL_KINDS = ("category", "color", "text", "count")
+LABEL_KINDS = ("category", "color", "text", "count", "side")
 # "count": how many objects of its category the image holds, for each of them ("bird two" twice). The encoder
 # sees the whole image (attention), so a missed or doubled centre does not change the word, and the LM answers
 # "Are there two birds?" by reading a word instead of counting tokens (a 135M LM over exact scene text: 58%).
 # As a second word on the object's token the LM did not read it (docs/experiments/2026-11-26-sums-of-words.md), so under
 # "around" the number has a cell of its own, after the object's in its row ("bird two"; targets.py).
+# "side": the half of the image ("left", "right") its box centre lies in, for each object; under "around" a cell
+# of its own after the number ("bird two left"). Left and right otherwise have to be read from where the object's
+# token stands in the raster, which the LM learnt from several times the questions a reading stage holds
+# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md).
+SIDES = ("left", "right")
 
 COLOR_CELLS = ("shared", "around")
 # "shared": a coloured object's patches carry both its colour and its category (one token holds two words).
@@ -128,9 +133,17 @@ def build_label_space(coco: CocoSet, kinds: list[str], color_cells: str = "share
             raise KanvaError(f"patch labels: an image holds {counts[-1]} objects of one category; the count labels "
                              f"go up to {len(NUMBER_WORDS) - 1}")
         add("count", [number_word(n) for n in counts])
+    if "side" in kinds:
+        add("side", [w for w in SIDES if any(side_of(o.bbox, im.width) == w for im in coco.images.values()
+                                             for o in im.objects)])
     if not words:
         raise KanvaError("patch labels: the annotations give no labels of the requested kinds")
     return PatchLabelSpace(out_kinds, words, color_cells=color_cells, object_cells=object_cells, min_cover=min_cover)
+
+
+def side_of(bbox, width: float) -> str:
+    """The half of the image a box's centre lies in; the middle counts as right."""
+    return SIDES[0] if bbox[0] + bbox[2] / 2 < width / 2 else SIDES[1]
 
 
 def one_token_spellings(tokenizer, words: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kanva.data.coco import CocoSet
-from kanva.grounding.labels import PatchLabelSpace
+from kanva.grounding.labels import PatchLabelSpace, side_of
 from kanva.words import number_word
 
 AROUND_COVER = 0.5  # "around": the colour on the patches the object covers at least this much of
@@ -40,11 +40,10 @@ def _cell_before(c: int) -> int:
     return c - 1 if c > 0 else c + 1
 
 
-def _cell_after(c: int, grid: int, skip: int | None) -> int | None:
-    """The column of the word written after an object centred in column `c` ("bird two"): the next column,
-    or, at the row's end, the nearest one before it, leaving out `skip` (the colour's cell)."""
-    cells = [cc for cc in [*range(c + 1, grid), *range(c - 1, -1, -1)] if cc != skip]
-    return cells[0] if cells else None
+def _cells_after(c: int, grid: int, skip: int | None) -> list[int]:
+    """The columns of the words written after an object centred in column `c` ("bird two left"): the next
+    columns, then, past the row's end, the nearest ones before it, leaving out `skip` (the colour's cell)."""
+    return [cc for cc in [*range(c + 1, grid), *range(c - 1, -1, -1)] if cc != skip]
 
 
 def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch: int,
@@ -53,7 +52,7 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
 
     `mirror`: the targets of the horizontally flipped images (object boxes mirrored; printed words are not,
     since images with text are never flipped). Not simply the flipped targets under "around": the colour
-    beside an object and its number after it keep their side of the object."""
+    beside an object and its number and side after it keep their side of the object, and its side word flips."""
     grid = image_size // patch
     index = {(k, w): i for i, (k, w) in enumerate(zip(space.kinds, space.words))}
     targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in coco.images}
@@ -68,16 +67,17 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
             on = _box_cover(bbox, sx, sy, grid, patch, center_only=center_only) >= space.min_cover
             cat, col = index.get(("category", o.category)), index.get(("color", o.color))
             count = index.get(("count", number_word(im.counts[o.category])))
-            if space.color_cells == "around":  # one word per token: the number and the colour get cells of their own
+            side = index.get(("side", side_of(bbox, im.width)))
+            if space.color_cells == "around":  # one word per token: number, side and colour get cells of their own
                 after = np.zeros_like(on)
-                if count is not None:
+                words = [i for i in (count, side) if i is not None]
+                if words:
                     for r, c in np.argwhere(on):  # the one centre cell
                         # A coloured object keeps the cell before it free, for its colour if it goes beside.
-                        cc = _cell_after(c, grid, skip=_cell_before(c) if col is not None else None)
-                        if cc is not None:
-                            t[r, cc, count] = 1
+                        for i, cc in zip(words, _cells_after(c, grid, skip=_cell_before(c) if col is not None else None)):
+                            t[r, cc, i] = 1
                             after[r, cc] = True
-                    count = None
+                    count = side = None
                 if col is not None:
                     ring = (_box_cover(bbox, sx, sy, grid, patch) >= AROUND_COVER) & ~on & ~after
                     if ring.any():
@@ -86,7 +86,7 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
                         for r, c in np.argwhere(on):
                             t[r, _cell_before(c), col] = 1
                     col = None
-            for i in (cat, col, count):  # "shared": all the object's words on its patches
+            for i in (cat, col, count, side):  # "shared": all the object's words on its patches
                 if i is not None:
                     t[on, i] = 1
         for tx in im.texts if not mirror else ():  # flipped images never have text
