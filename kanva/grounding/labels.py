@@ -30,8 +30,8 @@ LABEL_KINDS = ("category", "color", "text", "count", "side")
 # "side": the half of the image ("left", "right") its box centre lies in, for each object; under "around" a cell
 # of its own after the number ("bird two left"). Left and right otherwise have to be read from where the object's
 # token stands in the raster, which the LM learnt from several times the questions a reading stage holds
-# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: with three
-# position turns per sample the reading stage still did not learn it
+# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: in this
+# layout neither three position turns per sample nor a stage of position questions alone taught it
 # (docs/experiments/2026-12-07-position-follow-up-turns-on-val.md).
 SIDES = ("left", "right")
 
