@@ -33,15 +33,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from image_use_probe import auc  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
-def side_of(obj, width: int) -> str:
-    return "left" if obj.bbox[0] + obj.bbox[2] / 2 < width / 2 else "right"
-
-
 def scene_words(cells: list[str], scene, layout: str, categories: set[str]) -> str:
+    from kanva.grounding.labels import side_of
+
     if layout == "raster":
         return " ".join(cells)
     # Single-instance objects only (the ones position questions ask about): two dogs have no one side.
-    sides = {o.category: side_of(o, scene.width) for o in scene.objects if len(scene.instances(o.category)) == 1}
+    sides = {o.category: side_of(o.bbox, scene.width) for o in scene.objects if len(scene.instances(o.category)) == 1}
     out = []
     for cell in cells:
         out.append(cell)
@@ -51,6 +49,7 @@ def scene_words(cells: list[str], scene, layout: str, categories: set[str]) -> s
 
 def questions(scenes, cells, layout, question, n, rng, categories):
     from kanva.eval.synthetic.questions import POSITION, left_pairs  # (kanva is imported lazily: --help stays fast)
+    from kanva.grounding.labels import side_of
 
     out = []
     for s in scenes:
@@ -59,7 +58,7 @@ def questions(scenes, cells, layout, question, n, rng, categories):
         q = rng.choice(POSITION).format(a=a, b=b) if yes else rng.choice(POSITION).format(a=b, b=a)
         if question == "single":
             obj = s.instances(rng.choice((a, b)))[0]
-            side = side_of(obj, s.width) if yes else {"left": "right", "right": "left"}[side_of(obj, s.width)]
+            side = side_of(obj.bbox, s.width) if yes else {"left": "right", "right": "left"}[side_of(obj.bbox, s.width)]
             q = f"Is the {obj.category} on the {side} side of the image?"
         out.append((scene_words(cells[s.file_name], s, layout, categories), q, yes))
         if len(out) == n:

@@ -1,10 +1,11 @@
 """The label space: which words the encoder learns per patch, and the label file that carries it to scene text.
 
 A label is a (kind, word) pair: a category ("cow"), a recorded colour ("red"), a printed word ("TAXI"),
-how many objects of its category the image holds ("two") or the half of the image it lies in ("left"). The space also holds every setting that decides
-which patches carry which label (`color_cells`, `object_cells`, `min_cover`) and the word of an empty patch
-(`background`): the vision stage saves it as `patch_labels.json` beside the model, and scene text
-(scene_text.py) reads it back, so the text lays its cells out exactly as the encoder learnt them.
+how many objects of its category the image holds ("two") or the half of the image it lies in ("left"). The
+space also holds every setting that decides which patches carry which label (`color_cells`, `object_cells`,
+`min_cover`) and the word of an empty patch (`background`): the vision stage saves it as `patch_labels.json`
+beside the model, and scene text (scene_text.py) reads it back, so the text lays its cells out exactly as the
+encoder learnt them.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
                 if words:
                     for r, c in np.argwhere(on):  # the one centre cell
                         # A coloured object keeps the cell before it free, for its colour if it goes beside.
-                        for i, cc in zip(words, _cells_after(c, grid, skip=_cell_before(c) if col is not None else None)):
+                        skip = _cell_before(c) if col is not None else None
+                        for i, cc in zip(words, _cells_after(c, grid, skip)):
                             t[r, cc, i] = 1
                             after[r, cc] = True
                     count = side = None

@@ -201,10 +201,9 @@ class Operator:
     groundings: tuple[str, ...] = ("coco",)
     # True when options() depends on the image only, not on the parent: the loop then asks once per image.
     parent_free = False
+    # follow_up(ctx, parent, rng) -> [Draft]: the one-answer question this operator asks as a turn after another
+    # unit's (EvolveConfig.follow_up); None when it has none.
+    follow_up = None
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:  # pragma: no cover - interface
         raise NotImplementedError
-
-    # The one-answer question this operator asks as a second turn of another unit's sample
-    # (EvolveConfig.follow_up), or None when it has none.
-    follow_up = None
