@@ -33,6 +33,22 @@ from kanva.data.unit import Unit
 from kanva.errors import KanvaError
 
 
+def unit_of(d: Draft, uid: str, parent: Unit, round_: int, operator: str, params: dict | None = None,
+            model: str | None = None, prompt_hash: str | None = None) -> Unit:
+    """The unit an operator's draft makes, a child of `parent` (its image, lineage and media)."""
+    return Unit(id=uid, image=parent.image, image_id=parent.image_id, question=d.question, answer=d.answer,
+                fmt=d.fmt, options=d.options, lineage=parent.lineage, parent=parent.id, round=round_,
+                operator=operator, template=d.template, objects=d.objects, absent=d.absent, slots=d.slots,
+                facts=[list(f) for f in d.facts], params=d.params if params is None else params, model=model,
+                prompt_hash=prompt_hash, media=parent.media)
+
+
+def unit_fields(u: Unit) -> dict:
+    """What a provenance record holds of a unit, beside its id and where it came from."""
+    return {"template": u.template, "fmt": u.fmt, "question": u.question, "options": u.options, "answer": u.answer,
+            "objects": u.objects, "absent": u.absent, "facts": u.facts, "params": u.params}
+
+
 @dataclass
 class ImageState:
     """The kept units of one image and the indexes that dedup and caps consult."""
@@ -189,17 +205,13 @@ class Evolver:
                 if normalize(d.question) in asked:
                     continue
                 asked.add(normalize(d.question))
-                u = Unit(id=f"{parent.id}+f{len(asked) - 1}", image=parent.image, image_id=parent.image_id,
-                         question=d.question, answer=d.answer, fmt=d.fmt, options=d.options, lineage=parent.lineage,
-                         parent=parent.id, round=parent.round, operator=name, template=d.template,
-                         objects=d.objects, absent=d.absent, slots=d.slots, params={**d.params, "follows": parent.id},
-                         media=parent.media)
+                u = unit_of(d, f"{parent.id}+f{len(asked) - 1}", parent, parent.round, name,
+                            params={**d.params, "follows": parent.id})
                 st.kept.append(u)
                 out.append({"id": u.id, "stage": "follow_up", "image": u.image, "image_id": u.image_id,
                             "lineage": u.lineage, "parent": parent.id, "round": u.round, "operator": name,
-                            "seed": self.seed, "config": self.config_digest, "template": u.template, "fmt": u.fmt,
-                            "question": u.question, "answer": u.answer, "objects": u.objects, "slots": u.slots,
-                            "params": u.params, "status": "kept", "reason": None})
+                            "seed": self.seed, "config": self.config_digest, **unit_fields(u), "status": "kept",
+                            "reason": None})
         return out
 
     def _run_jobs(self, pending: list[Pending]) -> None:
@@ -225,12 +237,8 @@ class Evolver:
         model = self.backend.model if p.job is not None and self.backend is not None else None
         prompt_hash = f"{p.job.prompt.id}:{p.job.prompt.hash}" if p.job is not None else None
         for k, d in enumerate(p.drafts):
-            p.units.append(Unit(
-                id=base if n == 1 else f"{base}.{k}", image=p.parent.image, image_id=p.parent.image_id,
-                question=d.question, answer=d.answer, fmt=d.fmt, options=d.options, lineage=lineage,
-                parent=p.parent.id, round=p.round, operator=p.operator, template=d.template, objects=d.objects,
-                absent=d.absent, slots=d.slots, facts=[list(f) for f in d.facts], params=d.params, model=model,
-                prompt_hash=prompt_hash, media=p.parent.media))
+            p.units.append(unit_of(d, base if n == 1 else f"{base}.{k}", p.parent, p.round, p.operator,
+                                   model=model, prompt_hash=prompt_hash))
 
     def _eliminate(self, p: Pending) -> None:
         if p.reason is not None:
@@ -312,9 +320,7 @@ class Evolver:
         out = []
         for i, u in enumerate(p.units):
             reason = p.reasons[i] if p.reasons else None
-            rec = {"id": u.id, **common, "template": u.template, "fmt": u.fmt, "question": u.question,
-                   "options": u.options, "answer": u.answer, "objects": u.objects, "absent": u.absent,
-                   "facts": u.facts, "params": u.params, "status": "rejected" if reason else "kept",
+            rec = {"id": u.id, **common, **unit_fields(u), "status": "rejected" if reason else "kept",
                    "reason": reason}
             if p.verdicts and p.verdicts[0] is not None:
                 v = p.verdicts[0]
