@@ -437,3 +437,22 @@ def test_follow_up_turns_go_after_their_unit_balanced_and_reproducible(world, tm
         evolve(world, tmp_path / "bad", cfg=cfg_with(follow_up="count"))
     with pytest.raises(KanvaError, match="follow_up_turns"):
         evolve(world, tmp_path / "bad2", cfg=cfg_with(follow_up="position", follow_up_turns=0))
+
+
+def test_position_relations_limit_what_position_asks(world, tmp_path):
+    horizontal = ["to the left of", "to the right of"]
+    cfg = cfg_with(position_relations=horizontal, follow_up="position", follow_up_turns=2)
+    evolve(world, tmp_path / "h", cfg=cfg, seed=1)
+    vertical = ("above", "below", "higher up", "lower down")
+
+    def asked(out):  # the position operator's questions and answers, its follow-ups' too
+        return [f"{r['question']} {r['answer']}" for r in records(out) if str(r.get("operator")).startswith("position")]
+
+    limited = asked(tmp_path / "h")
+    assert limited and all("left" in q or "right" in q for q in limited)
+    assert not any(w in q for q in limited for w in vertical)
+    # All four by default, so the limit is what removed the vertical ones.
+    evolve(world, tmp_path / "all", seed=1)
+    assert any(w in q for q in asked(tmp_path / "all") for w in vertical)
+    with pytest.raises(KanvaError, match="position_relations"):
+        evolve(world, tmp_path / "bad", cfg=cfg_with(position_relations=["beside"]))

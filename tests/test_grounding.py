@@ -131,7 +131,7 @@ def test_count_words_take_cells_of_their_own_under_around():
     assert (s[:, shared.words.index("two")] == s[:, shared.words.index("cow")]).all()
 
 
-def test_side_words_follow_the_number_and_flip_with_the_image():
+def test_side_words_follow_the_name_and_flip_with_the_image():
     # 4x4 grid. Red cow A over column 0's rows 0-2 (centre row 1, left), red cow B within cell (3, 3) (right),
     # fork at (2, 2) (its centre on the middle: right).
     inst = {"categories": CATS, "images": [{"id": 1, "width": 64, "height": 64}],
@@ -147,13 +147,14 @@ def test_side_words_follow_the_number_and_flip_with_the_image():
         return {w: [tuple(int(x) for x in rc) for rc in np.argwhere(t[..., space.words.index(w)])]
                 for w in ("cow", "fork", "one", "two", "left", "right")}
 
-    # A: number then side after it, past the cell its colour would take (column 1). B, at the row's end: its
-    # words go the other way, past its colour's cell beside it. The fork: "fork one right" along its row.
-    assert cells(False) == {"cow": [(1, 0), (3, 3)], "fork": [(2, 2)], "one": [(2, 3)], "two": [(1, 2), (3, 1)],
-                            "left": [(1, 3)], "right": [(2, 1), (3, 0)]}
+    # A: side then number after it, past the cell its colour would take (column 1). B, at the row's end: its
+    # words go the other way, past its colour's cell beside it. The fork: "fork right" along its row, then "one"
+    # before it.
+    assert cells(False) == {"cow": [(1, 0), (3, 3)], "fork": [(2, 2)], "one": [(2, 1)], "two": [(1, 3), (3, 0)],
+                            "left": [(1, 2)], "right": [(2, 3), (3, 1)]}
     # Mirrored: A is on the right, B on the left; each object's words keep their places beside it.
     m = cells(True)
-    assert m["cow"] == [(1, 3), (3, 0)] and (1, 0) in m["right"] and (3, 3) in m["left"]
+    assert m["cow"] == [(1, 3), (3, 0)] and (1, 1) in m["right"] and (3, 2) in m["left"]
     # Under "shared" the side is on the object's own cell.
     shared = _space(inst, ["category", "side"], object_cells="center")
     s = patch_targets(_coco(inst), shared, image_size=32, patch=8)[1].reshape(4, 4, -1)

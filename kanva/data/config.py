@@ -77,6 +77,9 @@ class EvolveConfig:
     # default (docs/experiments/2026-12-07-position-follow-up-turns-on-val.md).
     follow_up: str | None = None
     follow_up_turns: int = 1
+    # The relations the position operator asks (of "to the left of", "to the right of", "above", "below"); None:
+    # all four. A pair with none of them clearly holding is not asked about.
+    position_relations: list[str] | None = None
     judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
     llm_max_tokens: int = 160
     llm_temperature: float = 0.0
@@ -98,4 +101,5 @@ class EvolveConfig:
 
 # Settings added after the record format was fixed, with the default that leaves them out of it.
 LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights(), "mc_answer": "letter",
-                  "follow_up": None, "follow_up_turns": 1}
+                  "follow_up": None, "follow_up_turns": 1,
+                  "position_relations": None}

@@ -26,6 +26,7 @@ from kanva.data.llm.base import Backend
 from kanva.data.minhash import MinHasher, NearDupSet
 from kanva.data.ops import rule_operators
 from kanva.data.ops.base import Context, Draft, Operator
+from kanva.data.ops.geometry import RELATIONS
 from kanva.data.ops.llm import Job, judge_job, llm_operators, parse_verdict
 from kanva.data.rng import derive
 from kanva.data.text import normalize
@@ -94,6 +95,10 @@ class Evolver:
         self.ops = [(op, cfg.weights.get(op.name, 0.0)) for op in ops]
         self.ops = [(op, w) for op, w in self.ops if w > 0]
         self.follow = self._follow_up_operator(cfg.follow_up, cfg.follow_up_turns)
+        asked = cfg.position_relations
+        if asked is not None and (not asked or set(asked) - set(RELATIONS)):
+            raise KanvaError(f"evolve config: position_relations {asked!r} must be a non-empty list of "
+                             f"{list(RELATIONS)}")
         self.hasher = MinHasher(cfg.minhash_perms)
         self.shared: dict = {}  # dataset-level memo shared by every image's Context
         self.config_digest = cfg.digest()

@@ -31,9 +31,9 @@ from kanva.grounding.layout import OnevisionLayout
 from kanva.grounding.targets import patch_targets
 from kanva.model.video import sample_indices
 
-# Within a cell: colour first, then the object, how many of it, its side, then printed words
-# ("purple umbrella two left TAXI").
-_KIND_ORDER = {"color": 0, "category": 1, "count": 2, "side": 3, "text": 4}
+# Within a cell: colour first, then the object, its side, how many of it, then printed words
+# ("purple umbrella left two TAXI").
+_KIND_ORDER = {"color": 0, "category": 1, "side": 2, "count": 3, "text": 4}
 
 
 def scene_cells(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch: int) -> dict[str, list[str]]:

@@ -41,7 +41,7 @@ def _cell_before(c: int) -> int:
 
 
 def _cells_after(c: int, grid: int, skip: int | None) -> list[int]:
-    """The columns of the words written after an object centred in column `c` ("bird two left"): the next
+    """The columns of the words written after an object centred in column `c` ("bird left two"): the next
     columns, then, past the row's end, the nearest ones before it, leaving out `skip` (the colour's cell)."""
     return [cc for cc in [*range(c + 1, grid), *range(c - 1, -1, -1)] if cc != skip]
 
@@ -52,7 +52,7 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
 
     `mirror`: the targets of the horizontally flipped images (object boxes mirrored; printed words are not,
     since images with text are never flipped). Not simply the flipped targets under "around": the colour
-    beside an object and its number and side after it keep their side of the object, and its side word flips."""
+    beside an object and its side and number after it keep their side of the object, and its side word flips."""
     grid = image_size // patch
     index = {(k, w): i for i, (k, w) in enumerate(zip(space.kinds, space.words))}
     targets = {iid: np.zeros((grid, grid, len(space)), dtype=np.uint8) for iid in coco.images}
@@ -68,9 +68,9 @@ def patch_targets(coco: CocoSet, space: PatchLabelSpace, image_size: int, patch:
             cat, col = index.get(("category", o.category)), index.get(("color", o.color))
             count = index.get(("count", number_word(im.counts[o.category])))
             side = index.get(("side", side_of(bbox, im.width)))
-            if space.color_cells == "around":  # one word per token: number, side and colour get cells of their own
+            if space.color_cells == "around":  # one word per token: side, number and colour get cells of their own
                 after = np.zeros_like(on)
-                words = [i for i in (count, side) if i is not None]
+                words = [i for i in (side, count) if i is not None]
                 if words:
                     for r, c in np.argwhere(on):  # the one centre cell
                         # A coloured object keeps the cell before it free, for its colour if it goes beside.
