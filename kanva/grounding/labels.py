@@ -30,11 +30,12 @@ LABEL_KINDS = ("category", "color", "text", "count", "side")
 # "around" the number has a cell of its own, after the object's in its row ("bird two"; targets.py).
 # "side": the half of the image ("left", "right") its box centre lies in, for each object; under "around" a cell
 # of its own right after the object's, before its number ("bird left two"): the LM read a side word next to its
-# object's name from far fewer questions than one after the number (benchmarks/position_reading_probe.py). Left and right otherwise have to be read from where the object's
-# token stands in the raster, which the LM learnt from several times the questions a reading stage holds
-# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: in this
-# layout neither three position turns per sample nor a stage of position questions alone taught it
-# (docs/experiments/2026-12-07-position-follow-up-turns-on-val.md).
+# object's name from far fewer questions than one after the number (benchmarks/position_reading_probe.py).
+# Left and right otherwise have to be read from where the object's token stands in the raster, which the LM learnt
+# from several times the questions a reading stage holds
+# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: with three
+# position turns per sample it did not teach left/right in a mixed reading stage either
+# (docs/experiments/2026-12-07-side-words-after-the-name-and-left-right-turns-on-val.md).
 SIDES = ("left", "right")
 
 COLOR_CELLS = ("shared", "around")
