@@ -33,9 +33,10 @@ LABEL_KINDS = ("category", "color", "text", "count", "side")
 # object's name from far fewer questions than one after the number (benchmarks/position_reading_probe.py).
 # Left and right otherwise have to be read from where the object's token stands in the raster, which the LM learnt
 # from several times the questions a reading stage holds
-# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: with three
-# position turns per sample it did not teach left/right in a mixed reading stage either
-# (docs/experiments/2026-12-07-side-words-after-the-name-and-left-right-turns-on-val.md).
+# (docs/experiments/2026-12-07-how-much-left-right-the-lm-needs.md). Not in the quickstart recipes: neither three
+# position turns per sample nor a stage of position questions before the reading stage made a mixed reading stage
+# read left/right (docs/experiments/2026-12-07-side-words-after-the-name-and-left-right-turns-on-val.md,
+# 2026-12-07-a-shared-position-stage-on-val.md).
 SIDES = ("left", "right")
 
 COLOR_CELLS = ("shared", "around")

@@ -37,7 +37,7 @@ def _pick_pair(ctx: Context, parent: Unit, rng: random.Random, pairs: list) -> t
     return rng.choice(pairs)
 
 
-def position_pairs(ctx: Context) -> list[tuple]:
+def _asked_pairs(ctx: Context) -> list[tuple]:
     """The image's pairs with a clear relation among those the config asks (EvolveConfig.position_relations)."""
     asked = ctx.cfg.position_relations
     if asked is None:
@@ -51,15 +51,15 @@ class Position(Operator):
     parent_free = True
 
     def options(self, ctx: Context, parent: Unit) -> list[Variant]:
-        if not position_pairs(ctx):
+        if not _asked_pairs(ctx):
             return []
         return [(1.0, self._yesno), (0.6, self._which), (0.4, self._where)]
 
     def follow_up(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        return self._yesno(ctx, parent, rng) if position_pairs(ctx) else []
+        return self._yesno(ctx, parent, rng) if _asked_pairs(ctx) else []
 
     def _yesno(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        a, b, rels = _pick_pair(ctx, parent, rng, position_pairs(ctx))
+        a, b, rels = _pick_pair(ctx, parent, rng, _asked_pairs(ctx))
         rel = rng.choice(rels)
         truth = rng.random() < 0.5
         asked = rel if truth else RELATIONS[rel]
@@ -68,7 +68,7 @@ class Position(Operator):
                       slots={"a": a.category, "b": b.category, "relation": asked})]
 
     def _which(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        a, b, rels = _pick_pair(ctx, parent, rng, position_pairs(ctx))
+        a, b, rels = _pick_pair(ctx, parent, rng, _asked_pairs(ctx))
         rel = rng.choice(rels)
         x, y = (a.category, b.category) if rng.random() < 0.5 else (b.category, a.category)
         q = WHICH[rel].format(x=x, y=y)
@@ -76,7 +76,7 @@ class Position(Operator):
                       slots={"a": a.category, "b": b.category})]
 
     def _where(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        a, b, rels = _pick_pair(ctx, parent, rng, position_pairs(ctx))
+        a, b, rels = _pick_pair(ctx, parent, rng, _asked_pairs(ctx))
         q = rng.choice(WHERE).format(a=a.category, b=b.category)
         ans = f"The {a.category} is {join_list(rels)} the {b.category}."
         return [Draft(q, ans, "open", "position.where", objects=[a.category, b.category],
