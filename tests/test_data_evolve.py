@@ -456,3 +456,5 @@ def test_position_relations_limit_what_position_asks(world, tmp_path):
     assert any(w in q for q in asked(tmp_path / "all") for w in vertical)
     with pytest.raises(KanvaError, match="position_relations"):
         evolve(world, tmp_path / "bad", cfg=cfg_with(position_relations=["beside"]))
+    with pytest.raises(KanvaError, match="hard_false_claims"):
+        evolve(world, tmp_path / "bad2", cfg=cfg_with(hard_false_claims=1.5))

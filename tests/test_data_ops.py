@@ -345,6 +345,35 @@ def test_colour_answers_are_recorded_colours(coco, kb):
             assert d.slots["color"] in d.question
 
 
+def test_hard_false_claims_name_another_objects_value(coco, kb):
+    # At share 1 a false count or colour claim names what another object of the image has (else, for a count,
+    # one off); the answers stay those of the annotation, and far numbers ("five" for one dog) are gone.
+    hard = EvolveConfig(hard_false_claims=1.0)
+    seen = Counter()
+    for ctx, (d,) in run_op(coco, kb, "count", cfg=hard):
+        if d.template != "count.yesno" or d.answer == "Yes":
+            continue
+        (cat,) = d.objects
+        n, asked = ctx.rec.counts[cat], d.slots["asked"]
+        held = {m for c, m in ctx.rec.counts.items() if c != cat and m != n}
+        assert asked != n and (asked in held if held else abs(asked - n) == 1)
+        seen["count held" if held else "count one off"] += 1
+    for ctx, (d,) in run_op(coco, kb, "color", cfg=hard):
+        if d.template != "color.yesno" or d.answer == "Yes":
+            continue
+        color = ctx.singles[d.objects[0]].color
+        held = {o.color for o in ctx.rec.objects if o.color and o.color != color}
+        assert d.slots["color"] != color and (d.slots["color"] in held if held else True)
+        seen["colour held"] += bool(held)
+    assert seen["count held"] and seen["count one off"] and seen["colour held"], seen
+    # share 0 (the default) draws exactly as before: the same questions as a config without the setting
+    plain = [(ctx.rec.id, d.question) for ctx, ds in run_op(coco, kb, "count") for d in ds]
+    zero = [(ctx.rec.id, d.question) for ctx, ds in run_op(coco, kb, "count", cfg=EvolveConfig(hard_false_claims=0.0))
+            for d in ds]
+    assert plain == zero and EvolveConfig(hard_false_claims=0.0).digest() == EvolveConfig().digest()
+    assert EvolveConfig(hard_false_claims=0.5).digest() != EvolveConfig().digest()
+
+
 def test_real_kb_knowledge_is_consistent(coco):
     pytest.importorskip("kanva.knowledge")
     from kanva.knowledge import load_kb

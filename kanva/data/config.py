@@ -80,6 +80,11 @@ class EvolveConfig:
     # The relations the position operator asks (of "to the left of", "to the right of", "above", "below"); None:
     # all four. A pair with none of them clearly holding is not asked about.
     position_relations: list[str] | None = None
+    # The share of false count and colour claims that name a value the reader must look at the object to reject:
+    # the count or colour of another object in the same image (its word is in the scene, bound to something
+    # else), else, for a count, one off. The rest draw any wrong value, which a reader can often reject by the
+    # word alone ("six" where no scene goes past three). 0: all drawn so.
+    hard_false_claims: float = 0.0
     judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
     llm_max_tokens: int = 160
     llm_temperature: float = 0.0
@@ -102,4 +107,4 @@ class EvolveConfig:
 # Settings added after the record format was fixed, with the default that leaves them out of it.
 LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights(), "mc_answer": "letter",
                   "follow_up": None, "follow_up_turns": 1,
-                  "position_relations": None}
+                  "position_relations": None, "hard_false_claims": 0.0}

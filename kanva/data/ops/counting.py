@@ -38,6 +38,13 @@ def wrong_counts(n: int) -> list[str]:
     return out
 
 
+def hard_wrong_count(ctx: Context, cat: str, n: int, rng: random.Random) -> int:
+    """A wrong number for a claim about `cat` (n of them) that only reading `cat`'s own number rejects: another
+    category's count in the same image, else one off."""
+    held = sorted({m for c, m in ctx.rec.counts.items() if c != cat and m != n})
+    return rng.choice(held or [m for m in (n - 1, n + 1) if m >= 1])
+
+
 class Count(Operator):
     name = "count"
     parent_free = True
@@ -60,12 +67,18 @@ class Count(Operator):
                       params={"wrong": wrong_counts(n)})]
 
     def _claim(self, ctx: Context, parent: Unit, rng: random.Random) -> list[Draft]:
-        """'Are there three dogs?': true for the annotated count, false for a near miss (never zero: that is
-        an existence question)."""
+        """'Are there three dogs?': true for the annotated count, false for another count (never zero: that is
+        an existence question; EvolveConfig.hard_false_claims: how often one only reading rejects)."""
         cat = ctx.pick(rng, sorted(ctx.countable), parent)
         n = ctx.countable[cat]
         truth = rng.random() < 0.5
-        asked = n if truth else int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
+        hard = ctx.cfg.hard_false_claims
+        if truth:
+            asked = n
+        elif hard and rng.random() < hard:
+            asked = hard_wrong_count(ctx, cat, n, rng)
+        else:
+            asked = int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
         if number_word(asked).isdigit():  # a claim spells its number
             return []
         if asked == 1:
