@@ -38,7 +38,7 @@ def wrong_counts(n: int) -> list[str]:
     return out
 
 
-def hard_wrong_count(ctx: Context, cat: str, n: int, rng: random.Random) -> int:
+def _hard_wrong_count(ctx: Context, cat: str, n: int, rng: random.Random) -> int:
     """A wrong number for a claim about `cat` (n of them) that only reading `cat`'s own number rejects: another
     category's count in the same image, else one off."""
     held = sorted({m for c, m in ctx.rec.counts.items() if c != cat and m != n})
@@ -76,7 +76,7 @@ class Count(Operator):
         if truth:
             asked = n
         elif hard and rng.random() < hard:
-            asked = hard_wrong_count(ctx, cat, n, rng)
+            asked = _hard_wrong_count(ctx, cat, n, rng)
         else:
             asked = int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
         if number_word(asked).isdigit():  # a claim spells its number
