@@ -83,6 +83,12 @@ class Context:
         pool = set(self.absent_pool)
         return [c for c in self.popular if c in pool]
 
+    def hard_false_claim(self, rng: random.Random) -> bool:
+        """Whether this false claim names another object's value (EvolveConfig.hard_false_claims). At share 0 it
+        draws no number, so the default's output is what it was before the setting."""
+        share = self.cfg.hard_false_claims
+        return bool(share) and rng.random() < share
+
     def draw_absent(self, rng: random.Random, strategy: str, top: int = 3) -> str | None:
         """An absent category drawn as POPE does: uniformly, among the most popular, or among co-occurring."""
         if not self.absent_pool:

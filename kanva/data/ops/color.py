@@ -45,8 +45,7 @@ class Color(Operator):
                 return []
             # another object's colour in the image, where there is one (EvolveConfig.hard_false_claims)
             held = sorted({o.color for o in ctx.rec.objects if o.color and o.color != color})
-            hard = ctx.cfg.hard_false_claims
-            asked = rng.choice(held) if held and hard and rng.random() < hard else rng.choice(others)
+            asked = rng.choice(held) if held and ctx.hard_false_claim(rng) else rng.choice(others)
         q = rng.choice(IS).format(c=cat, color=asked, a_color=with_article(asked))
         return [Draft(q, "Yes" if truth else "No", "yesno", "color.yesno", objects=[cat],
                       slots={"object": cat, "color": asked})]

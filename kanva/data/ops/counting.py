@@ -72,10 +72,9 @@ class Count(Operator):
         cat = ctx.pick(rng, sorted(ctx.countable), parent)
         n = ctx.countable[cat]
         truth = rng.random() < 0.5
-        hard = ctx.cfg.hard_false_claims
         if truth:
             asked = n
-        elif hard and rng.random() < hard:
+        elif ctx.hard_false_claim(rng):
             asked = _hard_wrong_count(ctx, cat, n, rng)
         else:
             asked = int(rng.choice([w for w in wrong_counts(n) if w != "0"]))
