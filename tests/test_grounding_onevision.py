@@ -136,6 +136,33 @@ def test_scene_text_is_the_token_layout_of_transformers(grounded, tmp_path):
         assert texts[f"{s['id']}#text"] == prompt, s["id"]
 
 
+def test_labels_write_before_training_what_the_stage_writes_and_scene_text_reads(grounded, tmp_path):
+    """`kanva grounding labels` on the stage's base model and config writes the label file the stage wrote, less
+    its metrics and projector readout, so scene text made from it is the same bytes (the quickstart makes its
+    scene text that way while the encoder trains)."""
+    from kanva.data.llava import save_llava
+
+    world, vision = grounded
+    d = vision.parent
+    assert main(["grounding", "labels", "--model", str(d / "base"), "--coco", str(world), "--config", str(d / "v.yaml"),
+                 "--out", str(tmp_path / "labels")]) == 0
+    early = json.loads((tmp_path / "labels" / "patch_labels.json").read_text())
+    late = json.loads((vision / "patch_labels.json").read_text())
+    assert early["grounding"] is None and early["metrics"] == {} and late["metrics"]
+    assert {k: v for k, v in early.items() if k not in ("grounding", "metrics")} == \
+        {k: v for k, v in late.items() if k not in ("grounding", "metrics")}
+    save_llava(_samples(world), tmp_path / "in.json")
+    texts = []
+    for model in (vision, tmp_path / "labels"):
+        out = tmp_path / f"{model.name}.json"
+        assert main(["grounding", "scene-text", "--input", str(tmp_path / "in.json"), "--coco", str(world),
+                     "--split", "train", "--model", str(model), "--out", str(out)]) == 0
+        texts.append(json.loads(out.read_text()))
+    assert texts[0] == texts[1] and len(texts[0]) == 3
+    assert main(["grounding", "labels", "--model", str(tmp_path / "nowhere"), "--coco", str(world),
+                 "--out", str(tmp_path / "x")]) == 2  # a clear error, not a traceback
+
+
 def test_scene_text_refuses_anyres_tiles(grounded, tmp_path):
     from kanva.grounding.labels import read_label_file
     from kanva.grounding.layout import OnevisionLayout

@@ -270,3 +270,36 @@ def test_released_checkpoints_start_a_recipe_or_fail_clearly(base, toy, tmp_path
     if not torch.cuda.is_available():
         with pytest.raises(KanvaError, match=r"lora\.bits 4 \(QLoRA\) loads the LM in 4-bit through bitsandbytes, which needs a CUDA GPU"):
             load_stage_model(qlora, qlora.stages[0], base)
+
+
+def test_a_text_stage_ignores_the_vision_parts_so_graft_gives_the_model_it_would_have_made(base, tmp_path):
+    """The quickstart's premise for reading beside the vision stage: a text-only stage trained from the base model
+    and grafted onto another model's vision tower and projector has exactly the tensors of the same stage trained
+    from that model."""
+    from kanva.model.graft import graft
+
+    text = [{"id": str(i), "conversations": [{"from": "human", "value": f"cow cow fork {i}? Is there a cow?"},
+                                             {"from": "gpt", "value": "Yes" if i % 2 else "No"}]} for i in range(12)]
+    (tmp_path / "text.json").write_text(json.dumps(text))
+    stage = {"name": "read", "trainable": ["lm"], "lr": {"lm": 1e-3}, "data": [{"path": str(tmp_path / "text.json")}],
+             "steps": 3, "batch_size": 4, "max_length": 64}
+    assert main(["model", "build", "--preset", "tiny", "--seed", "1", "--out", str(tmp_path / "other")]) == 0
+    # "vision": the base's LM with another encoder and projector, as the vision stage makes
+    graft(base, tmp_path / "other", tmp_path / "vision")
+    run_recipe(_recipe(base, stage), tmp_path / "from-base")
+    run_recipe(_recipe(tmp_path / "vision", stage), tmp_path / "from-vision")
+    grafted = graft(tmp_path / "from-base" / "read" / "final", tmp_path / "vision", tmp_path / "grafted")
+    a, b = _weights(grafted), _weights(tmp_path / "from-vision" / "read" / "final")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    trained, v = _weights(tmp_path / "from-base" / "read" / "final"), _weights(tmp_path / "vision")
+    assert any(not torch.equal(trained[k], v[k]) for k in a if k.startswith("language_model."))  # the LM trained
+    assert any(not torch.equal(trained[k], v[k]) for k in a if not k.startswith("language_model."))  # parts swapped
+    assert (grafted / "kanva_train.json").is_file()  # the training record comes along
+    with pytest.raises(KanvaError, match="--force"):
+        graft(base, tmp_path / "other", tmp_path / "vision")
+    assert main(["model", "build", "--preset", "tiny", "--out", str(tmp_path / "deep"),
+                 "--set", "vision_config.num_hidden_layers=3"]) == 0
+    with pytest.raises(KanvaError, match=r"`vision_config` differs in \['num_hidden_layers'\]"):
+        graft(base, tmp_path / "deep", tmp_path / "bad")
+    assert main(["model", "graft", "--lm", str(base), "--vision", str(tmp_path / "nowhere"),
+                 "--out", str(tmp_path / "bad")]) == 2

@@ -11,8 +11,10 @@ with the LM frozen stays near chance on yes/no questions after the few steps we 
    so an image token starts as "the embedding of what this patch shows". The checkpoint stays a plain HF
    Llava model.
 3. Scene text (scene_text.py): an image written as the words its tokens stand for, for a text-only reading
-   stage; it reads the label file the vision stage saved (labels.py), so both lay the cells out alike.
+   stage; it reads the label file the vision stage saves (labels.py), so both lay the cells out alike. The
+   world, the config and the tokenizer fix that file, so `kanva grounding labels` writes it before the stage
+   runs and a reading stage need not wait for the encoder.
 
-Commands: `kanva grounding pretrain` and `kanva grounding scene-text` (cli.py). The stage reads COCO
+Commands: `kanva grounding pretrain`, `labels` and `scene-text` (cli.py). The stage reads COCO
 annotations only (kanva/data/coco.py), so it works on any detection-annotated images.
 """

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from kanva.data.coco import load_coco
+from kanva.data.coco import CocoSet, load_coco
 from kanva.errors import KanvaError
 from kanva.grounding.config import PatchPretrainConfig
 from kanva.grounding.frames import frame_mean, load_frames
 from kanva.grounding.evaluate import evaluate_patches, feature_rms, median_positive_logit, vision_features
 from kanva.grounding.images import hflip_targets, load_images, normalize
-from kanva.grounding.labels import (LABELS_FILE, build_label_space, one_token_spellings, read_label_file,
-                                    save_label_space)
+from kanva.grounding.labels import (LABELS_FILE, PatchLabelSpace, build_label_space, one_token_spellings,
+                                    read_label_file, save_label_space)
 from kanva.grounding.projector import (check_projector_fits, exclusive_shifts, ground_projector, init_free_rows,
                                        word_embeddings)
 from kanva.grounding.targets import patch_targets
@@ -67,7 +67,7 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     std = torch.tensor(ip.image_std, dtype=torch.float32)
 
     train = load_coco(coco, cfg.split, captions=False)
-    space = build_label_space(train, cfg.labels, cfg.color_cells, cfg.object_cells, cfg.min_cover)
+    space, layout = label_plan(train, cfg, processor, ov)
     check_projector_fits(model, len(space), cfg.grounding)  # before training, not after
     images, pix = load_images(train, size, cfg.max_images)
     targets = _targets(train, images, space, size, patch)
@@ -161,7 +161,6 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     if frames is not None and cfg.val_split and (coco / "annotations" / f"clips_{cfg.val_split}.json").is_file():
         vf, vt, _ = load_frames(coco, cfg.val_split, space, size, grid)  # block labels of held-out clips
         metrics.update({f"val_frame_{k}": round(v, 4) for k, v in evaluate_patches(model, head, vf, vt, fmean, std).items()})
-    space.spellings = one_token_spellings(processor.tokenizer, space.words)
     emb = word_embeddings(model, processor.tokenizer, space.reads + [space.background])
     m = median_positive_logit(model, head, pix[:256], targets[:256], mean, std)
     readout = ground_projector(model, head, emb[:-1], emb[-1], positive_logit=m, sharpen=cfg.sharpen,
@@ -170,16 +169,12 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     rms = feature_rms(model, pix[:64], mean, std)
     init_free_rows(model, readout["rows"], rms, cfg.seed)
     metrics["feature_rms"] = round(rms, 3)
-    layout = None
     if ov is not None:  # the newline feature becomes a word too, and the video processor marks frames
         with torch.no_grad():
             model.model.image_newline.copy_(word_embeddings(model, processor.tokenizer, [ov.newline])[0])
-        layout = {"newline": ov.newline, "frames": frames is not None}
-        if frames is not None:
-            layout["frame_mean"] = frame_mean(ip.image_mean)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    if layout is not None and frames is not None:
+    if layout is not None and layout["frames"]:
         _set_video_mean(out_dir, layout["frame_mean"])
     if (model_dir / "kanva.json").is_file():
         shutil.copyfile(model_dir / "kanva.json", out_dir / "kanva.json")
@@ -188,24 +183,66 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
     return metrics
 
 
-def _load(model_dir: Path, cfg: PatchPretrainConfig):
-    """(model, processor, OneVision settings or None): a Llava or a LlavaOnevision model directory."""
+def _is_onevision(model_dir: Path, cfg: PatchPretrainConfig) -> bool:
     import json
 
-    from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
+    try:
+        onevision = json.loads((model_dir / "config.json").read_text()).get("model_type") == "llava_onevision"
+    except (OSError, ValueError) as e:
+        raise KanvaError(f"{model_dir}: cannot read config.json: {e}") from None
+    if not onevision and cfg.onevision is not None:
+        raise KanvaError(f"{model_dir}: a Llava model; the vision config's `onevision` applies to OneVision "
+                         "models only (--preset tiny-ov, smol-ov)")
+    return onevision
 
-    onevision = json.loads((model_dir / "config.json").read_text()).get("model_type") == "llava_onevision"
-    if not onevision:
-        if cfg.onevision is not None:
-            raise KanvaError(f"{model_dir}: a Llava model; the vision config's `onevision` applies to OneVision "
-                             "models only (--preset tiny-ov, smol-ov)")
-        return LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32), \
-            AutoProcessor.from_pretrained(model_dir), None
+
+def _processor(model_dir: Path, cfg: PatchPretrainConfig):
+    """(processor, OneVision settings or None) of a Llava or a LlavaOnevision model directory."""
+    if not _is_onevision(model_dir, cfg):
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(model_dir), None
     from kanva.grounding.config import OnevisionGrounding
     from kanva.model.onevision import OnevisionProcessor
 
-    model = LlavaOnevisionForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
-    return model, OnevisionProcessor.from_pretrained(model_dir), cfg.onevision or OnevisionGrounding()
+    return OnevisionProcessor.from_pretrained(model_dir), cfg.onevision or OnevisionGrounding()
+
+
+def _load(model_dir: Path, cfg: PatchPretrainConfig):
+    """(model, processor, OneVision settings or None): a Llava or a LlavaOnevision model directory."""
+    from transformers import LlavaForConditionalGeneration, LlavaOnevisionForConditionalGeneration
+
+    processor, ov = _processor(model_dir, cfg)
+    cls = LlavaOnevisionForConditionalGeneration if ov is not None else LlavaForConditionalGeneration
+    return cls.from_pretrained(model_dir, dtype=torch.float32), processor, ov
+
+
+def label_plan(train: CocoSet, cfg: PatchPretrainConfig, processor, ov) -> tuple[PatchLabelSpace, dict | None]:
+    """The label space and the OneVision layout (newline word, whether frames are labelled, their mean) that
+    the stage saves in patch_labels.json. The world, the config and the tokenizer fix them, not the training,
+    so `kanva grounding labels` can write them before the stage has run: scene text needs nothing else."""
+    space = build_label_space(train, cfg.labels, cfg.color_cells, cfg.object_cells, cfg.min_cover)
+    space.spellings = one_token_spellings(processor.tokenizer, space.words)
+    if ov is None:
+        return space, None
+    layout = {"newline": ov.newline, "frames": bool(ov.frames_per_step)}
+    if ov.frames_per_step:
+        layout["frame_mean"] = frame_mean(processor.image_processor.image_mean)
+    return space, layout
+
+
+def write_label_folder(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir: str | Path) -> PatchLabelSpace:
+    """`kanva grounding labels`: OUT with the model's config.json and kanva.json and the patch_labels.json the
+    vision stage will write (without its metrics and projector readout): what `scene-text --model` reads."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    processor, ov = _processor(model_dir, cfg)
+    space, layout = label_plan(load_coco(cfg.coco, cfg.split, captions=False), cfg, processor, ov)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "kanva.json"):
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, out_dir / name)
+    save_label_space(out_dir, space, None, {}, layout)
+    return space
 
 
 def _with_frames(x, t, frames, fmean, std, n: int, gen: torch.Generator, hflip: bool):

@@ -1,4 +1,4 @@
-"""CLI for kanva.model: `kanva model build|prepare|convert|check-data`."""
+"""CLI for kanva.model: `kanva model build|prepare|convert|graft|check-data`."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graft(args: argparse.Namespace) -> int:
+    from kanva.model.graft import graft
+
+    print(graft(args.lm, args.vision, args.out, force=args.force))
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("model", help="build LLaVA models from parts; prepare the embedded LM")
     sub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
@@ -104,6 +111,14 @@ def register(subparsers) -> None:
                     help="chat template of the LM (LLaVA-1.5: vicuna_v1, the default)")
     cv.add_argument("--force", action="store_true", help="replace an existing --out")
     cv.set_defaults(func=cmd_convert)
+
+    g = sub.add_parser("graft", help="one model's language model with another's vision tower and projector")
+    g.add_argument("--lm", required=True, help="the model whose language model to keep (e.g. a reading stage's output)")
+    g.add_argument("--vision", required=True, help="the model whose vision tower and projector to take "
+                   "(e.g. `kanva grounding pretrain` output)")
+    g.add_argument("--out", required=True, help="model directory to write")
+    g.add_argument("--force", action="store_true", help="replace an existing --out")
+    g.set_defaults(func=cmd_graft)
 
     c = sub.add_parser("check-data", help="encode a LLaVA file with a model's processor; report bad samples")
     c.add_argument("--model", required=True, help="model directory")
