@@ -139,6 +139,45 @@ def test_without_align_both_runs_start_from_the_vision_model(run, tmp_path):
     assert q.train_align() == {"skipped": True} and q.instruct_start() == q.vision
 
 
+def test_a_reading_only_recipe_trains_beside_the_vision_stage_and_grafts(run, tmp_path):
+    """As the smol recipe: no align and no image stage. The reading stage then waits for no step of the vision
+    stage (scene text reads the label file `labels` writes first), starts from the base model, and `graft_MODEL`
+    gives the evaluated model: the trained LM with the vision stage's encoder and projector."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = load_quickstart_config("tiny")
+    cfg.train.align, cfg.train.instruct = None, None
+    out = tmp_path / "q"
+    shutil.copytree(run, out)  # world, vision stage, data and benchmarks are kept by fingerprint
+    q = Quickstart(cfg, out, arms=["evolved"])
+    steps = {s.name: s for s in q.steps()}
+
+    def upstream(name: str) -> set[str]:
+        seen, todo = set(), list(steps[name].after)
+        while todo:
+            if (n := todo.pop()) not in seen:
+                seen.add(n)
+                todo.extend(steps[n].after)
+        return seen
+
+    assert q.reads_beside_vision() and "vision" not in upstream("train_evolved")
+    assert {"labels", "scene_text_evolved"} <= upstream("train_evolved") and "vision" in steps["graft_evolved"].after
+    assert "graft_evolved" in steps["eval_evolved"].after
+    q.run(jobs=1)
+    ran = yaml.safe_load((out / "recipes" / "evolved.yaml").read_text())
+    assert ran["model"]["path"] == str(q.base) and [st["name"] for st in ran["stages"]] == ["read"]
+    final, read, vision = (load_file(d / "model.safetensors") for d in
+                           (q.final_model("evolved"), q.train_dir / "evolved" / "read" / "final", q.vision))
+    assert q.final_model("evolved") == out / "train" / "evolved" / "final"
+    assert all(torch.equal(final[k], (read if k.startswith("language_model.") else vision)[k]) for k in final)
+    assert json.loads((out / "models" / "labels" / "patch_labels.json").read_text())["words"] == \
+        json.loads((q.vision / "patch_labels.json").read_text())["words"]
+    assert q.answers("evolved", "mme").is_file() and q.answers("evolved", "pope", "novel").is_file()
+
+
 def test_rerun_skips_and_force_redoes_one_step(run, capsys):
     before = {p.name: p.read_text() for p in (run / ".steps").glob("*.json")}
     assert main(["quickstart", "--preset", "tiny", "--out", str(run), "--force", "report", "--jobs", "1"]) == 0

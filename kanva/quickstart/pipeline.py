@@ -3,7 +3,13 @@
 world -> base model -> vision pretraining -> seed data -> evolved data (with and without the knowledge base)
 -> data reports -> align (shared) -> one instruction run per arm and training seed (kanva/quickstart/arms.py;
 the same stages and token budget) -> synthetic benchmarks (test, and the `novel` split) -> evaluation of every
-model -> report. World, vision stage, seed data and benchmarks are made once and shared by every arm.
+model -> report. World, vision stage, seed data and benchmarks are made once and shared by every arm. When the
+runs train the LM alone on scene text (the smol recipe), they read nothing the vision stage makes but its label
+file, which `labels` writes first: they start from the base model beside the vision stage, and `graft_MODEL`
+joins each trained LM to the grounded encoder and projector.
+
+Over 400 lines because the step table (`steps`) and the methods that run each step are read together; what
+is not a step lives beside it (steps.py: running and fingerprints; budget.py; arms.py).
 
 Each step calls the same `kanva ...` command a user would (printed as it runs), so the quickstart
 exercises the real code paths and its log doubles as a tutorial. Steps are resumable (see steps.py).
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -62,6 +69,7 @@ class Quickstart:
         self.world = o / "world"
         self.base = o / "models" / "base"
         self.vision = o / "models" / "vision"
+        self.labels = o / "models" / "labels"
         self.data = o / "data"
         self.seed_file = self.data / "seed.json"
         self.align_file = self.data / "align.json"
@@ -94,9 +102,21 @@ class Quickstart:
     def final_model(self, name: str) -> Path:
         if name == "align":
             stage = "align"
+        elif self.reads_beside_vision():  # the reading stage's LM grafted onto the vision stage's encoder
+            return self.train_dir / name / "final"
         else:  # the run's last stage: the image stage, or the reading stage when there is none
             stage = "instruct" if self.cfg.train.instruct is not None else "read"
         return self.train_dir / name / stage / "final"
+
+    def reads_beside_vision(self) -> bool:
+        """Whether each model's training is the LM alone on scene text (a reading stage that trains only `lm`; no
+        align or image stage) on a grounded model. Such training reads nothing the vision stage makes (the scene
+        text needs only the label file, which `kanva grounding labels` writes first), so it starts from the base
+        model while the encoder trains, and `graft_MODEL` joins the trained LM to the encoder and projector: the
+        tensors of the model the stage makes from the vision stage's output (tests/test_train_loop.py)."""
+        t = self.cfg.train
+        return (self.cfg.vision is not None and t.align is None and t.instruct is None and t.read is not None
+                and set(t.read.stage.trainable) == {"lm"})
 
     def bench_data(self, bench: str, split: str = "test") -> list[Path]:
         root = self.bench if split == "test" else self.bench_novel
@@ -121,6 +141,10 @@ class Quickstart:
             Step("vision", self.pretrain_vision, after=["world", "model"],
                  config=self.vision_config().fingerprint() if c.vision else None,
                  help="vision encoder on per-patch labels; word-grounded projector", outputs=[self.vision]),
+            Step("labels", self.write_labels, after=["world", "model"],
+                 config=self.vision_config().fingerprint() if c.vision else None,
+                 help="the vision stage's label file, before it trains (what scene text reads)",
+                 outputs=[self.labels]),
             Step("seed", self.make_seed, after=["world"], config=self.seed_step_config(),
                  help="seed instructions and align captions from annotations"),
             *[Step(f"evolve{STEP_SUFFIX[k]}", lambda k=k: self.evolve(k), after=["seed"],
@@ -136,17 +160,23 @@ class Quickstart:
                  outputs=[self.train_dir / "align"]),
         ]
         for a in self.arms:
-            s.append(Step(f"scene_text_{a}", lambda a=a: self.make_scene_text(a), after=["vision", *self._data_steps(a)],
+            s.append(Step(f"scene_text_{a}", lambda a=a: self.make_scene_text(a), after=["labels", *self._data_steps(a)],
                           config={"read": c.train.read is not None},
                           help=f"a text-only copy of the {a} mixture for the reading stage"))
+        beside = self.reads_beside_vision()
         for m in self.models():
             a, seed = self.model_arm(m)
             s.append(Step(f"train_{m}", lambda m=m: self.train_instruct(m),
-                          after=["align", *self._data_steps(a), f"scene_text_{a}"],
+                          after=[*([] if beside else ["align"]), *self._data_steps(a), f"scene_text_{a}"],
                           config={"read": stage_config(c.train.read), "instruct": stage_config(c.train.instruct),
                                   **({"seed": seed} if seed != c.seed else {})},
-                          help=f"instruction stages on {ARMS[a].label} (training seed {seed})",
+                          help=f"instruction stages on {ARMS[a].label} (training seed {seed})"
+                               + (", beside the vision stage" if beside else ""),
                           outputs=[self.train_dir / m]))
+            if beside:
+                s.append(Step(f"graft_{m}", lambda m=m: self.graft(m), after=[f"train_{m}", "vision"],
+                              help=f"the {m} model: its trained LM with the vision stage's encoder and projector",
+                              outputs=[self.final_model(m)]))
         bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
         s.append(Step("bench", self.make_bench, after=["world"], config=bench,
                       help="synthetic MME / MMBench / POPE from test images"))
@@ -155,7 +185,7 @@ class Quickstart:
                           help="the same benchmarks on the novel split (category pairs never seen together)"))
         for m in self.models():
             s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m),
-                          after=[f"train_{m}", "bench", *(["bench_novel"] if self.novel() else [])],
+                          after=[f"{'graft' if beside else 'train'}_{m}", "bench", *(["bench_novel"] if self.novel() else [])],
                           config=vars(c.eval), help=f"benchmarks on the {m} model", outputs=[self.eval_dir / m]))
         s.append(Step("report", self.make_report,
                       after=[f"eval_{m}" for m in self.models()]
@@ -199,6 +229,20 @@ class Quickstart:
         from kanva.grounding.labels import read_label_file
 
         return read_label_file(self.vision)["metrics"]
+
+    def write_labels(self) -> dict:
+        if self.cfg.vision is None:
+            return {"skipped": True}
+        path = self._write_recipe("vision", to_dict(self.vision_config()))
+        kanva("grounding", "labels", "--model", self.base, "--config", path, "--out", self.labels)
+        from kanva.grounding.labels import read_label_file
+
+        return {"labels": len(read_label_file(self.labels)["words"])}
+
+    def graft(self, model: str) -> dict:
+        read = self.train_dir / model / "read" / "final"
+        kanva("model", "graft", "--lm", read, "--vision", self.vision, "--out", self.final_model(model), "--force")
+        return {"lm": str(read), "vision": str(self.vision)}
 
     def _start_model(self) -> Path:
         return self.vision if self.cfg.vision is not None else self.base
@@ -247,10 +291,13 @@ class Quickstart:
         return {"report": str(out / "report.md")}
 
     def _write_recipe(self, name: str, recipe: dict) -> Path:
-        """OUT/recipes/NAME.yaml: what the step's command reads (a user can rerun it by hand)."""
+        """OUT/recipes/NAME.yaml: what the step's command reads (a user can rerun it by hand). Written whole, then
+        renamed: two steps that run at once (vision, labels) write the same file, and neither reads a half of it."""
         path = self.out / "recipes" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        os.replace(tmp, path)
         return path
 
     def _run_recipe(self, name: str, model: Path, *stages: Stage, seed: int | None = None) -> dict:
@@ -294,7 +341,7 @@ class Quickstart:
         for src in [m["path"] for m in self.mixture(arm)]:
             out = text_path(Path(src))
             kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train",
-                  "--model", self.vision, "--out", out)
+                  "--model", self.labels, "--out", out)
             done[str(out)] = sample_count(out)
         return done
 
@@ -304,7 +351,7 @@ class Quickstart:
     def train_instruct(self, model: str) -> dict:
         t = self.cfg.train
         arm, seed = self.model_arm(model)
-        start = self.instruct_start()
+        start = self.base if self.reads_beside_vision() else self.instruct_start()
         stages = []
         if t.read is not None:
             stages.append(self._budget_stage(model, t.read, self.text_mixture(arm), start))
