@@ -102,7 +102,13 @@ def test_per_arm_curricula_give_each_arm_its_own_single_image_model_and_replay(t
                           (q, "evolved", "evolved")):
         replay = qq.onevision_mixture(arm)[0]["path"]
         assert replay == str(tmp_path / "ov" / "data" / data / "evolved.text.json"), (arm, replay)
-    assert q.final_model("single-image-evolved-noknow") == tmp_path / "ov/train/single-image-evolved-noknow/read/final"
+    assert q.trained_model("single-image-evolved-noknow") == tmp_path / "ov/train/single-image-evolved-noknow/read/final"
+    # every stage trains the LM alone on scene text: they run beside the vision stage, and the evaluated models are
+    # their LMs grafted onto its encoder (the OneVision stage starts from the trained, not the grafted, model)
+    assert q.reads_beside_vision() and "vision" not in after["train_single-image"] + after["scene_text"]
+    assert after["graft_onevision-evolved"] == ["train_onevision-evolved", "vision"]
+    assert after["eval_onevision-evolved"][0] == "graft_onevision-evolved"
+    assert q.final_model("onevision-evolved") == tmp_path / "ov/train/onevision-evolved/final"
 
 
 def test_replay_arm_sets_whose_single_image_data_every_onevision_stage_replays(tmp_path, monkeypatch):
@@ -160,12 +166,19 @@ def test_report_compares_single_image_and_onevision_on_every_benchmark(ov_run):
         for bench in ("mme", "pope", "mmbench", "muirbench", "mvbench"):
             asked = bench in ("muirbench", "mvbench") or m in q.single_image_benchmarked()
             assert q.answers(m, bench).with_suffix(".results.json").is_file() == asked, (m, bench)
-    # the OneVision models start from the single-image model: their recipe names it
+    # the OneVision models start from the single-image model (its trained LM, not the grafted copy): their
+    # recipe names it, and the grafted model is that LM with the vision stage's encoder
     recipe = (ov_run / "recipes" / "onevision-evolved.yaml").read_text()
-    assert str(q.final_model("single-image")) in recipe
+    assert f"path: {q.trained_model('single-image')}\n" in recipe
+    from safetensors.torch import load_file
+
+    final, lm, vision = (load_file(d / "model.safetensors") for d in
+                         (q.final_model("onevision-evolved"), q.trained_model("onevision-evolved"), q.vision))
+    assert "image_newline" in final
+    assert all(torch.equal(final[k], (lm if k.startswith("language_model.") else vision)[k]) for k in final)
     # per arm (the tiny preset's setting): the noknow arm's starts from its own, trained on knowledge-free data
     noknow = (ov_run / "recipes" / "onevision-evolved-noknow.yaml").read_text()
-    assert str(q.final_model("single-image-evolved-noknow")) in noknow
+    assert f"path: {q.trained_model('single-image-evolved-noknow')}\n" in noknow
     assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in noknow
     # and the evolved arm's replays the knowledge-free single-image data too (replay_arm), beside its own sets
     assert str(ov_run / "data" / "evolved-noknow" / "evolved.text.json") in recipe

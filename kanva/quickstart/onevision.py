@@ -82,10 +82,13 @@ class OnevisionQuickstart(Quickstart):
             return model.removeprefix("onevision-"), self.cfg.seed
         raise KanvaError(f"quickstart: no model {model!r} among {self.models()}")
 
-    def final_model(self, name: str) -> Path:
+    def trained_model(self, name: str) -> Path:
         if name in self.si_models():
             return self.train_dir / name / "read" / "final"
         return self.train_dir / name / "onevision" / "final"
+
+    def lm_stages(self) -> list:
+        return [*super().lm_stages(), self.ov.stage]
 
     def si_data_arm(self, arm: str) -> str:
         """Whose single-image data the arm's curriculum reads: its own, or the shared si_arm's."""
@@ -125,7 +128,7 @@ class OnevisionQuickstart(Quickstart):
         data_cfg = self.seed_step_config()
         reports = [f"data_report{STEP_SUFFIX[k]}" for k in self.evolve_kinds()]
         s = [replace(base["world"], config=base["world"].config | {"sets": ov.sets, "clips": ov.clips}),
-             base["model"], base["vision"], base["seed"],
+             base["model"], base["vision"], base["labels"], base["seed"],
              *(base[f"evolve{STEP_SUFFIX[k]}"] for k in self.evolve_kinds()), *(base[r] for r in reports)]
         evolve_cfg = self.evolve_step_config() | {"sequence_pack": ov.pack}
         for kind in KINDS:
@@ -138,10 +141,10 @@ class OnevisionQuickstart(Quickstart):
                               outputs=[self.sequence_dir(kind, ev)],
                               help=f"evolution of the {kind} seeds" + ("" if ev == "full" else " without the KB")))
         s.append(Step("scene_text", self.single_image_text,
-                      after=["vision", *(f"evolve{STEP_SUFFIX[k]}" for k in self.evolve_kinds())],
+                      after=["labels", *(f"evolve{STEP_SUFFIX[k]}" for k in self.evolve_kinds())],
                       help="text-only copies of the single-image mixtures"))
         for a in self.arms:
-            s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["vision", *self._seq_steps(a)],
+            s.append(Step(f"scene_text_{a}", lambda a=a: self.sequence_text(a), after=["labels", *self._seq_steps(a)],
                           help=f"text-only copies of the {a} set and clip mixtures"))
         for m, data_arm in self.si_models().items():
             s.append(Step(f"train_{m}", lambda m=m: self.train_single_image(m), after=["scene_text"],
@@ -156,6 +159,9 @@ class OnevisionQuickstart(Quickstart):
                           | ({"replay": ov.replay_arm} if ov.replay_arm else {}),
                           help=f"the OneVision stage on single-image + {a} multi-image and video data",
                           outputs=[self.train_dir / m]))
+        beside = self.reads_beside_vision()
+        if beside:
+            s.extend(self.graft_step(m) for m in self.models())
         bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
         s.append(Step("bench", self.make_bench, after=["world"], config=bench,
                       help="synthetic MME / MMBench / POPE from test images"))
@@ -164,7 +170,8 @@ class OnevisionQuickstart(Quickstart):
                            "and clips"))
         for m in self.models():
             every = m in self.single_image_benchmarked()
-            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m), after=[f"train_{m}", "bench", "bench_sequences"],
+            s.append(Step(f"eval_{m}", lambda m=m: self.evaluate(m),
+                          after=[f"{'graft' if beside else 'train'}_{m}", "bench", "bench_sequences"],
                           config=vars(c.eval) | ({} if every else {"single_image": False}),
                           help=f"{'every benchmark' if every else 'the multi-image and video benchmarks'} on the "
                                f"{m} model", outputs=[self.eval_dir / m]))
@@ -221,7 +228,7 @@ class OnevisionQuickstart(Quickstart):
     def _scene_text(self, src: Path) -> int:
         out = text_path(src)
         kanva("grounding", "scene-text", "--input", src, "--coco", self.world, "--split", "train", "--model",
-              self.vision, "--out", out)
+              self.labels, "--out", out)
         return sample_count(out)
 
     def single_image_text(self) -> dict:
@@ -233,7 +240,7 @@ class OnevisionQuickstart(Quickstart):
         return {k: self._scene_text(self.sequence_dir(k, ev) / "evolved.json") for k in KINDS}
 
     def train_single_image(self, model: str = SI_MODEL) -> dict:
-        start = self.instruct_start()
+        start = self.base if self.reads_beside_vision() else self.instruct_start()
         stage = self._budget_stage(model, self.cfg.train.read, self.text_mixture(self.si_models()[model]), start)
         return {"steps": stage.steps, **self._run_recipe(model, start, stage)}
 
@@ -250,7 +257,7 @@ class OnevisionQuickstart(Quickstart):
         return [{**si, "ratio": round(ratio, 6)}, *seq]
 
     def train_onevision(self, arm: str) -> dict:
-        m, start = f"onevision-{arm}", self.final_model(self.si_model(arm))
+        m, start = f"onevision-{arm}", self.trained_model(self.si_model(arm))
         stage = self._budget_stage(m, self.ov.stage, self.onevision_mixture(arm), start)
         return {"steps": stage.steps, **self._run_recipe(m, start, stage)}
 

@@ -99,14 +99,20 @@ class Quickstart:
         return self.cfg.world.novel > 0
 
     # -- paths other modules (the report) read ------------------------------------------------------
-    def final_model(self, name: str) -> Path:
+    def trained_model(self, name: str) -> Path:
+        """What the model's training wrote: its last stage's output."""
         if name == "align":
             stage = "align"
-        elif self.reads_beside_vision():  # the reading stage's LM grafted onto the vision stage's encoder
-            return self.train_dir / name / "final"
-        else:  # the run's last stage: the image stage, or the reading stage when there is none
+        else:  # the image stage, or the reading stage when there is none
             stage = "instruct" if self.cfg.train.instruct is not None else "read"
         return self.train_dir / name / stage / "final"
+
+    def final_model(self, name: str) -> Path:
+        """The model that is evaluated: the trained one, or where it trained beside the vision stage, its LM
+        grafted onto the vision stage's encoder and projector."""
+        if name != "align" and self.reads_beside_vision():
+            return self.train_dir / name / "final"
+        return self.trained_model(name)
 
     def reads_beside_vision(self) -> bool:
         """Whether each model's training is the LM alone on scene text (a reading stage that trains only `lm`; no
@@ -116,7 +122,11 @@ class Quickstart:
         tensors of the model the stage makes from the vision stage's output (tests/test_train_loop.py)."""
         t = self.cfg.train
         return (self.cfg.vision is not None and t.align is None and t.instruct is None and t.read is not None
-                and set(t.read.stage.trainable) == {"lm"})
+                and all(set(st.stage.trainable) == {"lm"} for st in self.lm_stages()))
+
+    def lm_stages(self) -> list:
+        """The stages each model trains after the vision stage (the OneVision quickstart adds its own)."""
+        return [st for st in (self.cfg.train.read, self.cfg.train.instruct) if st is not None]
 
     def bench_data(self, bench: str, split: str = "test") -> list[Path]:
         root = self.bench if split == "test" else self.bench_novel
@@ -174,9 +184,7 @@ class Quickstart:
                                + (", beside the vision stage" if beside else ""),
                           outputs=[self.train_dir / m]))
             if beside:
-                s.append(Step(f"graft_{m}", lambda m=m: self.graft(m), after=[f"train_{m}", "vision"],
-                              help=f"the {m} model: its trained LM with the vision stage's encoder and projector",
-                              outputs=[self.final_model(m)]))
+                s.append(self.graft_step(m))
         bench = {"pope": c.eval.pope_per_split, "mme": c.eval.mme_images}
         s.append(Step("bench", self.make_bench, after=["world"], config=bench,
                       help="synthetic MME / MMBench / POPE from test images"))
@@ -239,10 +247,15 @@ class Quickstart:
 
         return {"labels": len(read_label_file(self.labels)["words"])}
 
+    def graft_step(self, model: str) -> Step:
+        return Step(f"graft_{model}", lambda: self.graft(model), after=[f"train_{model}", "vision"],
+                    help=f"the {model} model: its trained LM with the vision stage's encoder and projector",
+                    outputs=[self.final_model(model)])
+
     def graft(self, model: str) -> dict:
-        read = self.train_dir / model / "read" / "final"
-        kanva("model", "graft", "--lm", read, "--vision", self.vision, "--out", self.final_model(model), "--force")
-        return {"lm": str(read), "vision": str(self.vision)}
+        lm = self.trained_model(model)
+        kanva("model", "graft", "--lm", lm, "--vision", self.vision, "--out", self.final_model(model), "--force")
+        return {"lm": str(lm), "vision": str(self.vision)}
 
     def _start_model(self) -> Path:
         return self.vision if self.cfg.vision is not None else self.base
