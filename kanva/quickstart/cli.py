@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="smol",
-                   help="smol (default: SmolLM2-135M-Instruct, three arms; 55-80 min of both cores by machine) "
+                   help="smol (default: SmolLM2-135M-Instruct, three arms; about 80 min on 2 cores) "
                         "| tiny (about a minute, for tests) | onevision (single-image then OneVision curriculum, "
                         "recipes/onevision-smol.yaml) | onevision-tiny"
                         " | a quickstart YAML (see recipes/quickstart-*.yaml, recipes/onevision-*.yaml)")
@@ -71,10 +71,10 @@ def _quickstart(args) -> int:
 
 
 def default_jobs() -> int:
-    """Two steps at once where there are two cores: the arms' reading stages and evaluations are independent, and a
-    step alone keeps about three quarters of a 2-core machine busy, two at once all of it (a default run's steps:
-    docs/experiments/2026-12-06-a-default-run-from-a-fresh-clone.md). More would only split the same cores further.
-    Each step keeps torch's default threads, so its output is the same whatever the number."""
+    """Two steps at once where there are two cores: the arms' reading stages, the vision stage and the evaluations
+    are independent, and two at once do a little more work than one after the other (1.06x for the vision and a
+    reading stage: docs/experiments/2026-12-08-reading-stages-beside-the-vision-stage.md). More would only split the
+    same cores further. Each step keeps torch's default threads, so its output is the same whatever the number."""
     import os
 
     return 2 if (os.cpu_count() or 1) >= 2 else 1
