@@ -458,3 +458,5 @@ def test_position_relations_limit_what_position_asks(world, tmp_path):
         evolve(world, tmp_path / "bad", cfg=cfg_with(position_relations=["beside"]))
     with pytest.raises(KanvaError, match="hard_false_claims"):
         evolve(world, tmp_path / "bad2", cfg=cfg_with(hard_false_claims=1.5))
+    with pytest.raises(KanvaError, match="count_option_words 2.0 must be a share"):
+        evolve(world, tmp_path / "bad3", cfg=cfg_with(count_option_words=2.0))

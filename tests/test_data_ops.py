@@ -19,7 +19,7 @@ from kanva.data.synth import MiniKB, synth_coco, write_coco
 from kanva.data.unit import LETTERS, Unit
 from kanva.data.vocab import mentioned, mentions
 from kanva.knowledge.properties import index_from_view
-from kanva.words import NUMBER_WORDS, with_article
+from kanva.words import NUMBER_WORDS, number_word, with_article
 
 DRAWS = 6
 
@@ -217,6 +217,17 @@ def test_recast_keeps_the_parents_answer(coco, kb):
             assert d.options[LETTERS.index(d.answer)] == str(ctx.rec.counts[d.objects[0]])
             got += 1
     assert got
+    # count_option_words: that share of count recasts spell every option as a word, the right one the count's
+    spelled = Counter()
+    for ctx, (d,) in run_op(coco, kb, "choice", parent_of=count_parent, cfg=EvolveConfig(count_option_words=0.5)):
+        if d.template == "choice.recast":
+            words = not any(o.isdigit() for o in d.options)
+            assert words or all(o.isdigit() for o in d.options)
+            right = number_word(ctx.rec.counts[d.objects[0]]) if words else str(ctx.rec.counts[d.objects[0]])
+            assert d.options[LETTERS.index(d.answer)] == right
+            spelled[words] += 1
+    assert spelled[True] and spelled[False], spelled
+    assert EvolveConfig(count_option_words=0.0).digest() == EvolveConfig().digest()
 
 
 def test_knowledge_answers_follow_the_kb(coco, kb):

@@ -85,6 +85,11 @@ class EvolveConfig:
     # else), else, for a count, one off. The rest draw any wrong value, which a reader can often reject by the
     # word alone ("six" where no scene goes past three). 0: all drawn so.
     hard_false_claims: float = 0.0
+    # The share of count questions recast as multiple choice whose options spell the numbers as words ("two")
+    # instead of digits ("2"). An option-naming answer (`mc_answer: option`) names the option as written, and a
+    # model that only ever read digit options answers a digit and copies a wrong letter where the options are
+    # words (docs/experiments/2026-12-08-count-options-spelled-as-words.md). 0: digits only.
+    count_option_words: float = 0.0
     judge: bool = False  # ask the LLM to judge each LLM-made candidate (improved? needs the image?)
     llm_max_tokens: int = 160
     llm_temperature: float = 0.0
@@ -107,4 +112,4 @@ class EvolveConfig:
 # Settings added after the record format was fixed, with the default that leaves them out of it.
 LATER_DEFAULTS = {"knowledge": True, "sequence_weights": _default_sequence_weights(), "mc_answer": "letter",
                   "follow_up": None, "follow_up_turns": 1,
-                  "position_relations": None, "hard_false_claims": 0.0}
+                  "position_relations": None, "hard_false_claims": 0.0, "count_option_words": 0.0}

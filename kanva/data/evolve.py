@@ -99,8 +99,9 @@ class Evolver:
         if asked is not None and (not asked or set(asked) - set(RELATIONS)):
             raise KanvaError(f"evolve config: position_relations {asked!r} must be a non-empty list of "
                              f"{list(RELATIONS)}")
-        if not 0.0 <= cfg.hard_false_claims <= 1.0:
-            raise KanvaError(f"evolve config: hard_false_claims {cfg.hard_false_claims!r} must be a share in [0, 1]")
+        for name in ("hard_false_claims", "count_option_words"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                raise KanvaError(f"evolve config: {name} {getattr(cfg, name)!r} must be a share in [0, 1]")
         self.hasher = MinHasher(cfg.minhash_perms)
         self.shared: dict = {}  # dataset-level memo shared by every image's Context
         self.config_digest = cfg.digest()

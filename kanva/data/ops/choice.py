@@ -15,6 +15,7 @@ import random
 from kanva.data.ops.base import Context, Draft, Operator, Variant
 from kanva.data.ops.geometry import ALL_REGIONS, region
 from kanva.data.unit import LETTERS, Unit
+from kanva.words import number_word
 
 
 def make_mc(stem: str, correct: str, distractors: list[str], rng: random.Random, circular: bool, template: str,
@@ -78,7 +79,11 @@ class Choice(Operator):
         distractors = rng.sample(wrong, 3)
         names = set(ctx.coco.category_names)
         absent = list(parent.absent) + [w for w in distractors if w in names]
-        return make_mc(parent.question, parent.answer, distractors, rng, ctx.cfg.mc_circular, "choice.recast",
+        correct = parent.answer
+        words = ctx.cfg.count_option_words  # drawn only when set, so the default draws as before
+        if parent.template == "count" and words and rng.random() < words:
+            correct, distractors = number_word(int(correct)), [number_word(int(w)) for w in distractors]
+        return make_mc(parent.question, correct, distractors, rng, ctx.cfg.mc_circular, "choice.recast",
                        objects=list(parent.objects), absent=absent, slots=dict(parent.slots),
                        facts=parent.facts, params={"from": parent.template})
 
