@@ -184,12 +184,9 @@ def run_patch_pretrain(model_dir: str | Path, cfg: PatchPretrainConfig, out_dir:
 
 
 def _is_onevision(model_dir: Path, cfg: PatchPretrainConfig) -> bool:
-    import json
+    from kanva.jsonfile import read_json
 
-    try:
-        onevision = json.loads((model_dir / "config.json").read_text()).get("model_type") == "llava_onevision"
-    except (OSError, ValueError) as e:
-        raise KanvaError(f"{model_dir}: cannot read config.json: {e}") from None
+    onevision = read_json(model_dir / "config.json", "model config").get("model_type") == "llava_onevision"
     if not onevision and cfg.onevision is not None:
         raise KanvaError(f"{model_dir}: a Llava model; the vision config's `onevision` applies to OneVision "
                          "models only (--preset tiny-ov, smol-ov)")

@@ -31,7 +31,7 @@ SELECT_FEATURE = {"patch": "default", "cls_patch": "full"}
 VISION_PREFIX = "model.vision_tower.vision_tower."  # original: CLIPVisionTower.vision_tower = CLIPVisionModel
 
 
-def _read_weights(src: Path) -> dict:
+def read_weights(src: Path) -> dict:
     """All tensors of a folder's safetensors or PyTorch shards."""
     import torch
     from safetensors.torch import load_file
@@ -87,7 +87,7 @@ def convert_original(src: str | Path, out: str | Path, vision: str | None = None
     if aspect not in ("pad", "square", "resize"):
         raise KanvaError(f"{cfg_path}: image_aspect_ratio {aspect!r}: only pad and square (resize) are supported")
 
-    weights = _read_weights(src)
+    weights = read_weights(src)
     lm_weights, mm, vis = {}, {}, {}
     for name, t in weights.items():
         if name.startswith(VISION_PREFIX):

@@ -15,11 +15,13 @@ chat template, training record) with the vision model's config, processor config
 
 from __future__ import annotations
 
-import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from kanva.errors import KanvaError
+from kanva.jsonfile import read_json
+from kanva.model.convert import read_weights
 
 LM_PREFIX = "language_model."
 # What describes the vision side (the processor holds the image and video normalisation the vision stage set).
@@ -28,41 +30,17 @@ VISION_FILES = ("config.json", "processor_config.json", "patch_labels.json")
 IGNORED = {"dtype", "torch_dtype", "_name_or_path", "transformers_version"}
 
 
-def _config(d: Path) -> dict:
-    try:
-        return json.loads((d / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise KanvaError(f"{d}: cannot read config.json: {e}") from None
-
-
-def _same(a, b) -> bool:
-    strip = lambda c: {k: v for k, v in (c or {}).items() if k not in IGNORED}  # noqa: E731
-    return strip(a) == strip(b)
-
-
 def check_compatible(lm_dir: Path, vision_dir: Path) -> None:
-    a, b = _config(lm_dir), _config(vision_dir)
+    a, b = (read_json(d / "config.json", "model config") for d in (lm_dir, vision_dir))
     for field in ("model_type", "image_token_index", "image_token_id", "video_token_index", "video_token_id"):
         if a.get(field) != b.get(field):
             raise KanvaError(f"{lm_dir} and {vision_dir}: config.json `{field}` differs ({a.get(field)!r} against "
                              f"{b.get(field)!r}); graft joins two models of one architecture")
     for field in ("text_config", "vision_config"):
-        if not _same(a.get(field), b.get(field)):
-            diff = sorted(k for k in {**(a.get(field) or {}), **(b.get(field) or {})}
-                          if k not in IGNORED and (a.get(field) or {}).get(k) != (b.get(field) or {}).get(k))
+        x, y = a.get(field) or {}, b.get(field) or {}
+        diff = sorted(k for k in {**x, **y} if k not in IGNORED and x.get(k) != y.get(k))
+        if diff:
             raise KanvaError(f"{lm_dir} and {vision_dir}: config.json `{field}` differs in {diff}")
-
-
-def _tensors(d: Path) -> dict:
-    from safetensors.torch import load_file
-
-    files = sorted(d.glob("*.safetensors"))
-    if not files:
-        raise KanvaError(f"{d}: no *.safetensors weights")
-    out = {}
-    for f in files:
-        out.update(load_file(f))
-    return out
 
 
 def graft(lm_dir: str | Path, vision_dir: str | Path, out: str | Path, force: bool = False) -> Path:
@@ -71,9 +49,9 @@ def graft(lm_dir: str | Path, vision_dir: str | Path, out: str | Path, force: bo
 
     lm_dir, vision_dir, out = Path(lm_dir), Path(vision_dir), Path(out)
     if out.exists() and not force:
-        raise KanvaError(f"{out}: exists; pass --force to replace it")
+        raise KanvaError(f"{out}: exists (use --force to replace it)")
     check_compatible(lm_dir, vision_dir)
-    lm, vision = _tensors(lm_dir), _tensors(vision_dir)
+    lm, vision = read_weights(lm_dir), read_weights(vision_dir)
     if not any(k.startswith(LM_PREFIX) for k in lm):
         raise KanvaError(f"{lm_dir}: no `{LM_PREFIX}*` tensors: not a Llava or LlavaOnevision checkpoint")
     if set(lm) != set(vision):
@@ -83,14 +61,20 @@ def graft(lm_dir: str | Path, vision_dir: str | Path, out: str | Path, force: bo
     if shapes:
         raise KanvaError(f"{lm_dir} and {vision_dir}: tensors differ in shape or dtype, e.g. {shapes[:3]}")
     joined = {k: (lm[k] if k.startswith(LM_PREFIX) else vision[k]) for k in lm}
-    tmp = out.with_name(out.name + ".partial")  # written whole, then renamed: an interrupted graft leaves no model
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(lm_dir, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
-    for name in VISION_FILES:
-        if (vision_dir / name).is_file():
-            shutil.copyfile(vision_dir / name, tmp / name)
-    save_file(joined, tmp / "model.safetensors", metadata={"format": "pt"})
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    # Written into a temporary sibling, then renamed (as `kanva model build`): an interrupted graft leaves no model.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.graft-"))
+    try:
+        shutil.copytree(lm_dir, tmp, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json", "*.bin"))
+        for name in VISION_FILES:
+            if (vision_dir / name).is_file():
+                shutil.copyfile(vision_dir / name, tmp / name)
+        save_file(joined, tmp / "model.safetensors", metadata={"format": "pt"})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out

@@ -226,10 +226,14 @@ class Quickstart:
         """The run's vision stage: the config's, on the run's world and seed."""
         return replace(self.cfg.vision, coco=str(self.world), seed=self.cfg.seed)
 
+    def vision_recipe(self) -> Path:
+        """OUT/recipes/vision.yaml, which both `kanva grounding pretrain` and `labels` read."""
+        return self._write_recipe("vision", to_dict(self.vision_config()))
+
     def pretrain_vision(self) -> dict:
         if self.cfg.vision is None:
             return {"skipped": True}
-        path = self._write_recipe("vision", to_dict(self.vision_config()))
+        path = self.vision_recipe()
         args = ["grounding", "pretrain", "--model", self.base, "--config", path, "--out", self.vision]
         if self.vision.is_dir():  # left by an interrupted run (the step has no marker): continue it
             args.append("--resume")
@@ -241,7 +245,7 @@ class Quickstart:
     def write_labels(self) -> dict:
         if self.cfg.vision is None:
             return {"skipped": True}
-        path = self._write_recipe("vision", to_dict(self.vision_config()))
+        path = self.vision_recipe()
         kanva("grounding", "labels", "--model", self.base, "--config", path, "--out", self.labels)
         from kanva.grounding.labels import read_label_file
 
